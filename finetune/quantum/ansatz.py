@@ -118,6 +118,7 @@ class Ansatz:
     inputs: ParameterVector
     weights: ParameterVector
     observables: tuple[SparsePauliOp, ...] = field(repr=False)
+    n_prep_instructions: int = 0  # leading instructions that only load the inputs (amplitude tree)
 
     @property
     def parameters(self) -> list:
@@ -163,6 +164,7 @@ def build_ansatz(config: AnsatzConfig) -> Ansatz:
     qc = QuantumCircuit(n, name=f"qhead_{config.encoding}_{n}q_d{config.depth}")
     if config.encoding == "amplitude":
         _amplitude_tree(qc, list(x))
+    n_prep = len(qc.data)
     weight_iter = iter(w)
     for layer in range(config.depth):
         if config.encoding == "angle" and (layer == 0 or config.reupload):
@@ -174,7 +176,7 @@ def build_ansatz(config: AnsatzConfig) -> Ansatz:
         _entangle(qc, config.entangler)
     for q in range(n):
         qc.ry(next(weight_iter), q)
-    return Ansatz(config, qc, x, w, tuple(readout_observables(n, config.readout)))
+    return Ansatz(config, qc, x, w, tuple(readout_observables(n, config.readout)), n_prep)
 
 
 def readout_observables(n_qubits: int, readout: str) -> list[SparsePauliOp]:
@@ -267,9 +269,37 @@ def amplitude_angles(vectors: Any, eps: float = 1e-12) -> Any:
     return angles.numpy() if is_numpy else angles
 
 
+def amplitudes_from_angles(angles: Any) -> Any:
+    """The real amplitudes ``[B, 2**n]`` that the amplitude tree prepares from its angles.
+
+    The inverse of :func:`amplitude_angles` (up to normalisation): amplitude k is the product,
+    over levels, of cos(θ/2) or sin(θ/2) by bit t of k. Differentiable in torch.
+    """
+    import torch
+
+    batch, count = angles.shape
+    n = int(round(math.log2(count + 1)))
+    amps = torch.ones((batch, 1), dtype=angles.dtype)
+    start = 0
+    for t in range(n - 1, -1, -1):
+        width = 2 ** (n - 1 - t)
+        half = angles[:, start : start + width] / 2
+        start += width
+        # New index j' = 2j + b_t: the high bits seen so far, then bit t.
+        amps = (amps[:, :, None] * torch.stack([torch.cos(half), torch.sin(half)], dim=-1)).reshape(batch, -1)
+    return amps
+
+
 def _norm(blocks: Any, eps: float) -> Any:
-    # sqrt(x + eps) keeps the gradient finite when a block is all zeros.
-    return (blocks.pow(2).sum(-1) + eps).sqrt()
+    import torch
+
+    # sqrt has an infinite slope at 0: an all-zero block takes sqrt(eps) inside the where, which
+    # keeps the gradient finite, but its norm is an exact 0. (Adding eps to every block would put
+    # a stray amplitude of about sqrt(eps)/|v| on the zero block, large for small-norm vectors.)
+    squares = blocks.pow(2).sum(-1)
+    nonzero = squares > 0
+    safe = torch.where(nonzero, squares, torch.full_like(squares, eps)).sqrt()
+    return torch.where(nonzero, safe, torch.zeros_like(safe))
 
 
 def _walsh_hadamard(n_qubits: int) -> np.ndarray:

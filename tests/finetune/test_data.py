@@ -22,7 +22,6 @@ from finetune.data import (
     load_sentiment,
     resolve_data_dir,
     spans_to_bio,
-    words_with_offsets,
 )
 
 LABELS = ("card_lost", "refund", "top_up")
@@ -37,64 +36,6 @@ def write(path: Path, content: str | bytes) -> Path:
 def intent_csv(rows_per_label: int = 20, labels: tuple[str, ...] = LABELS) -> str:
     rows = [f"please help with {label} number {i},{label}" for label in labels for i in range(rows_per_label)]
     return "text,label\n" + "\n".join(rows) + "\n"
-
-
-# --- words and BIO tags --------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "words"),
-    [
-        ("is there something free at 5ish?", ["is", "there", "something", "free", "at", "5", "ish", "?"]),
-        ("Send £20 to Monzo's card", ["Send", "£", "20", "to", "Monzo", "'", "s", "card"]),
-        ("  from 9 05 to 7 p.m.  ", ["from", "9", "05", "to", "7", "p", ".", "m", "."]),
-        ("", []),
-    ],
-)
-def test_words_with_offsets_splits_words_and_keeps_offsets(text: str, words: list[str]) -> None:
-    found = words_with_offsets(text)
-    assert [w for w, _, _ in found] == words
-    assert all(text[start:end] == word for word, start, end in found)
-
-
-@pytest.mark.parametrize(
-    ("text", "spans", "tags"),
-    [
-        ("pay 20 pounds to Anna", [Span(4, 13, "amount"), Span(17, 21, "person")],
-         ["O", "B-amount", "I-amount", "O", "B-person"]),
-        ("Anna Bob", [Span(0, 4, "person"), Span(5, 8, "person")], ["B-person", "B-person"]),
-        ("at 5ish?", [Span(3, 4, "time")], ["O", "B-time", "O", "O"]),
-        ("until 7 p.m.", [Span(6, 12, "time")], ["O", "B-time", "I-time", "I-time", "I-time", "I-time"]),
-    ],
-)  # fmt: skip
-def test_spans_to_bio_round_trips(text: str, spans: list[Span], tags: list[str]) -> None:
-    words, found = spans_to_bio(text, spans)
-    assert found == tags
-    assert bio_to_spans(words, found) == spans
-
-
-@pytest.mark.parametrize(
-    ("spans", "message"),
-    [
-        ([Span(1, 4, "x")], "word boundaries"),  # starts inside "Monzo"
-        ([Span(0, 5, "company"), Span(0, 13, "company")], "overlaps an earlier span"),
-    ],
-)
-def test_spans_to_bio_skips_unwritable_span_with_warning(spans: list[Span], message: str) -> None:
-    with pytest.warns(DataWarning, match=message):
-        _, tags = spans_to_bio("Monzo account", spans)
-    assert tags.count("O") == len(tags) - (1 if len(spans) == 2 else 0)
-
-
-def test_bio_to_spans_starts_entity_at_stray_inside_tag() -> None:
-    words = words_with_offsets("send 20 pounds now")
-    assert bio_to_spans(words, ["O", "I-amount", "I-amount", "O"]) == [Span(5, 14, "amount")]
-
-
-@pytest.mark.parametrize(("tags", "message"), [(["O", "X-amount"], "not BIO"), (["O"], "2 words but 1 tags")])
-def test_bio_to_spans_rejects_bad_tags(tags: list[str], message: str) -> None:
-    with pytest.raises(DataError, match=message):
-        bio_to_spans(words_with_offsets("send 20"), tags)
 
 
 # --- text classification from user files ---------------------------------------------------------

@@ -1,0 +1,62 @@
+"""How commands talk to the terminal: one-line errors and JSON output.
+
+Every ``agent`` command is wrapped in :func:`friendly_errors`, so a user sees what went wrong
+and how to fix it in one line with exit code 1, never a traceback. ``QAGENT_DEBUG=1`` brings the
+traceback back for bug reports.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly_errors(command: F) -> F:
+    """Turn exceptions raised by ``command`` into one line on stderr and exit code 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+        except Exception as exc:  # the whole point: nothing escapes as a traceback
+            if os.environ.get("QAGENT_DEBUG"):
+                raise
+            typer.echo(f"error: {describe(exc)}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def describe(exc: BaseException) -> str:
+    """The one line a user sees for ``exc``."""
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    known = getattr(exc, "__module__", "").split(".")[0] in ("finetune", "agent", "retrieval", "eval", "ui")
+    if known or isinstance(exc, (ValueError, FileNotFoundError, PermissionError, MemoryError)):
+        return message or type(exc).__name__
+    return f"unexpected {type(exc).__name__}: {message} (set QAGENT_DEBUG=1 for the traceback)"
+
+
+def echo_json(data: Any) -> None:
+    """Print ``data`` as indented JSON on stdout (numpy scalars and paths become plain values)."""
+    sys.stdout.write(json.dumps(data, indent=2, default=_plain, ensure_ascii=False) + "\n")
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)

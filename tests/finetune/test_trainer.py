@@ -1,0 +1,101 @@
+import numpy as np
+import pytest
+import torch
+
+from finetune.heads import Head, HeadConfig
+from finetune.quantum.ansatz import AnsatzConfig
+from finetune.trainer import Trainer, TrainingArguments, macro_f1
+
+
+def blobs(n=120, d=8, classes=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    centers = 3 * torch.randn(classes, d, generator=g)
+    y = torch.arange(n) % classes
+    x = centers[y] + torch.randn(n, d, generator=g)
+    return x, y
+
+
+def fit(kind="linear", seed=0, epochs=15, log_dir=None, callbacks=()):
+    x, y = blobs()
+    torch.manual_seed(seed)
+    head = Head(HeadConfig(kind=kind, in_features=8, n_classes=3, n_circuits=1, dropout=0.0,
+                           ansatz=AnsatzConfig(n_qubits=2, depth=1, encoding="amplitude")))
+    args = TrainingArguments(epochs=epochs, batch_size=16, lr=0.05, seed=seed, progress=False, log_dir=log_dir)
+    trainer = Trainer(head, args, callbacks=callbacks)
+    result = trainer.fit(x[:90], y[:90], x[90:], y[90:])
+    return trainer, result, (x, y)
+
+
+@pytest.mark.parametrize("kind", ["linear", "quantum", "hybrid"])
+def test_learns_separable_blobs(kind):
+    trainer, result, (x, y) = fit(kind)
+    logits = trainer.predict_logits(x[90:])
+    assert macro_f1(y[90:].numpy(), logits.numpy()) > 0.9
+    assert result.best_score == max(row["val_score"] for row in result.history)
+
+
+def test_same_seed_gives_the_same_model():
+    a, _, (x, _) = fit("quantum", seed=3, epochs=3)
+    b, _, _ = fit("quantum", seed=3, epochs=3)
+    assert torch.equal(a.predict_logits(x), b.predict_logits(x))
+
+
+def test_early_stopping_restores_the_best_epoch():
+    x, y = blobs()
+    y_noise = torch.randint(0, 3, (30,), generator=torch.Generator().manual_seed(1))  # unlearnable
+    head = Head(HeadConfig(kind="linear", in_features=8, n_classes=3, dropout=0.0))
+    args = TrainingArguments(epochs=40, batch_size=16, lr=0.05, patience=2, progress=False)
+    trainer = Trainer(head, args)
+    result = trainer.fit(x[:90], y[:90], x[90:], y_noise)
+    assert len(result.history) < 40
+    restored = macro_f1(y_noise.numpy(), trainer.predict_logits(x[90:]).numpy())
+    assert restored == pytest.approx(result.best_score)
+
+
+def test_reports_every_epoch_to_callbacks_and_tensorboard(tmp_path):
+    seen = []
+    _, result, _ = fit(epochs=3, log_dir=str(tmp_path / "tb"), callbacks=[seen.append])
+    assert [row["epoch"] for row in seen] == [1, 2, 3] == [row["epoch"] for row in result.history]
+    assert set(seen[0]) >= {"train_loss", "val_loss", "val_score", "seconds"}
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+
+
+def test_texts_as_inputs_work_with_a_model_that_takes_lists():
+    class Lengths(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(1, 2)
+
+        def forward(self, texts):
+            return self.layer(torch.tensor([[len(t) / 10.0] for t in texts]))
+
+    texts = ["a" * (1 + i % 3) if i % 2 else "b" * (20 + i % 5) for i in range(40)]
+    labels = torch.tensor([i % 2 for i in range(40)])
+    trainer = Trainer(Lengths(), TrainingArguments(epochs=30, batch_size=8, lr=0.1, progress=False))
+    trainer.fit(texts[:30], labels[:30], texts[30:], labels[30:])
+    assert (trainer.predict_logits(texts[30:]).argmax(-1) == labels[30:]).float().mean() > 0.9
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [({"epochs": 0}, "epochs"), ({"lr": 0}, "lr must be > 0"), ({"label_smoothing": 1.0}, "label_smoothing"),
+     ({"max_grad_norm": -1.0}, "max_grad_norm")],
+)
+def test_arguments_validate(changes, message):
+    with pytest.raises(ValueError, match=message):
+        TrainingArguments(**changes)
+
+
+def test_empty_or_mismatched_data_is_refused():
+    trainer = Trainer(Head(HeadConfig(kind="linear", in_features=2)), TrainingArguments(progress=False))
+    x = torch.zeros(4, 2)
+    with pytest.raises(ValueError, match="same length"):
+        trainer.fit(x, torch.zeros(3, dtype=torch.long), x, torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match="must not be empty"):
+        trainer.fit(x[:0], torch.zeros(0, dtype=torch.long), x, torch.zeros(4, dtype=torch.long))
+
+
+def test_macro_f1_matches_sklearn_on_a_known_case():
+    labels = np.array([0, 0, 1, 1])
+    logits = np.array([[1, 0], [0, 1], [0, 1], [0, 1]], dtype=float)
+    assert macro_f1(labels, logits) == pytest.approx((2 / 3 + 0.8) / 2)
