@@ -30,7 +30,7 @@ class DemoConfig:
 
     backends: tuple[str, ...] = DEFAULT_BACKENDS
     n_samples: int = 240
-    epochs: int = 25
+    epochs: int = 20
     batch_size: int = 32
     lr: float = 0.05
     n_qubits: int = 2
@@ -140,11 +140,13 @@ def _write(report: dict[str, Any], out: Path) -> None:
 
 def format_report(report: dict[str, Any]) -> str:
     """A terminal table of the demo report."""
-    lines = ["trained on            test acc   val F1   train s", "-" * 50]
+    names = list(report["trained"]) + list(report["exact_weights_on_each_backend"])
+    width = max(len(name) for name in names) + 2
+    lines = [f"{'trained on':<{width}}test acc   val F1   train s", "-" * (width + 28)]
     for backend, row in report["trained"].items():
-        lines.append(f"{backend:<22}{row['test_accuracy']:>8.3f}{row['val_macro_f1']:>9.3f}{row['train_seconds']:>10.1f}")
+        lines.append(f"{backend:<{width}}{row['test_accuracy']:>8.3f}{row['val_macro_f1']:>9.3f}{row['train_seconds']:>10.1f}")
     if report["exact_weights_on_each_backend"]:
-        lines += ["", "exact weights run on  test acc   max |Δ readout| vs exact", "-" * 50]
+        lines += ["", f"{'exact weights run on':<{width}}test acc   max |Δ readout| vs exact", "-" * (width + 37)]
         for backend, row in report["exact_weights_on_each_backend"].items():
-            lines.append(f"{backend:<22}{row['test_accuracy']:>8.3f}{row['max_abs_readout_diff_vs_exact']:>12.4f}")
+            lines.append(f"{backend:<{width}}{row['test_accuracy']:>8.3f}{row['max_abs_readout_diff_vs_exact']:>12.4f}")
     return "\n".join(lines)

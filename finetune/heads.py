@@ -92,9 +92,11 @@ class QuantumBranch(nn.Module):
         config: The head config (its ``ansatz`` and ``n_circuits``).
         backend: Where circuits run: ``exact`` (torch autograd) or any backend spec that
             :mod:`finetune.quantum.backends` understands (``aer``, ``aer:noise=…``, ``ibm:…``).
+        gradient: ``parameter_shift`` (exact), ``spsa`` (2 circuits per example), or ``auto``:
+            parameter shift on exact-value backends, SPSA where shots or noise are involved.
     """
 
-    def __init__(self, config: HeadConfig, backend: str = "exact") -> None:
+    def __init__(self, config: HeadConfig, backend: str = "exact", gradient: str = "auto") -> None:
         super().__init__()
         self.ansatz = build_ansatz(config.ansatz)
         self.n_circuits = config.n_circuits
@@ -110,7 +112,8 @@ class QuantumBranch(nn.Module):
         init = 0.1 * torch.randn(config.n_circuits, acfg.n_weights, generator=generator)
         self.weights = nn.Parameter(init)
         self.backend = backend
-        self.circuit = _circuit_layer(self.ansatz, backend)
+        self.gradient = gradient
+        self.circuit = _circuit_layer(self.ansatz, backend, gradient)
         # Probabilities average 2**-n; rescaling them to mean 1 keeps the readout layer's
         # gradients on the same scale as for ⟨Z⟩ readouts, which already lie in [-1, 1].
         self.scale = float(2**acfg.n_qubits) if acfg.readout == "probs" else 1.0
@@ -119,10 +122,11 @@ class QuantumBranch(nn.Module):
     def out_features(self) -> int:
         return self.n_circuits * self.ansatz.n_outputs
 
-    def set_backend(self, backend: str) -> None:
+    def set_backend(self, backend: str, gradient: str = "auto") -> None:
         """Run the same circuits (same weights) somewhere else, e.g. Aer with noise."""
         self.backend = backend
-        self.circuit = _circuit_layer(self.ansatz, backend)
+        self.gradient = gradient
+        self.circuit = _circuit_layer(self.ansatz, backend, gradient)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         n = features.shape[0]
@@ -139,7 +143,7 @@ class QuantumBranch(nn.Module):
 class Head(nn.Module):
     """A classification head of any kind (see module docstring)."""
 
-    def __init__(self, config: HeadConfig, backend: str = "exact") -> None:
+    def __init__(self, config: HeadConfig, backend: str = "exact", gradient: str = "auto") -> None:
         super().__init__()
         self.config = config
         self.dropout = nn.Dropout(config.dropout)
@@ -150,7 +154,7 @@ class Head(nn.Module):
             if config.kind == "mlp"
             else None
         )
-        self.quantum = QuantumBranch(config, backend) if config.uses_circuit else None
+        self.quantum = QuantumBranch(config, backend, gradient) if config.uses_circuit else None
         self.quantum_out = nn.Linear(self.quantum.out_features, c) if self.quantum is not None else None
         if config.kind == "hybrid":
             # The branch starts silent so the hybrid begins as the linear head and the circuits
@@ -158,9 +162,10 @@ class Head(nn.Module):
             nn.init.zeros_(self.quantum_out.weight)
             nn.init.zeros_(self.quantum_out.bias)
 
-    def set_backend(self, backend: str) -> None:
+    def set_backend(self, backend: str, gradient: str = "auto") -> None:
+        """Move the circuits to another backend; ``gradient`` as in :class:`QuantumBranch`."""
         if self.quantum is not None:
-            self.quantum.set_backend(backend)
+            self.quantum.set_backend(backend, gradient)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         lead = features.shape[:-1]
@@ -188,11 +193,23 @@ def matched_mlp(config: HeadConfig) -> HeadConfig:
     return replace(config, kind="mlp", hidden=hidden)
 
 
-def _circuit_layer(ansatz, backend: str) -> nn.Module:
+GRADIENTS = ("auto", "parameter_shift", "spsa")
+
+
+def _circuit_layer(ansatz, backend: str, gradient: str = "auto") -> nn.Module:
+    if gradient not in GRADIENTS:
+        raise ValueError(f"gradient must be one of {', '.join(GRADIENTS)}; got {gradient!r}")
     if backend == "exact":  # no Aer/IBM imports on the common path
         from finetune.quantum.simulate import ExactBackendModule
 
         return ExactBackendModule(ansatz)
-    from finetune.quantum.backends import CircuitLayer
+    from finetune.quantum.backends import parse_backend
+    from finetune.quantum.layer import CircuitLayer
 
-    return CircuitLayer(ansatz, backend)
+    if gradient == "auto":
+        # Parameter shift costs ~2 circuits per gate occurrence per example (121 for a 6-qubit,
+        # depth-3 ansatz): affordable on exact-value Aer, minutes per step with noise or shots,
+        # where SPSA's 2 circuits per example are the practical choice.
+        spec = parse_backend(backend)
+        gradient = "parameter_shift" if spec.shots is None and spec.noise is None else "spsa"
+    return CircuitLayer(ansatz, backend, gradient=gradient)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -16,3 +17,41 @@ def data_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"shared data not found at {path}; set QAGENT_DATA_DIR")
     return path
+
+
+@pytest.fixture(scope="session")
+def base_encoder():
+    """The default all-MiniLM-L6-v2 encoder, loaded once for the whole test session."""
+    from finetune.encoder import Encoder, EncoderConfig
+
+    return Encoder.load(EncoderConfig())
+
+
+@pytest.fixture()
+def encoder(base_encoder):
+    """A private copy, so tests that train or add adapters leave the session model alone."""
+    return copy.deepcopy(base_encoder)
+
+
+@pytest.fixture(scope="session")
+def tiny_entities_dir(tmp_path_factory) -> Path:
+    """A folder of train/validation/test JSONL files with entity spans (amounts, names, dates)."""
+    import json
+
+    names, amounts, dates = ["Anna", "Tom", "Maria", "John"], ["20 pounds", "5 euros", "100 dollars"], ["tomorrow", "on Monday", "next week"]
+    verbs = ["send", "transfer", "pay", "wire"]
+    rows = []
+    for i in range(36):
+        parts = [(verbs[i % 4], None), (amounts[i % 3], "amount_of_money"), ("to", None),
+                 (names[(i // 3) % 4], "person_name"), (dates[(i // 2) % 3], "date")]
+        text, spans = "", []
+        for piece, label in parts:
+            text += (" " if text else "")
+            if label:
+                spans.append({"start": len(text), "end": len(text) + len(piece), "label": label})
+            text += piece
+        rows.append({"text": text, "spans": spans})
+    folder = tmp_path_factory.mktemp("entities")
+    for split, part in (("train", rows[:24]), ("validation", rows[24:30]), ("test", rows[30:])):
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part), encoding="utf-8")
+    return folder

@@ -20,17 +20,6 @@ from finetune.encoder import (
 )
 
 
-@pytest.fixture(scope="session")
-def base_encoder() -> Encoder:
-    return Encoder.load(EncoderConfig())
-
-
-@pytest.fixture()
-def encoder(base_encoder: Encoder) -> Encoder:
-    """A private copy, so tests that train or add adapters leave the session model alone."""
-    return copy.deepcopy(base_encoder)
-
-
 # ---- config --------------------------------------------------------------------------------
 
 

@@ -1,0 +1,64 @@
+"""The ``agent`` command: the root typer app that mounts each package's commands.
+
+Sub-apps live beside the code they drive (``finetune/quantum/cli.py`` for ``backends``,
+``eval/cli.py`` for ``bench``); this module only joins them. Imports stay light so that
+``agent --help`` answers at once: heavy libraries load inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from eval.cli import bench_app, eval_app
+from finetune.cli import app as finetune_app
+from finetune.console import echo_json, friendly_errors
+from finetune.quantum.cli import app as backends_app
+from retrieval.cli import app as index_app
+
+app = typer.Typer(
+    name="agent",
+    help="qagent: banking assistant and news monitor with quantum-circuit classification heads.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(backends_app, name="backends", help="List the backends quantum heads can run on.")
+app.add_typer(bench_app, name="bench", help="Speed benchmarks (results as tables or JSON).")
+app.add_typer(finetune_app, name="finetune", help="Train intent, sentiment and entity models.")
+app.add_typer(eval_app, name="eval", help="Evaluate trained models: accuracy, F1, calibration, plots.")
+app.add_typer(index_app, name="index", help="Build and search knowledge-base indexes (FAISS).")
+
+
+@app.command()
+@friendly_errors
+def demo(
+    backend: Annotated[
+        list[str] | None,
+        typer.Option("--backend", "-b", help="Backend to train on (repeat for several). Default: exact, aer, aer:shots=1024, aer:noise=fake_sherbrooke,shots=1024."),
+    ] = None,
+    epochs: Annotated[int, typer.Option(help="Training epochs per backend.")] = 20,
+    samples: Annotated[int, typer.Option(help="Size of the generated two-moons data set.")] = 240,
+    seed: Annotated[int, typer.Option(help="Random seed (data, weights, shots).")] = 0,
+    out: Annotated[Path, typer.Option(help="Where to write demo_report.json and the PNG plots.")] = Path("qagent-demo"),
+    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Train a small quantum head on a toy task through every backend and compare them."""
+    from eval.demo import DEFAULT_BACKENDS, DemoConfig, format_report, run_demo
+
+    config = DemoConfig(
+        backends=tuple(backend) if backend else DEFAULT_BACKENDS,
+        epochs=epochs, n_samples=samples, seed=seed, progress=not json_output,
+    )
+    report = run_demo(config, out)
+    if json_output:
+        echo_json(report)
+        return
+    typer.echo(format_report(report))
+    typer.echo(f"\nreport and plots written to {out}/")
+
+
+def main() -> None:  # pragma: no cover - the console-script entry point
+    app()

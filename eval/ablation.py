@@ -1,0 +1,128 @@
+"""Head ablation on BANKING77 frozen features: does the quantum part add capacity?
+
+Rows: ``linear``; ``quantum``; ``mlp`` sized to the quantum head's parameter count
+(``matched_mlp``); ``hybrid`` (linear + quantum branch); ``mlp`` sized to the hybrid; and a QSVC
+(quantum kernel SVM, on a subsample). Every head trains on the same cached features with the same
+trainer settings, so the rows differ only in the head. Run it with ``agent bench ablation`` or
+``python -m eval.ablation``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from finetune.data import load_intents
+from finetune.encoder import Encoder, EncoderConfig, FeatureCache
+from finetune.heads import Head, HeadConfig, count_parameters, matched_mlp
+from finetune.quantum.kernel import QSVCBaseline, QSVCConfig
+from finetune.trainer import Trainer, TrainingArguments
+
+ROWS = ("linear", "quantum", "mlp=quantum", "hybrid", "mlp=hybrid", "qsvc")
+
+
+def run_ablation(
+    *,
+    data: str = "banking77",
+    data_dir: str | Path | None = None,
+    rows: tuple[str, ...] = ROWS,
+    head: HeadConfig | None = None,
+    args: TrainingArguments | None = None,
+    qsvc: QSVCConfig | None = None,
+    encoder: Encoder | None = None,
+    cache: FeatureCache | None = None,
+) -> dict[str, Any]:
+    """Train each head of ``rows`` on frozen features of ``data`` and score it on the test split.
+
+    Args:
+        head: The quantum/hybrid shape (default: 4 circuits × 6 qubits, amplitude, probs, depth 2).
+        args: Trainer settings shared by every head.
+        qsvc: QSVC settings (default: 8 qubits, 20 training examples per class).
+    """
+    unknown = set(rows) - set(ROWS)
+    if unknown:
+        raise ValueError(f"unknown ablation rows {sorted(unknown)}; choose from {', '.join(ROWS)}")
+    args = args or TrainingArguments(progress=False)
+    dataset = load_intents(data, data_dir=data_dir)
+    encoder = encoder or Encoder.load(EncoderConfig())
+    cache = cache or FeatureCache()
+    start = time.perf_counter()
+    x = {split: cache.get_or_compute(encoder, [ex.text for ex in getattr(dataset, split)])
+         for split in ("train", "validation", "test")}
+    feature_seconds = time.perf_counter() - start
+    index = {label: i for i, label in enumerate(dataset.labels)}
+    y = {split: torch.tensor([index[ex.label] for ex in getattr(dataset, split)])
+         for split in ("train", "validation", "test")}
+    base = replace(head or HeadConfig(), in_features=encoder.dim, n_classes=len(dataset.labels))
+    configs = {
+        "linear": replace(base, kind="linear"),
+        "quantum": replace(base, kind="quantum"),
+        "mlp=quantum": matched_mlp(replace(base, kind="quantum")),
+        "hybrid": replace(base, kind="hybrid"),
+        "mlp=hybrid": matched_mlp(replace(base, kind="hybrid")),
+    }
+    results = []
+    for name in rows:
+        if name == "qsvc":
+            results.append(_qsvc_row(qsvc or QSVCConfig(), x, y))
+            continue
+        model = Head(configs[name])
+        trainer = Trainer(model, args)
+        fit = trainer.fit(x["train"], y["train"], x["validation"], y["validation"])
+        predicted = trainer.predict_logits(x["test"]).argmax(-1)
+        results.append(_row(name, count_parameters(model), fit.seconds, y["test"], predicted,
+                            best_epoch=fit.best_epoch, val_macro_f1=fit.best_score, config=configs[name].to_dict()))
+    return {
+        "data": dataset.name,
+        "train_examples": len(dataset.train),
+        "test_examples": len(dataset.test),
+        "feature_seconds": feature_seconds,
+        "training": args.to_dict(),
+        "torch_threads": torch.get_num_threads(),
+        "rows": results,
+    }
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """A Markdown table of the rows."""
+    lines = [
+        "| head | trainable parameters (QSVC: support vectors) | train time (s) | test accuracy | test macro-F1 |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in report["rows"]:
+        lines.append(f"| {row['head']} | {row['parameters']:,} | {row['train_seconds']:.1f} | "
+                     f"{row['test_accuracy']:.4f} | {row['test_macro_f1']:.4f} |")
+    return "\n".join(lines)
+
+
+def _qsvc_row(config: QSVCConfig, x: dict[str, torch.Tensor], y: dict[str, torch.Tensor]) -> dict[str, Any]:
+    model = QSVCBaseline(config).fit(x["train"].numpy(), y["train"].numpy())
+    predicted = torch.as_tensor(model.predict(x["test"].numpy()))
+    # An SVM's "parameters" are its support vectors' dual coefficients; report the support size.
+    return _row("qsvc", int(model._svc.support_.size), model.fit_seconds, y["test"], predicted,
+                train_subsample=model.train_size, config=config.to_dict())
+
+
+def _row(name: str, parameters: int, seconds: float, truth: torch.Tensor, predicted: torch.Tensor,
+         **extra: Any) -> dict[str, Any]:
+    from sklearn.metrics import f1_score
+
+    t, p = truth.numpy(), np.asarray(predicted)
+    return {
+        "head": name,
+        "parameters": parameters,
+        "train_seconds": seconds,
+        "test_accuracy": float((t == p).mean()),
+        "test_macro_f1": float(f1_score(t, p, average="macro", zero_division=0)),
+        **extra,
+    }
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m eval.ablation` prints the table
+    report = run_ablation(args=TrainingArguments(progress=True))
+    print(format_table(report))

@@ -1,0 +1,313 @@
+"""Benchmarks for the quantum heads: our exact torch simulator against Qiskit's reference path.
+
+:func:`bench_exact_vs_torchconnector` runs one training step (forward, then backward through
+inputs and weights) of the same circuit, inputs and weights two ways:
+
+* ours: :class:`~finetune.quantum.simulate.ExactBackendModule` at its default ``complex64``,
+  gradients by autograd;
+* reference: qiskit-machine-learning's ``TorchConnector(EstimatorQNN(...))`` on Qiskit's
+  ``StatevectorEstimator``, gradients by the parameter-shift rule.
+
+It returns a JSON-ready dict: timings, speed-up, and how far apart the outputs and gradients
+are (the speed-up means nothing unless those agree). Heavy imports live inside the function.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from importlib.metadata import version
+from typing import Any
+
+import numpy as np
+
+# The reference needs minutes per step at the default size (64 examples x 6 observables x 121
+# shifted circuits = 46k statevector runs), so it is timed once by default; ours needs milliseconds, so a median over many
+# runs after a warm-up is cheap and steadies the noise of a shared CPU.
+DEFAULT_REPEATS = 30
+DEFAULT_REFERENCE_REPEATS = 1
+WARMUP = 3
+
+
+def bench_exact_vs_torchconnector(
+    n_qubits: int = 6,
+    depth: int = 3,
+    batch: int = 64,
+    readout: str = "z",
+    repeats: int = DEFAULT_REPEATS,
+    seed: int = 0,
+    reference_repeats: int = DEFAULT_REFERENCE_REPEATS,
+) -> dict[str, Any]:
+    """Time forward + backward of one ansatz with our simulator and with TorchConnector.
+
+    Args:
+        n_qubits: Qubits of the ansatz (``AnsatzConfig(n_qubits, depth, readout=readout)``).
+        depth: Variational layers.
+        batch: Examples per step.
+        readout: ``z``, ``zz`` or ``probs``.
+        repeats: Timed runs of ours (after a warm-up); the median is reported.
+        seed: Seed of the random inputs, weights and loss coefficients.
+        reference_repeats: Timed runs of TorchConnector (each takes seconds).
+
+    Returns:
+        ``ours_ms`` and ``torchconnector_ms`` (medians), ``speedup``, ``max_abs_output_diff``,
+        ``max_abs_grad_diff`` (over input and weight gradients), the config, torch threads and
+        library versions.
+    """
+    import torch
+    from qiskit.primitives import StatevectorEstimator
+    from qiskit_machine_learning.connectors import TorchConnector
+    from qiskit_machine_learning.gradients import ParamShiftEstimatorGradient
+    from qiskit_machine_learning.neural_networks import EstimatorQNN
+
+    from finetune.quantum.ansatz import AnsatzConfig, build_ansatz
+    from finetune.quantum.simulate import ExactBackendModule
+
+    if repeats < 1 or reference_repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats} and {reference_repeats}")
+    config = AnsatzConfig(n_qubits=n_qubits, depth=depth, readout=readout)
+    ansatz = build_ansatz(config)
+    rng = np.random.default_rng(seed)
+    # float32 from the start: TorchConnector casts inputs and weights to float32, so both sides
+    # see exactly the same numbers.
+    inputs = rng.uniform(-np.pi, np.pi, size=(batch, config.n_inputs)).astype(np.float32)
+    weights = rng.uniform(-np.pi, np.pi, size=config.n_weights).astype(np.float32)
+    # A weighted sum of the outputs as the loss: for the probs readout a plain sum is the
+    # constant 1, whose gradient is zero and would compare nothing.
+    coefficients = torch.as_tensor(rng.uniform(0.5, 1.5, size=config.n_outputs), dtype=torch.float32)
+
+    ours = ExactBackendModule(ansatz)  # complex64: what a user gets by default
+
+    def ours_step() -> tuple:
+        x = torch.tensor(inputs, requires_grad=True)
+        w = torch.tensor(weights, requires_grad=True)
+        out = ours(torch.cat([x, w.expand(batch, -1)], dim=1))
+        (out * coefficients).sum().backward()
+        return out.detach(), x.grad, w.grad
+
+    estimator = StatevectorEstimator()
+    qnn = EstimatorQNN(
+        circuit=ansatz.circuit,
+        estimator=estimator,
+        observables=list(ansatz.observables),
+        input_params=list(ansatz.inputs),
+        weight_params=list(ansatz.weights),
+        gradient=ParamShiftEstimatorGradient(estimator),
+        input_gradients=True,
+        default_precision=0.0,  # EstimatorQNN's default (1/64) makes the estimator add shot noise
+    )
+    reference = TorchConnector(qnn, initial_weights=weights)
+    # EstimatorQNN gives ⟨observable⟩; the probs readout is a fixed linear map of those (identity
+    # for z and zz), applied in torch so the same loss flows back through it.
+    post = torch.as_tensor(ansatz.postprocess(np.eye(len(ansatz.observables))), dtype=torch.float32)
+
+    def reference_step() -> tuple:
+        reference.zero_grad()
+        x = torch.tensor(inputs, requires_grad=True)
+        out = reference(x) @ post
+        (out * coefficients).sum().backward()
+        return out.detach(), x.grad, reference.weight.grad.clone()
+
+    for _ in range(WARMUP):
+        ours_step()
+    ours_times, ours_result = _time(ours_step, repeats)
+    reference_times, reference_result = _time(reference_step, reference_repeats)
+
+    ours_ms = statistics.median(ours_times) * 1e3
+    reference_ms = statistics.median(reference_times) * 1e3
+    out, x_grad, w_grad = (t.double() for t in ours_result)
+    ref_out, ref_x_grad, ref_w_grad = (t.double() for t in reference_result)
+    return {
+        "config": config.to_dict(),
+        "batch": batch,
+        "seed": seed,
+        "n_parameters": config.n_inputs + config.n_weights,
+        "ours_ms": ours_ms,
+        "ours_ms_min": min(ours_times) * 1e3,
+        "torchconnector_ms": reference_ms,
+        "torchconnector_runs_ms": [t * 1e3 for t in reference_times],
+        "speedup": reference_ms / ours_ms,
+        "max_abs_output_diff": float((out - ref_out).abs().max()),
+        "max_abs_grad_diff": float(
+            max((x_grad - ref_x_grad).abs().max(), (w_grad - ref_w_grad).abs().max())
+        ),
+        # Weight gradients sum over the batch (tens in size), where one float32 step is ~1e-5:
+        # the relative difference says whether a gap is rounding or a real disagreement.
+        "max_abs_grad": float(max(ref_x_grad.abs().max(), ref_w_grad.abs().max())),
+        "max_rel_grad_diff": float(
+            max((x_grad - ref_x_grad).abs().max(), (w_grad - ref_w_grad).abs().max())
+            / max(ref_x_grad.abs().max(), ref_w_grad.abs().max())
+        ),
+        "max_abs_input_grad_diff": float((x_grad - ref_x_grad).abs().max()),
+        "max_abs_weight_grad_diff": float((w_grad - ref_w_grad).abs().max()),
+        "ours_dtype": str(ours.simulator.dtype).removeprefix("torch."),
+        "repeats": repeats,
+        "torchconnector_repeats": reference_repeats,
+        "torch_threads": torch.get_num_threads(),
+        "versions": {
+            name: version(name) for name in ("qiskit", "qiskit-machine-learning", "torch", "numpy")
+        },
+    }
+
+
+def _time(step: Callable[[], tuple], repeats: int) -> tuple[list[float], tuple]:
+    times = []
+    result: tuple = ()
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = step()
+        times.append(time.perf_counter() - start)
+    return times, result
+
+
+def format_table(results: dict[str, Any] | Sequence[dict[str, Any]]) -> str:
+    """A plain-text table of one or more :func:`bench_exact_vs_torchconnector` results."""
+    rows = [results] if isinstance(results, dict) else list(results)
+    header = ("qubits", "depth", "batch", "readout", "ours ms", "TorchConnector ms", "speed-up", "max|Δgrad|", "max|Δout|")
+    body = [
+        (
+            str(r["config"]["n_qubits"]),
+            str(r["config"]["depth"]),
+            str(r["batch"]),
+            r["config"]["readout"],
+            f"{r['ours_ms']:.2f}",
+            f"{r['torchconnector_ms']:.0f}",
+            f"{r['speedup']:.0f}x",
+            f"{r['max_abs_grad_diff']:.1e}",
+            f"{r['max_abs_output_diff']:.1e}",
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in (header, *body)) for i in range(len(header))]
+    lines = ["  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in (header, *body)]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    if rows:
+        r = rows[0]
+        versions = ", ".join(f"{k} {v}" for k, v in r["versions"].items())
+        lines.append(
+            f"ours: {r['ours_dtype']}, median of {r['repeats']}; TorchConnector: median of "
+            f"{r['torchconnector_repeats']}; torch threads {r['torch_threads']}; {versions}"
+        )
+    return "\n".join(lines)
+
+
+def bench_aer_vs_torchconnector(
+    shots: int | None = None,
+    n_qubits: int = 6,
+    depth: int = 3,
+    batch: int = 16,
+    readout: str = "z",
+    seed: int = 0,
+) -> dict[str, Any]:
+    """One training step on Aer: our :class:`CircuitLayer` against TorchConnector + Aer EstimatorV2.
+
+    Both use parameter-shift gradients for inputs and weights on the same circuit and values.
+    Ours sends the batch and all its shifted rows as one job (Aer ``EstimatorV2`` without shots,
+    ``SamplerV2`` with them); the reference is qiskit-machine-learning's ``EstimatorQNN`` with
+    Aer's ``EstimatorV2`` (with shots it emulates them through ``default_precision = 1/√shots``).
+    Each side is timed once: a step takes seconds to minutes.
+    """
+    import torch
+    from qiskit_aer.primitives import EstimatorV2 as AerEstimator
+    from qiskit_machine_learning.connectors import TorchConnector
+    from qiskit_machine_learning.gradients import ParamShiftEstimatorGradient
+    from qiskit_machine_learning.neural_networks import EstimatorQNN
+
+    from finetune.quantum.ansatz import AnsatzConfig, build_ansatz
+    from finetune.quantum.layer import CircuitLayer
+
+    config = AnsatzConfig(n_qubits=n_qubits, depth=depth, readout=readout)
+    ansatz = build_ansatz(config)
+    rng = np.random.default_rng(seed)
+    inputs = rng.uniform(-np.pi, np.pi, size=(batch, config.n_inputs)).astype(np.float32)
+    weights = rng.uniform(-np.pi, np.pi, size=config.n_weights).astype(np.float32)
+    coefficients = torch.as_tensor(rng.uniform(0.5, 1.5, size=config.n_outputs), dtype=torch.float32)
+    spec = "aer" if shots is None else f"aer:shots={shots}"
+    layer = CircuitLayer(ansatz, spec, gradient="parameter_shift")
+
+    def ours_step() -> tuple:
+        x = torch.tensor(inputs, requires_grad=True)
+        w = torch.tensor(weights, requires_grad=True)
+        out = layer(torch.cat([x, w.expand(batch, -1)], dim=1))
+        (out * coefficients).sum().backward()
+        return out.detach(), x.grad, w.grad
+
+    precision = 0.0 if shots is None else 1 / np.sqrt(shots)
+    estimator = AerEstimator(options={"default_precision": precision, "run_options": {"seed": seed + 1}})
+    qnn = EstimatorQNN(
+        circuit=ansatz.circuit,
+        estimator=estimator,
+        observables=list(ansatz.observables),
+        input_params=list(ansatz.inputs),
+        weight_params=list(ansatz.weights),
+        gradient=ParamShiftEstimatorGradient(estimator),
+        input_gradients=True,
+        default_precision=precision,
+    )
+    reference = TorchConnector(qnn, initial_weights=weights)
+    post = torch.as_tensor(ansatz.postprocess(np.eye(len(ansatz.observables))), dtype=torch.float32)
+
+    def reference_step() -> tuple:
+        reference.zero_grad()
+        x = torch.tensor(inputs, requires_grad=True)
+        out = reference(x) @ post
+        (out * coefficients).sum().backward()
+        return out.detach(), x.grad, reference.weight.grad.clone()
+
+    ours_step()  # warm-up: transpiles and caches the circuit once, as training does
+    ours_times, ours_result = _time(ours_step, 1)
+    reference_times, reference_result = _time(reference_step, 1)
+    out, x_grad, w_grad = (t.double() for t in ours_result)
+    ref_out, ref_x_grad, ref_w_grad = (t.double() for t in reference_result)
+    result = {
+        "backend": spec,
+        "config": config.to_dict(),
+        "batch": batch,
+        "ours_ms": ours_times[0] * 1e3,
+        "torchconnector_ms": reference_times[0] * 1e3,
+        "speedup": reference_times[0] / ours_times[0],
+    }
+    if shots is None:  # with shots both sides are noisy: only exact values can be compared
+        result["max_abs_output_diff"] = float((out - ref_out).abs().max())
+        result["max_abs_grad_diff"] = float(max((x_grad - ref_x_grad).abs().max(), (w_grad - ref_w_grad).abs().max()))
+    return result
+
+
+def run_quantum_benchmarks(
+    n_qubits: int = 6,
+    depth: int = 3,
+    batch: int = 64,
+    readout: str = "z",
+    include_aer: bool = True,
+    aer_batch: int = 16,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Everything ``agent bench quantum`` reports: exact simulator, then Aer without and with shots."""
+    import sys
+
+    def say(text: str) -> None:
+        if progress:
+            print(text, file=sys.stderr, flush=True)
+
+    say(f"exact: {n_qubits} qubits, depth {depth}, batch {batch} (the TorchConnector step takes minutes)…")
+    results: dict[str, Any] = {"exact": bench_exact_vs_torchconnector(n_qubits, depth, batch, readout)}
+    if include_aer:
+        results["aer"] = []
+        for shots in (None, 1024):
+            say(f"aer shots={shots}: batch {aer_batch}…")
+            results["aer"].append(bench_aer_vs_torchconnector(shots, n_qubits, depth, aer_batch, readout))
+    return results
+
+
+def format_results(results: dict[str, Any]) -> str:
+    """Tables for :func:`run_quantum_benchmarks`."""
+    lines = ["exact simulator vs TorchConnector(EstimatorQNN, StatevectorEstimator)", format_table(results["exact"])]
+    for row in results.get("aer", []):
+        lines.append("")
+        lines.append(
+            f"training step on {row['backend']} (batch {row['batch']}): ours {row['ours_ms']:.0f} ms, "
+            f"TorchConnector + Aer EstimatorV2 {row['torchconnector_ms']:.0f} ms, speed-up {row['speedup']:.1f}x"
+            + (f", max|Δgrad| {row['max_abs_grad_diff']:.1e}" if "max_abs_grad_diff" in row else "")
+        )
+    return "\n".join(lines)

@@ -1,0 +1,180 @@
+"""``agent bench …`` (speed benchmarks, printed as a table or JSON) and ``agent eval …`` (model scores)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from finetune.console import echo_json, friendly_errors
+
+bench_app = typer.Typer(no_args_is_help=True, help="Speed benchmarks (ratios measured in one run).")
+
+
+@bench_app.command("quantum")
+@friendly_errors
+def bench_quantum(
+    qubits: Annotated[int, typer.Option(help="Qubits of the benchmark circuit.")] = 6,
+    depth: Annotated[int, typer.Option(help="Variational layers.")] = 3,
+    batch: Annotated[int, typer.Option(help="Rows per forward + backward pass.")] = 64,
+    readout: Annotated[str, typer.Option(help="Readout: z, zz or probs.")] = "z",
+    aer: Annotated[bool, typer.Option("--aer/--no-aer", help="Also time a training step on Aer against TorchConnector with Aer's EstimatorV2.")] = True,
+    aer_batch: Annotated[int, typer.Option(help="Rows of the Aer training-step comparison (TorchConnector + Aer takes minutes per step at 64).")] = 16,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+) -> None:
+    """Exact torch simulator vs qiskit-machine-learning's TorchConnector(EstimatorQNN)."""
+    from eval import bench
+
+    results = bench.run_quantum_benchmarks(n_qubits=qubits, depth=depth, batch=batch, readout=readout,
+                                           include_aer=aer, aer_batch=aer_batch, progress=not json_output)
+    if json_output:
+        echo_json(results)
+    else:
+        typer.echo(bench.format_results(results))
+
+
+@bench_app.command("ablation")
+@friendly_errors
+def bench_ablation(
+    data_dir: Annotated[Path | None, typer.Option(help="Folder of the built-in data sets.")] = None,
+    rows: Annotated[str, typer.Option(help="Comma-separated rows: linear,quantum,mlp=quantum,hybrid,mlp=hybrid,qsvc.")] = "linear,quantum,mlp=quantum,hybrid,mlp=hybrid,qsvc",
+    epochs: Annotated[int, typer.Option(help="Most epochs per head (early stopping on validation macro-F1).")] = 30,
+    seed: Annotated[int, typer.Option(help="Seed of every head's training.")] = 0,
+    qsvc_per_class: Annotated[int, typer.Option(help="QSVC training examples per class (kernel cost grows with the square).")] = 20,
+    out: Annotated[Path, typer.Option(help="Folder for ablation.json.")] = Path("qagent-eval/ablation"),
+    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Head ablation on BANKING77 frozen features: linear, quantum, matched MLPs, hybrid, QSVC."""
+    from eval.ablation import format_table, run_ablation
+    from eval.reports import write_report
+    from finetune.quantum.kernel import QSVCConfig
+    from finetune.trainer import TrainingArguments
+
+    report = run_ablation(
+        data_dir=data_dir, rows=tuple(r.strip() for r in rows.split(",") if r.strip()),
+        args=TrainingArguments(epochs=epochs, seed=seed, progress=not json_output),
+        qsvc=QSVCConfig(per_class=qsvc_per_class, seed=seed),
+    )
+    write_report(out, "ablation", report)
+    if json_output:
+        echo_json(report)
+    else:
+        typer.echo(format_table(report))
+
+
+# ``agent eval …``: score trained models on data splits (report.json + PNG plots).
+eval_app = typer.Typer(no_args_is_help=True, help="Evaluate trained models on data splits.")
+
+_Model = Annotated[str, typer.Argument(help="Model directory, or 'default' for the shipped model.")]
+_DataDir = Annotated[Path | None, typer.Option(help="Folder of the built-in data sets (default $QAGENT_DATA_DIR or ../shared/data).")]
+_Split = Annotated[str, typer.Option(help="Split to score: train, validation or test.")]
+_Backend = Annotated[str | None, typer.Option(help="Run the head's circuits here, e.g. aer:noise=fake_sherbrooke,shots=1024 (pair with --limit).")]
+_Limit = Annotated[int | None, typer.Option(help="Score a seeded random subsample of this many examples.")]
+_Seed = Annotated[int, typer.Option(help="Seed of the --limit subsample.")]
+_Out = Annotated[Path | None, typer.Option(help="Folder for report.json and the plots (default qagent-eval/<task>).")]
+_Json = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
+_TextColumn = Annotated[str, typer.Option(help="Text column/key of user files.")]
+_LabelColumn = Annotated[str, typer.Option(help="Label column/key of user files.")]
+
+
+@eval_app.command("intents")
+@friendly_errors
+def eval_intents(
+    model: _Model,
+    data: Annotated[str, typer.Option(help="Data set name, file/folder or hub id.")] = "banking77",
+    data_dir: _DataDir = None,
+    split: _Split = "test",
+    oos_data: Annotated[str | None, typer.Option(help="Also score out-of-scope queries (clinc150): in-scope accuracy and out-of-scope recall.")] = None,
+    backend: _Backend = None, limit: _Limit = None, seed: _Seed = 0,
+    text_column: _TextColumn = "text", label_column: _LabelColumn = "label",
+    out: _Out = None, json_output: _Json = False,
+) -> None:
+    """Accuracy, macro-F1, per-intent report, ECE, confusion matrix; out-of-scope metrics with --oos-data."""
+    _evaluate("intents", model, data, data_dir, split, oos_data, backend, limit, seed, text_column,
+              label_column, out, json_output)
+
+
+@eval_app.command("sentiment")
+@friendly_errors
+def eval_sentiment(
+    model: _Model,
+    data: Annotated[str, typer.Option(help="Data set name, file/folder or hub id.")] = "fin_tweets",
+    data_dir: _DataDir = None,
+    split: _Split = "test",
+    backend: _Backend = None, limit: _Limit = None, seed: _Seed = 0,
+    text_column: _TextColumn = "text", label_column: _LabelColumn = "label",
+    out: _Out = None, json_output: _Json = False,
+) -> None:
+    """Accuracy, macro-F1, per-class report, ECE and confusion matrix of a sentiment model."""
+    _evaluate("sentiment", model, data, data_dir, split, None, backend, limit, seed, text_column,
+              label_column, out, json_output)
+
+
+def _evaluate(task, model, data, data_dir, split, oos_data, backend, limit, seed, text_column, label_column,
+              out, json_output) -> None:
+    from eval.classification import evaluate_classifier, format_report, load_eval_data
+    from finetune.classifier import TextClassifier
+    from finetune.encoder import FeatureCache
+
+    classifier = TextClassifier.load(None if model == "default" else model, task=task)
+    if classifier.task != task:
+        raise ValueError(f"{model} is a {classifier.task} model; use `agent eval {classifier.task}`")
+    eval_data = load_eval_data(task, data, split, data_dir=data_dir, text_column=text_column,
+                               label_column=label_column, oos_source=oos_data)
+    report = evaluate_classifier(
+        classifier, eval_data, out=out or Path("qagent-eval") / task, limit=limit, seed=seed,
+        backend=backend, cache=FeatureCache(), progress=not json_output,
+    )
+    if json_output:
+        echo_json(report)
+    else:
+        typer.echo(format_report(report))
+
+
+@eval_app.command("ner")
+@friendly_errors
+def eval_ner(
+    model: _Model,
+    data: Annotated[str, typer.Option(help="'nlupp', a CoNLL or JSONL-with-spans file or folder, or a hub id.")] = "nlupp",
+    data_dir: _DataDir = None,
+    folds: Annotated[str, typer.Option(help="NLU++ folds to score, e.g. 18,19 or 0-17.")] = "18,19",
+    split: _Split = "test",
+    backend: _Backend = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch (1 is fastest on a busy machine).")] = None,
+    out: _Out = None, json_output: _Json = False,
+) -> None:
+    """Entity-level precision, recall and F1 per type (seqeval, strict IOB2) and their micro/macro averages."""
+    import torch
+
+    from eval.ner import evaluate_tagger, format_report
+    from finetune.cli import parse_folds
+    from finetune.data import NLUPP_FOLDS, load_entities
+    from finetune.tagger import EntityTagger
+    from finetune.tagger_training import recorded_data_warnings
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    if split not in ("train", "validation", "test"):
+        raise typer.BadParameter(f"split must be train, validation or test; got {split!r}")
+    tagger = EntityTagger.load(None if model == "default" else model)
+    with recorded_data_warnings() as skipped:
+        if data.lower() == "nlupp":
+            scored = parse_folds(folds)
+            rest = [i for i in range(NLUPP_FOLDS) if i not in scored]
+            # The scored folds are the test split; train_folds only has to be disjoint from them.
+            dataset = load_entities(data, data_dir=data_dir, train_folds=rest or None, test_folds=scored)
+            name = f"nlupp folds {folds}"
+        else:
+            dataset = load_entities(data, data_dir=data_dir)
+            name = f"{data} {split}"
+    for message in skipped[:5]:
+        typer.echo(f"warning: {message}", err=True)
+    examples = getattr(dataset, split)
+    report = evaluate_tagger(tagger, examples, out=out or Path("qagent-eval") / "ner", name=name,
+                             backend=backend, progress=not json_output)
+    report["skipped_data_spans"] = len(skipped)
+    if json_output:
+        echo_json(report)
+    else:
+        typer.echo(format_report(report))

@@ -1,0 +1,268 @@
+"""``agent finetune …``: train models from data files and write checkpoint directories.
+
+Each command parses options into configs, calls one training function, prints the result. The
+full command line (every option, defaults included) is recorded in the checkpoint's
+``config.json`` so the model can be rebuilt exactly.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from finetune.console import echo_json, friendly_errors
+
+app = typer.Typer(no_args_is_help=True, help="Train intent, sentiment (and entity) models.")
+
+# Options shared by the text-classification commands.
+Data = Annotated[str, typer.Option(help="Built-in data set name, a CSV/JSONL file or folder, or a hub id.")]
+DataDir = Annotated[Path | None, typer.Option(help="Folder of the built-in data sets (default $QAGENT_DATA_DIR or ../shared/data).")]
+TextColumn = Annotated[str, typer.Option(help="Text column/key of user files.")]
+LabelColumn = Annotated[str, typer.Option(help="Label column/key of user files.")]
+ValFraction = Annotated[float, typer.Option(help="Share of train carved (stratified, seeded) as validation when the data has none.")]
+HeadKind = Annotated[str, typer.Option("--head", help="Head: hybrid, quantum, linear or mlp.")]
+Qubits = Annotated[int, typer.Option(help="Qubits per circuit.")]
+Depth = Annotated[int, typer.Option(help="Variational layers per circuit.")]
+Encoding = Annotated[str, typer.Option(help="Circuit input encoding: amplitude or angle.")]
+Readout = Annotated[str, typer.Option(help="Circuit readout: probs, z or zz.")]
+Circuits = Annotated[int, typer.Option(help="Independent circuits side by side.")]
+Hidden = Annotated[int, typer.Option(help="Hidden width of the mlp head.")]
+Dropout = Annotated[float, typer.Option(help="Dropout on the features before the head.")]
+Backend = Annotated[str, typer.Option(help="Where circuits run while training: exact, aer[:shots=N][,noise=fake_…], ibm:<device>.")]
+Epochs = Annotated[int, typer.Option(help="Most epochs (early stopping on validation macro-F1).")]
+BatchSize = Annotated[int, typer.Option(help="Examples per step.")]
+Lr = Annotated[float, typer.Option(help="Peak learning rate (one-cycle schedule); ~1e-3 suits LoRA.")]
+WeightDecay = Annotated[float, typer.Option(help="AdamW weight decay.")]
+Patience = Annotated[int, typer.Option(help="Epochs without a better validation score before stopping.")]
+LabelSmoothing = Annotated[float, typer.Option(help="Cross-entropy label smoothing.")]
+Seed = Annotated[int, typer.Option(help="Seed of data split, weights and shuffling.")]
+Lora = Annotated[bool, typer.Option("--lora/--frozen", help="Fine-tune LoRA adapters of the encoder, or train the head on frozen features.")]
+LoraR = Annotated[int, typer.Option(help="LoRA rank.")]
+LoraAlpha = Annotated[int, typer.Option(help="LoRA alpha (scale = alpha / r).")]
+LoraTargets = Annotated[str, typer.Option(help="Comma-separated encoder modules that get adapters.")]
+EncoderPath = Annotated[str, typer.Option("--encoder", help="'default' (all-MiniLM-L6-v2) or a local Hugging Face model folder.")]
+MaxLength = Annotated[int, typer.Option(help="Sub-tokens per text; longer texts are truncated with a warning.")]
+Out = Annotated[Path, typer.Option(help="Checkpoint directory to write.")]
+JsonOutput = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+@app.command("intents")
+@friendly_errors
+def intents(
+    ctx: typer.Context,
+    out: Out,
+    data: Data = "banking77",
+    data_dir: DataDir = None,
+    text_column: TextColumn = "text",
+    label_column: LabelColumn = "label",
+    val_fraction: ValFraction = 0.1,
+    oos_data: Annotated[str | None, typer.Option(help="Out-of-scope examples: 'clinc150' adds an out_of_scope class and a threshold.")] = None,
+    oos_per_intent: Annotated[int, typer.Option(help="In-scope CLINC150 queries of each non-banking intent used as out-of-scope training examples.")] = 10,
+    oos_recall: Annotated[float | None, typer.Option(help="Choose the threshold reaching this validation out-of-scope recall (default: maximise accuracy + recall).")] = None,
+    head: HeadKind = "hybrid", qubits: Qubits = 6, depth: Depth = 2, encoding: Encoding = "amplitude",
+    readout: Readout = "probs", circuits: Circuits = 4, hidden: Hidden = 64, dropout: Dropout = 0.1,
+    backend: Backend = "exact", epochs: Epochs = 30, batch_size: BatchSize = 64, lr: Lr = 3e-3,
+    weight_decay: WeightDecay = 1e-4, patience: Patience = 5, label_smoothing: LabelSmoothing = 0.0,
+    seed: Seed = 0, lora: Lora = False, lora_r: LoraR = 8, lora_alpha: LoraAlpha = 16,
+    lora_targets: LoraTargets = "query,value", encoder: EncoderPath = "default", max_length: MaxLength = 128,
+    json_output: JsonOutput = False,
+) -> None:
+    """Train an intent classifier (BANKING77 by default), optionally with out-of-scope detection."""
+    from finetune.data import load_intents
+
+    dataset = load_intents(data, data_dir=data_dir, text_column=text_column, label_column=label_column,
+                           val_fraction=val_fraction, seed=seed)
+    oos = None
+    if oos_data is not None:
+        from finetune.oos import clinc_oos_examples
+
+        clinc = load_intents(oos_data, data_dir=data_dir, seed=seed)
+        oos = clinc_oos_examples(clinc, data_dir=data_dir, per_intent=oos_per_intent)
+    _train(ctx, "intents", dataset, oos, locals(), json_output)
+
+
+@app.command("sentiment")
+@friendly_errors
+def sentiment(
+    ctx: typer.Context,
+    out: Out,
+    data: Data = "fin_tweets",
+    data_dir: DataDir = None,
+    text_column: TextColumn = "text",
+    label_column: LabelColumn = "label",
+    val_fraction: ValFraction = 0.1,
+    head: HeadKind = "hybrid", qubits: Qubits = 6, depth: Depth = 2, encoding: Encoding = "amplitude",
+    readout: Readout = "probs", circuits: Circuits = 4, hidden: Hidden = 64, dropout: Dropout = 0.1,
+    backend: Backend = "exact", epochs: Epochs = 30, batch_size: BatchSize = 64, lr: Lr = 3e-3,
+    weight_decay: WeightDecay = 1e-4, patience: Patience = 5, label_smoothing: LabelSmoothing = 0.0,
+    seed: Seed = 0, lora: Lora = False, lora_r: LoraR = 8, lora_alpha: LoraAlpha = 16,
+    lora_targets: LoraTargets = "query,value", encoder: EncoderPath = "default", max_length: MaxLength = 128,
+    json_output: JsonOutput = False,
+) -> None:
+    """Train a sentiment classifier (finance tweets by default; labels negative/positive/neutral)."""
+    from finetune.data import load_sentiment
+
+    dataset = load_sentiment(data, data_dir=data_dir, text_column=text_column, label_column=label_column,
+                             val_fraction=val_fraction, seed=seed)
+    _train(ctx, "sentiment", dataset, None, locals(), json_output)
+
+
+def _train(ctx: typer.Context, task: str, dataset, oos, o: dict[str, Any], json_output: bool) -> None:
+    """Build the configs from the parsed options ``o`` and run the training."""
+    from finetune.classifier_training import ClassifierSpec, LoraSettings, train_classifier
+    from finetune.encoder import Encoder, EncoderConfig
+    from finetune.heads import HeadConfig
+    from finetune.quantum.ansatz import AnsatzConfig
+    from finetune.trainer import TrainingArguments
+
+    ansatz = AnsatzConfig(n_qubits=o["qubits"], depth=o["depth"], encoding=o["encoding"], readout=o["readout"])
+    head = HeadConfig(kind=o["head"], ansatz=ansatz, n_circuits=o["circuits"], hidden=o["hidden"], dropout=o["dropout"])
+    lora = None
+    if o["lora"]:
+        targets = tuple(t.strip() for t in o["lora_targets"].split(",") if t.strip())
+        lora = LoraSettings(r=o["lora_r"], alpha=o["lora_alpha"], target_modules=targets)
+    spec = ClassifierSpec(task=task, head=head, lora=lora, min_oos_recall=o.get("oos_recall"))
+    out = Path(o["out"])
+    args = TrainingArguments(
+        epochs=o["epochs"], batch_size=o["batch_size"], lr=o["lr"], weight_decay=o["weight_decay"],
+        patience=o["patience"], seed=o["seed"], label_smoothing=o["label_smoothing"],
+        log_dir=str(out / "tensorboard"), progress=not json_output,
+    )
+    encoder = Encoder.load(EncoderConfig(model=o["encoder"], max_length=o["max_length"]))
+    trained = train_classifier(
+        dataset, spec, args, encoder, out, oos=oos, backend=o["backend"], command=command_line(ctx)
+    )
+    summary = {key: value for key, value in trained.metrics.items() if key != "history"}
+    summary = {"model": str(trained.path), "task": task, "labels": len(trained.classifier.labels), **summary}
+    if json_output:
+        echo_json(summary)
+        return
+    typer.echo(f"trained {task} model ({o['head']} head, {summary['head_parameters']} parameters) -> {trained.path}")
+    typer.echo(f"  best epoch {summary['best_epoch']}, validation macro-F1 {summary['val_macro_f1']:.4f}, "
+               f"{summary['train_seconds']:.0f} s")
+    if "threshold" in summary:
+        stats = summary["val_oos"]
+        typer.echo(f"  threshold {summary['threshold']:.2f}: validation in-scope accuracy "
+                   f"{stats['in_scope_accuracy']:.4f}, out-of-scope recall {stats['oos_recall']:.4f}")
+    typer.echo(f"  evaluate: agent eval {task} {trained.path} --data {o['data']} --split test")
+
+
+def command_line(ctx: typer.Context) -> str:
+    """The command as one shell line with every option spelled out (defaults included)."""
+    # Spelled from the command's own name: test runners and `python -m` name the program differently.
+    parts = ["agent", "finetune", ctx.info_name or ctx.command.name or ""]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if value is None:
+            continue
+        # Duck-typed: typer's options need not subclass the installed click's classes.
+        if param.param_type_name == "argument":
+            parts.append(str(value))
+            continue
+        if param.is_flag:
+            if param.secondary_opts:
+                parts.append(param.opts[0] if value else param.secondary_opts[0])
+            elif value:
+                parts.append(param.opts[0])
+            continue
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            parts += [param.opts[0], str(item)]
+    return shlex.join(parts)
+
+
+SETUPS = ("large", "20-fold")
+
+
+def parse_folds(text: str) -> list[int]:
+    """NLU++ fold ids from ``"0-17"``, ``"18,19"`` or ``"3"`` (ranges inclusive)."""
+    folds: set[int] = set()
+    for part in (p.strip() for p in text.split(",")):
+        low, dash, high = part.partition("-")
+        try:
+            folds.update(range(int(low), int(high) + 1) if dash else [int(low)])
+        except ValueError:
+            raise typer.BadParameter(f"folds must look like 0-17 or 18,19; got {text!r}") from None
+    return sorted(folds)
+
+
+def setup_folds(setup: str, fold: int, n_folds: int = 20) -> tuple[list[int], list[int]]:
+    """Train and test folds of an NLU++ setup: ``large`` tests on ``fold`` and trains on the other 19,
+    ``20-fold`` trains on ``fold`` alone and tests on the other 19."""
+    if setup not in SETUPS:
+        raise typer.BadParameter(f"setup must be one of {', '.join(SETUPS)}; got {setup!r}")
+    if not 0 <= fold < n_folds:
+        raise typer.BadParameter(f"fold must be 0-{n_folds - 1}, got {fold}")
+    rest = [i for i in range(n_folds) if i != fold]
+    return (rest, [fold]) if setup == "large" else ([fold], rest)
+
+
+@app.command("ner")
+@friendly_errors
+def ner(
+    ctx: typer.Context,
+    out: Out,
+    data: Annotated[str, typer.Option(help="'nlupp' (NLU++ banking slots), a CoNLL or JSONL-with-spans file or folder, or a hub id.")] = "nlupp",
+    data_dir: DataDir = None,
+    train_folds: Annotated[str, typer.Option(help="NLU++ folds to train on (validation is carved from them).")] = "0-17",
+    test_folds: Annotated[str, typer.Option(help="NLU++ folds held out for testing (never trained on).")] = "18,19",
+    setup: Annotated[str | None, typer.Option(help="NLU++ setup instead of the fold options: 'large' (train on 19 folds, test on --fold) or '20-fold' (train on --fold, test on the other 19).")] = None,
+    fold: Annotated[int, typer.Option(help="The fold of --setup.")] = 0,
+    val_fraction: ValFraction = 0.1,
+    head: HeadKind = "linear", qubits: Qubits = 6, depth: Depth = 2, encoding: Encoding = "amplitude",
+    readout: Readout = "probs", circuits: Circuits = 4, hidden: Hidden = 64, dropout: Dropout = 0.1,
+    backend: Backend = "exact", epochs: Annotated[int, typer.Option(help="Most epochs (early stopping on validation entity micro-F1).")] = 10,
+    batch_size: BatchSize = 16, lr: Lr = 1e-3,
+    weight_decay: WeightDecay = 1e-4, patience: Patience = 3, label_smoothing: LabelSmoothing = 0.0,
+    seed: Seed = 0, lora: Lora = True, lora_r: LoraR = 16, lora_alpha: LoraAlpha = 32,
+    lora_targets: LoraTargets = "query,key,value,dense", encoder: EncoderPath = "default", max_length: MaxLength = 128,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch (1 is fastest on a busy machine).")] = None,
+    json_output: JsonOutput = False,
+) -> None:
+    """Train an entity tagger (NLU++ banking slots by default); LoRA fine-tuning unless --frozen."""
+    import torch
+
+    from finetune.classifier_training import LoraSettings
+    from finetune.data import load_entities
+    from finetune.encoder import Encoder, EncoderConfig
+    from finetune.heads import HeadConfig
+    from finetune.quantum.ansatz import AnsatzConfig
+    from finetune.tagger_training import TaggerSpec, recorded_data_warnings, train_tagger
+    from finetune.trainer import TrainingArguments
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    folds: dict[str, Any] = {}
+    if data.lower() == "nlupp":
+        train_ids, test_ids = setup_folds(setup, fold) if setup else (parse_folds(train_folds), parse_folds(test_folds))
+        folds = {"train_folds": train_ids, "test_folds": test_ids}
+    elif setup:
+        raise typer.BadParameter("--setup only applies to --data nlupp")
+    with recorded_data_warnings() as skipped:
+        dataset = load_entities(data, data_dir=data_dir, val_fraction=val_fraction, seed=seed, **folds)
+    for message in skipped[:5]:
+        typer.echo(f"warning: {message}", err=True)
+    if skipped:
+        typer.echo(f"warning: {len(skipped)} span(s) in the data could not be used and were skipped", err=True)
+    ansatz = AnsatzConfig(n_qubits=qubits, depth=depth, encoding=encoding, readout=readout)
+    head_config = HeadConfig(kind=head, ansatz=ansatz, n_circuits=circuits, hidden=hidden, dropout=dropout)
+    targets = tuple(t.strip() for t in lora_targets.split(",") if t.strip())
+    spec = TaggerSpec(head=head_config, lora=LoraSettings(r=lora_r, alpha=lora_alpha, target_modules=targets) if lora else None)
+    args = TrainingArguments(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, patience=patience,
+                             seed=seed, label_smoothing=label_smoothing, log_dir=str(out / "tensorboard"),
+                             progress=not json_output)
+    model = Encoder.load(EncoderConfig(model=encoder, max_length=max_length))
+    trained = train_tagger(dataset, spec, args, model, out, backend=backend, command=command_line(ctx),
+                           skipped_spans=len(skipped))
+    summary = {key: value for key, value in trained.metrics.items() if key != "history"}
+    summary = {"model": str(trained.path), "task": "ner", "entity_types": len(dataset.entity_types), **folds, **summary}
+    if json_output:
+        echo_json(summary)
+        return
+    typer.echo(f"trained entity tagger ({head} head, {'LoRA' if lora else 'frozen encoder'}) -> {trained.path}")
+    typer.echo(f"  best epoch {summary['best_epoch']}, validation entity micro-F1 {summary['val_entity_f1']:.4f}, "
+               f"{summary['train_seconds']:.0f} s, {summary['skipped_spans']} span(s) skipped")
+    scored = f" --folds {','.join(map(str, folds['test_folds']))}" if folds else ""
+    typer.echo(f"  evaluate: agent eval ner {trained.path} --data {data}{scored}")

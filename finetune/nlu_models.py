@@ -1,0 +1,104 @@
+"""Run intents, entities and sentiment together, with one encoder pass for the frozen models.
+
+The assistant and the news monitor ask all three models about every text. Models trained on
+frozen features share one :meth:`Encoder.encode_all` pass, which yields sentence features (for
+the classifiers) and word features (for the tagger) at once; a model with its own LoRA adapter
+computes different features and so runs its own pass through ``predict``.
+
+Usage::
+
+    encoder = Encoder.load()
+    intents = TextClassifier.load(task="intents", encoder=encoder)
+    sentiment = TextClassifier.load(task="sentiment", encoder=encoder)
+    entities = EntityTagger.load(encoder=encoder)
+    analyze(["Send 20 pounds to Anna"], encoder=encoder, intents=intents, entities=entities, sentiment=sentiment)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+
+from finetune.encoder import Encoder, WordFeatures
+from finetune.tagger import Entity
+from finetune.tagging import words_with_offsets
+
+
+class SentenceModel(Protocol):
+    """What ``analyze`` needs of a text classifier (:class:`finetune.classifier.TextClassifier`)."""
+
+    uses_frozen_encoder: bool
+
+    def predict(self, texts: Sequence[str]) -> list[Any]: ...
+
+    def predict_features(self, features: torch.Tensor) -> list[Any]: ...
+
+
+class WordModel(Protocol):
+    """What ``analyze`` needs of an entity tagger (:class:`finetune.tagger.EntityTagger`)."""
+
+    uses_frozen_encoder: bool
+
+    def predict(self, texts: Sequence[str]) -> list[list[Entity]]: ...
+
+    def predict_words(self, texts: Sequence[str], word_features: Sequence[WordFeatures]) -> list[list[Entity]]: ...
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything the NLU models say about one text; a model not asked gives None (or no entities)."""
+
+    intent: Any | None = None  # finetune.classifier.Prediction
+    entities: list[Entity] = field(default_factory=list)
+    sentiment: Any | None = None  # finetune.classifier.Prediction
+
+
+def analyze(
+    texts: Sequence[str],
+    *,
+    encoder: Encoder,
+    intents: SentenceModel | None = None,
+    entities: WordModel | None = None,
+    sentiment: SentenceModel | None = None,
+) -> list[Analysis]:
+    """Run the given models over ``texts``, one :class:`Analysis` per text.
+
+    Args:
+        texts: Raw texts; empty ones are fine, long ones are truncated with a logged warning.
+        encoder: The plain (adapter-free) encoder the frozen models were loaded with; it runs
+            once for all of them together.
+        intents: Intent classifier, or None to skip.
+        entities: Entity tagger, or None to skip.
+        sentiment: Sentiment classifier, or None to skip.
+    """
+    if isinstance(texts, str):
+        raise TypeError("analyze takes a list of texts; wrap a single text in a list")
+    texts = list(texts)
+    if encoder.has_adapter:
+        raise ValueError("analyze needs the plain encoder; models with adapters run their own pass")
+    models = [m for m in (intents, entities, sentiment) if m is not None]
+    sentences: torch.Tensor | None = None
+    words: list[WordFeatures] | None = None
+    if texts and any(m.uses_frozen_encoder for m in models):
+        sentences, words = encoder.encode_all(texts, words=[words_with_offsets(t) for t in texts])
+
+    def sentence_model(model: SentenceModel | None) -> list[Any]:
+        if model is None:
+            return [None] * len(texts)
+        if not texts:
+            return []
+        return model.predict_features(sentences) if model.uses_frozen_encoder else model.predict(texts)
+
+    if entities is None or not texts:
+        found: list[list[Entity]] = [[] for _ in texts]
+    elif entities.uses_frozen_encoder:
+        found = entities.predict_words(texts, words)
+    else:
+        found = entities.predict(texts)
+    return [
+        Analysis(intent=i, entities=e, sentiment=s)
+        for i, e, s in zip(sentence_model(intents), found, sentence_model(sentiment))
+    ]

@@ -1,0 +1,182 @@
+"""The ``ibm`` backend: IBM Runtime ``EstimatorV2`` in ``Batch`` mode.
+
+``ibm:<device>`` connects to IBM Quantum with the account qiskit-ibm-runtime already knows
+(``QiskitRuntimeService.save_account(...)``, or the ``QISKIT_IBM_TOKEN`` / ``QISKIT_IBM_INSTANCE``
+/ ``QISKIT_IBM_CHANNEL`` environment variables). ``ibm:fake_<device>`` runs exactly the same class
+on a fake device: qiskit-ibm-runtime's local testing mode accepts a fake backend wherever a real
+one goes and simulates it with Aer and the device's noise model, so the real-device path is
+exercised offline.
+
+The connection is made when the backend is built, so missing credentials fail at once rather
+than after a training run. The token is never printed or logged: error messages from the
+service are shown with the token value masked.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from finetune.quantum.backends import (
+    BackendConfigError,
+    BackendSpec,
+    DeviceCircuit,
+    check_values,
+    compile_for_device,
+    fake_device,
+)
+
+if TYPE_CHECKING:
+    from qiskit.providers import BackendV2
+
+    from finetune.quantum.ansatz import Ansatz
+
+SETUP_HELP = (
+    "IBM Quantum is not configured: run QiskitRuntimeService.save_account(token=..., instance=...) "
+    "once, or set QISKIT_IBM_TOKEN and QISKIT_IBM_INSTANCE (optional QISKIT_IBM_CHANNEL); "
+    "ibm:fake_<device> runs offline"
+)
+
+
+class IBMRuntimeBackend:
+    """Runtime ``EstimatorV2`` on an IBM device (real, or fake in local testing mode).
+
+    Args:
+        device: The device: an ``IBMBackend`` from the service, or a fake backend.
+        shots: Shots per circuit (the estimator's ``default_shots``).
+        seed: Transpiler seed; on a fake device also the simulator seed (``seed + job index``).
+        name: The spec string this backend reports.
+    """
+
+    def __init__(self, device: BackendV2, *, shots: int, seed: int, name: str) -> None:
+        self.device = device
+        self.shots = shots
+        self.seed = seed
+        self.name = name
+        self.on_job: Callable[[str], None] | None = None
+        self.simulated = device.name.startswith("fake_")
+        self._compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._batch: Any = None
+        self._estimator: Any = None
+        self._jobs = 0
+
+    @classmethod
+    def from_spec(cls, spec: BackendSpec, service: Any | None = None) -> IBMRuntimeBackend:
+        """Build from an ``ibm`` spec; a real device is looked up through ``service`` now.
+
+        Raises:
+            BackendConfigError: No IBM account, an unknown device, or a failed connection.
+        """
+        if spec.kind != "ibm" or spec.device is None or spec.shots is None:
+            raise ValueError(f"IBMRuntimeBackend needs an ibm spec, got {spec}")
+        if spec.offline:
+            device = fake_device(spec.device)
+        else:
+            device = connect_device(spec.device, service)
+        return cls(device, shots=spec.shots, seed=spec.seed, name=str(spec))
+
+    def compiled(self, ansatz: Ansatz) -> DeviceCircuit:
+        """``ansatz`` transpiled to the device's ISA (once per ansatz)."""
+        if ansatz not in self._compiled:
+            self._compiled[ansatz] = compile_for_device(ansatz, self.device, seed=self.seed)
+        return self._compiled[ansatz]
+
+    def expectations(self, ansatz: Ansatz, values: np.ndarray) -> np.ndarray:
+        values = check_values(ansatz, values)
+        if values.shape[0] == 0:
+            return np.zeros((0, ansatz.n_outputs))
+        compiled = self.compiled(ansatz)
+        estimator = self._get_estimator()
+        if self.simulated:
+            estimator.options.simulator.seed_simulator = self.seed + self._jobs
+        self._jobs += 1
+        # Observables [1, K] against values [B, 1, P]: the whole batch is one pub, one job.
+        pub = (compiled.circuit, [list(compiled.observables)], values[:, compiled.columns][:, None, :])
+        job = estimator.run([pub])
+        if self.on_job is not None:
+            self.on_job(job.job_id())
+        return ansatz.postprocess(job.result()[0].data.evs)
+
+    def _get_estimator(self):
+        from qiskit_ibm_runtime import Batch, EstimatorV2
+
+        if self._estimator is None:
+            # Batch, not Session: the jobs of a training run do not depend on each other's
+            # queue position, and batch mode lets the service run them back to back.
+            self._batch = Batch(backend=self.device)
+            self._estimator = EstimatorV2(mode=self._batch)
+            self._estimator.options.default_shots = self.shots
+        return self._estimator
+
+    def close(self) -> None:
+        """Close the runtime batch (no new jobs are accepted; running ones finish)."""
+        if self._batch is not None:
+            self._batch.close()
+            self._batch = self._estimator = None
+
+    def __enter__(self) -> IBMRuntimeBackend:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def connect_device(name: str, service: Any | None = None) -> BackendV2:
+    """Look up a real IBM device, with one clear line (and no token) when that fails."""
+    service = service if service is not None else open_service()
+    try:
+        return service.backend(name)
+    except Exception as exc:
+        raise BackendConfigError(
+            f"IBM device {name!r} is not available to this account "
+            f"({type(exc).__name__}: {redact(str(exc))}); `agent backends list` shows the devices"
+        ) from None
+
+
+def open_service() -> Any:
+    """``QiskitRuntimeService()`` from the saved account or the environment.
+
+    Raises:
+        BackendConfigError: One line saying how to configure the account (never the token).
+    """
+    from qiskit_ibm_runtime import QiskitRuntimeService
+    from qiskit_ibm_runtime.accounts import AccountNotFoundError, InvalidAccountError
+
+    try:
+        return QiskitRuntimeService()
+    except (AccountNotFoundError, InvalidAccountError):
+        raise BackendConfigError(SETUP_HELP) from None
+    except Exception as exc:  # network and authentication errors come in several types
+        # `from None`: the chained exception could carry the token into a traceback or log.
+        raise BackendConfigError(
+            f"could not connect to IBM Quantum ({type(exc).__name__}: {redact(str(exc))}); "
+            "check the account saved with QiskitRuntimeService.save_account or QISKIT_IBM_TOKEN"
+        ) from None
+
+
+def redact(text: str) -> str:
+    """``text`` on one line with the IBM token (from the environment) masked."""
+    token = os.environ.get("QISKIT_IBM_TOKEN")
+    if token:
+        text = text.replace(token, "***")
+    return " ".join(text.split())
+
+
+def list_ibm_devices(service: Any | None = None) -> list[dict[str, Any]]:
+    """Devices the configured IBM account can use: name and qubit count.
+
+    Raises:
+        BackendConfigError: Not configured, or the service cannot be reached.
+    """
+    service = service if service is not None else open_service()
+    try:
+        devices = service.backends()
+    except Exception as exc:
+        raise BackendConfigError(
+            f"could not list IBM devices ({type(exc).__name__}: {redact(str(exc))})"
+        ) from None
+    return [{"name": device.name, "qubits": device.num_qubits} for device in devices]

@@ -1,0 +1,98 @@
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from eval.ner import entities_to_tags, entity_report, evaluate_tagger, format_report
+from finetune.tagger import Entity
+
+runner = CliRunner()
+
+
+def test_entity_report_matches_spans_strictly_per_type():
+    gold = [["B-date", "I-date", "O", "B-person_name"], ["B-amount_of_money", "O"]]
+    predicted = [["B-date", "O", "O", "B-person_name"], ["B-amount_of_money", "O"]]  # date cut short
+    report = entity_report(gold, predicted)
+    assert report["per_type"]["date"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+    assert report["per_type"]["person_name"]["f1"] == 1.0
+    assert report["micro"]["precision"] == pytest.approx(2 / 3) and report["micro"]["recall"] == pytest.approx(2 / 3)
+    assert report["micro"]["support"] == 3
+
+
+def test_entity_report_rejects_misaligned_tags():
+    with pytest.raises(ValueError, match="same sentences and lengths"):
+        entity_report([["O", "O"]], [["O"]])
+
+
+def test_entities_to_tags_uses_the_tagger_word_grid():
+    text = "pay 20 pounds on the 5th"
+    entities = [Entity("amount_of_money", "20 pounds", 4, 13, 0.9), Entity("date", "the 5th", 17, 24, 0.8)]
+    assert entities_to_tags(text, entities) == ["O", "B-amount_of_money", "I-amount_of_money", "O",
+                                                "B-date", "I-date", "I-date"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tiny_entities_dir, tmp_path_factory):
+    from agent.cli import app
+
+    out = tmp_path_factory.mktemp("cli") / "ner"
+    result = runner.invoke(app, ["finetune", "ner", "--data", str(tiny_entities_dir), "--frozen", "--head", "linear",
+                                 "--epochs", "30", "--patience", "30", "--lr", "1e-2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "validation entity micro-F1" in result.output
+    return out
+
+
+def test_finetune_ner_writes_a_checkpoint_with_bio_labels(model_dir):
+    labels = json.loads((model_dir / "labels.json").read_text())
+    assert labels[0] == "O" and "B-person_name" in labels and "I-amount_of_money" in labels
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["task"] == "ner" and config["command"].startswith("agent finetune ner")
+
+
+def test_eval_ner_prints_json_and_writes_the_report(model_dir, tiny_entities_dir, tmp_path):
+    from agent.cli import app
+
+    result = runner.invoke(app, ["eval", "ner", str(model_dir), "--data", str(tiny_entities_dir),
+                                 "--out", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["micro"]["f1"] > 0.8 and set(report["per_type"]) == {"amount_of_money", "date", "person_name"}
+    assert (tmp_path / "report.json").is_file() and (tmp_path / "f1_per_type.png").is_file()
+
+
+def test_finetune_ner_reports_skipped_spans_with_their_line(tiny_entities_dir, tmp_path):
+    from agent.cli import app
+
+    for split in ("validation", "test"):
+        (tmp_path / f"{split}.jsonl").write_text((tiny_entities_dir / f"{split}.jsonl").read_text())
+    train = (tiny_entities_dir / "train.jsonl").read_text()
+    bad = json.dumps({"text": "pay Anna", "spans": [{"start": 4, "end": 8, "label": "person_name", "text": "Bob"}]})
+    (tmp_path / "train.jsonl").write_text(train + bad + "\n")
+    result = runner.invoke(app, ["finetune", "ner", "--data", str(tmp_path), "--frozen", "--epochs", "1",
+                                 "--out", str(tmp_path / "m"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert "train.jsonl:25" in result.stderr and "1 span(s) in the data could not be used" in result.stderr
+    assert json.loads(result.stdout)["skipped_spans"] == 1
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    from agent.cli import app
+
+    result = runner.invoke(app, ["eval", "ner", str(tmp_path / "missing")])
+    assert result.exit_code == 1 and "model directory not found" in result.stderr
+    result = runner.invoke(app, ["finetune", "ner", "--setup", "huge", "--out", str(tmp_path / "m")])
+    assert result.exit_code != 0 and "setup must be one of" in result.output + result.stderr
+
+
+def test_format_report_lists_types_and_averages():
+    report = {"per_type": {"date": {"precision": 1.0, "recall": 0.5, "f1": 2 / 3, "support": 2}},
+              "micro": {"precision": 1.0, "recall": 0.5, "f1": 2 / 3, "support": 2},
+              "macro": {"precision": 1.0, "recall": 0.5, "f1": 2 / 3, "support": 2}, "examples": 3}
+    text = format_report(report)
+    assert "date" in text and "micro avg" in text and "entity micro-F1 0.6667" in text
+
+
+def test_evaluate_tagger_needs_examples():
+    with pytest.raises(ValueError, match="no examples"):
+        evaluate_tagger(None, [])

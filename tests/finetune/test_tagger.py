@@ -1,0 +1,150 @@
+import logging
+
+import numpy as np
+import pytest
+
+from finetune.data import load_entities
+from finetune.heads import HeadConfig
+from finetune.tagger import EntityTagger, bio_tags, constrained_decode, decode_entities
+from finetune.tagger_training import TaggerSpec, entity_f1, recorded_data_warnings, train_tagger
+from finetune.tagging import DataWarning, Span, spans_to_bio, words_with_offsets
+from finetune.trainer import TrainingArguments
+
+TAGS = bio_tags(["date", "person_name"])  # O, B-date, I-date, B-person_name, I-person_name
+
+
+def one_hot(indices, size=len(TAGS), p=0.9):
+    probs = np.full((len(indices), size), (1 - p) / (size - 1))
+    probs[np.arange(len(indices)), indices] = p
+    return probs
+
+
+def test_bio_tags_put_o_first_then_b_i_per_type():
+    assert TAGS == ["O", "B-date", "I-date", "B-person_name", "I-person_name"]
+
+
+def ranked(first, second):
+    """Probabilities where each word's best tag is ``first`` and its runner-up ``second``."""
+    probs = np.full((len(first), len(TAGS)), 0.02)
+    probs[np.arange(len(first)), second] = 0.3
+    probs[np.arange(len(first)), first] = 0.62
+    return probs
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "expected"),
+    [
+        ([0, 2, 2], [1, 1, 1], [0, 1, 2]),  # I-date after O cannot be: its runner-up B-date starts the entity
+        ([2], [1], [1]),  # nor can a text start inside an entity
+        ([1, 4], [0, 3], [1, 3]),  # I-person_name after B-date: a new person_name starts
+        ([3, 4, 0], [0, 0, 1], [3, 4, 0]),  # valid sequences are kept as they are
+    ],
+)
+def test_constrained_decode_only_yields_valid_iob2(first, second, expected):
+    assert constrained_decode(np.log(ranked(first, second)), TAGS) == expected
+
+
+def test_decode_entities_gives_offsets_into_the_original_text_and_mean_scores():
+    text = "  meet Anna Smith on the 5th"
+    words = words_with_offsets(text)  # meet, Anna, Smith, on, the, 5, th
+    featured = [w for w in words if w[0] != "th"]  # 'th' shares the sub-token of '5'
+    probs = one_hot([0, 3, 4, 0, 1, 2])
+    probs[2] = one_hot([4], p=0.5)[0]
+    entities = decode_entities(text, featured, probs, TAGS, words)
+    assert [(e.type, e.text) for e in entities] == [("person_name", "Anna Smith"), ("date", "the 5th")]
+    for entity in entities:
+        assert text[entity.start : entity.end] == entity.text
+    assert entities[0].score == pytest.approx(0.7)
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_entities_dir):
+    return load_entities(str(tiny_entities_dir))
+
+
+@pytest.fixture(scope="module")
+def frozen_tagger(tiny, base_encoder, tmp_path_factory):
+    args = TrainingArguments(epochs=40, batch_size=16, lr=1e-2, patience=40, progress=False)
+    out = tmp_path_factory.mktemp("ner") / "model"
+    return train_tagger(tiny, TaggerSpec(head=HeadConfig(kind="linear")), args, base_encoder, out)
+
+
+def test_frozen_tagger_learns_tiny_data_and_saves_a_loadable_model(frozen_tagger, tiny, base_encoder):
+    assert frozen_tagger.metrics["val_entity_f1"] > 0.8
+    tagger = EntityTagger.load(frozen_tagger.path, encoder=base_encoder)
+    assert tagger.uses_frozen_encoder and tagger.entity_types == ["amount_of_money", "date", "person_name"]
+    texts = [ex.text for ex in tiny.test]
+    found = tagger.predict(texts)
+    for text, entities in zip(texts, found):
+        for entity in entities:
+            assert text[entity.start : entity.end] == entity.text and 0 < entity.score <= 1
+    gold = [spans_to_bio(ex.text, ex.spans)[1] for ex in tiny.test]
+    predicted = [spans_to_bio(t, [Span(e.start, e.end, e.type) for e in es])[1] for t, es in zip(texts, found)]
+    assert entity_f1(gold, predicted) > 0.8
+
+
+def test_predict_handles_empty_and_very_long_texts(frozen_tagger, caplog):
+    tagger = frozen_tagger.tagger
+    long_text = "send 20 pounds to Anna tomorrow " + "and then some more words " * 100
+    with caplog.at_level(logging.WARNING):
+        found = tagger.predict(["", "   ", long_text])
+    assert found[0] == [] and found[1] == []
+    assert all(e.end <= 600 for e in found[2])  # entities only from the kept part
+    assert "truncated" in caplog.text
+
+
+def test_predict_rejects_a_bare_string(frozen_tagger):
+    with pytest.raises(TypeError, match="list of texts"):
+        frozen_tagger.tagger.predict("send 20 pounds")
+
+
+def test_lora_tagger_keeps_the_shared_encoder_plain(tiny, encoder, base_encoder, tmp_path):
+    args = TrainingArguments(epochs=1, batch_size=8, lr=1e-3, patience=1, progress=False)
+    from finetune.classifier_training import LoraSettings
+
+    spec = TaggerSpec(head=HeadConfig(kind="linear"), lora=LoraSettings(r=2, alpha=4))
+    trained = train_tagger(tiny, spec, args, encoder, tmp_path / "lora")
+    assert (trained.path / "adapter" / "adapter_model.safetensors").is_file()
+    tagger = EntityTagger.load(trained.path, encoder=base_encoder)
+    assert not tagger.uses_frozen_encoder and not base_encoder.has_adapter
+    assert len(tagger.predict(["pay 5 euros to Tom on Monday"])) == 1
+
+
+def test_spans_that_cannot_be_tagged_are_counted_not_mislabelled(tiny, base_encoder, tmp_path):
+    from finetune.tagging import TaggedExample
+
+    bad = TaggedExample("pay Tomorrow", (Span(5, 12, "date"),))  # starts inside a word
+    tiny_bad = type(tiny)(tiny.name, tiny.entity_types, tiny.train + [bad], tiny.validation, tiny.test)
+    args = TrainingArguments(epochs=1, progress=False)
+    trained = train_tagger(tiny_bad, TaggerSpec(head=HeadConfig(kind="linear")), args, base_encoder, tmp_path / "m")
+    assert trained.metrics["skipped_spans"] == 1
+
+
+def test_recorded_data_warnings_collects_messages():
+    with recorded_data_warnings() as messages:
+        spans_to_bio("pay Tomorrow", [Span(5, 12, "date")])
+    assert len(messages) == 1 and "word boundaries" in messages[0]
+    with pytest.warns(DataWarning):
+        spans_to_bio("pay Tomorrow", [Span(5, 12, "date")])
+
+
+def test_load_rejects_a_model_of_another_task(tmp_path):
+    from finetune.checkpoint import CheckpointError, save_checkpoint
+    from finetune.heads import Head
+
+    save_checkpoint(tmp_path, task="intents", head=Head(HeadConfig(kind="linear", n_classes=2)), labels=["a", "b"],
+                    encoder={"model": "default"})
+    with pytest.raises(CheckpointError, match="not an entity tagger"):
+        EntityTagger.load(tmp_path)
+
+
+@pytest.mark.slow
+def test_shipped_model_reaches_entity_f1_085_on_nlupp_folds_18_19(data_dir, base_encoder):
+    from eval.ner import evaluate_tagger
+    from finetune.tagger import ASSETS
+
+    if not (ASSETS / "config.json").is_file():
+        pytest.skip(f"no shipped entity tagger at {ASSETS}")
+    dataset = load_entities("nlupp", data_dir=data_dir, train_folds=range(18), test_folds=[18, 19])
+    report = evaluate_tagger(EntityTagger.load(encoder=base_encoder), dataset.test)
+    assert report["micro"]["f1"] >= 0.85

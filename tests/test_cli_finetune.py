@@ -1,0 +1,78 @@
+"""`agent finetune intents|sentiment` and `agent eval intents|sentiment` end to end on tiny files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from text_data import OOS, TEXTS, write_csv
+from typer.testing import CliRunner
+
+from agent.cli import app
+
+runner = CliRunner()
+FAST = ["--head", "hybrid", "--qubits", "2", "--depth", "1", "--circuits", "1", "--epochs", "2",
+        "--batch-size", "8", "--lr", "0.02"]
+
+
+@pytest.fixture()
+def intents_csv(tmp_path, monkeypatch):
+    monkeypatch.setenv("QAGENT_HOME", str(tmp_path / "home"))  # feature cache inside the test folder
+    path = tmp_path / "intents.csv"
+    write_csv(path)
+    return path
+
+
+def test_finetune_then_eval_intents(intents_csv, tmp_path):
+    model = tmp_path / "model"
+    result = runner.invoke(app, ["finetune", "intents", "--data", str(intents_csv), *FAST, "--out", str(model), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["labels"] == 3 and summary["best_epoch"] in (1, 2)
+    config = json.loads((model / "config.json").read_text())
+    assert config["command"].startswith("agent finetune intents --out ")
+    assert "--head hybrid" in config["command"] and "--frozen" in config["command"]
+    assert any((model / "tensorboard").iterdir())
+
+    out = tmp_path / "report"
+    result = runner.invoke(app, ["eval", "intents", str(model), "--data", str(intents_csv), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "accuracy" in result.output and "macro-F1" in result.output
+    assert (out / "report.json").is_file() and (out / "confusion_matrix.png").is_file()
+
+
+def test_finetune_sentiment_prints_a_summary(tmp_path, monkeypatch):
+    monkeypatch.setenv("QAGENT_HOME", str(tmp_path / "home"))
+    path = tmp_path / "tweets.csv"
+    write_csv(path, labels={"positive": TEXTS["balance"], "negative": TEXTS["card_lost"], "neutral": OOS + ["ok", "fine"]})
+    result = runner.invoke(app, ["finetune", "sentiment", "--data", str(path), "--head", "linear", "--epochs", "1",
+                                 "--out", str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output
+    assert "trained sentiment model (linear head" in result.output
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["task"] == "sentiment"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["finetune", "intents", "--data", "missing.csv", "--out", "x"], "file not found: missing.csv"),
+        (["finetune", "intents", "--data", "{csv}", "--head", "cubic", "--out", "x"], "head kind must be one of"),
+        (["finetune", "intents", "--data", "{csv}", "--text-column", "query", "--out", "x"], "no column 'query'"),
+        (["eval", "intents", "{tmp}/nope", "--data", "{csv}"], "model directory not found"),
+        (["eval", "intents", "{tmp}", "--data", "{csv}", "--split", "dev"], "not a qagent model"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_1(argv, message, intents_csv, tmp_path):
+    argv = [a.replace("{csv}", str(intents_csv)).replace("{tmp}", str(tmp_path)) for a in argv]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 1, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_eval_rejects_an_unknown_split(intents_csv, tmp_path):
+    model = tmp_path / "model"
+    assert runner.invoke(app, ["finetune", "intents", "--data", str(intents_csv), "--head", "linear", "--epochs", "1",
+                               "--out", str(model)]).exit_code == 0
+    result = runner.invoke(app, ["eval", "intents", str(model), "--data", str(intents_csv), "--split", "dev"])
+    assert result.exit_code == 1 and "split must be one of" in result.output
