@@ -57,25 +57,12 @@ def bench_exact_vs_torchconnector(
     """
     import torch
     from qiskit.primitives import StatevectorEstimator
-    from qiskit_machine_learning.connectors import TorchConnector
-    from qiskit_machine_learning.gradients import ParamShiftEstimatorGradient
-    from qiskit_machine_learning.neural_networks import EstimatorQNN
 
-    from finetune.quantum.ansatz import AnsatzConfig, build_ansatz
     from finetune.quantum.simulate import ExactBackendModule
 
     if repeats < 1 or reference_repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats} and {reference_repeats}")
-    config = AnsatzConfig(n_qubits=n_qubits, depth=depth, readout=readout)
-    ansatz = build_ansatz(config)
-    rng = np.random.default_rng(seed)
-    # float32 from the start: TorchConnector casts inputs and weights to float32, so both sides
-    # see exactly the same numbers.
-    inputs = rng.uniform(-np.pi, np.pi, size=(batch, config.n_inputs)).astype(np.float32)
-    weights = rng.uniform(-np.pi, np.pi, size=config.n_weights).astype(np.float32)
-    # A weighted sum of the outputs as the loss: for the probs readout a plain sum is the
-    # constant 1, whose gradient is zero and would compare nothing.
-    coefficients = torch.as_tensor(rng.uniform(0.5, 1.5, size=config.n_outputs), dtype=torch.float32)
+    config, ansatz, inputs, weights, coefficients = _problem(n_qubits, depth, readout, batch, seed)
 
     ours = ExactBackendModule(ansatz)  # complex64: what a user gets by default
 
@@ -86,28 +73,7 @@ def bench_exact_vs_torchconnector(
         (out * coefficients).sum().backward()
         return out.detach(), x.grad, w.grad
 
-    estimator = StatevectorEstimator()
-    qnn = EstimatorQNN(
-        circuit=ansatz.circuit,
-        estimator=estimator,
-        observables=list(ansatz.observables),
-        input_params=list(ansatz.inputs),
-        weight_params=list(ansatz.weights),
-        gradient=ParamShiftEstimatorGradient(estimator),
-        input_gradients=True,
-        default_precision=0.0,  # EstimatorQNN's default (1/64) makes the estimator add shot noise
-    )
-    reference = TorchConnector(qnn, initial_weights=weights)
-    # EstimatorQNN gives ⟨observable⟩; the probs readout is a fixed linear map of those (identity
-    # for z and zz), applied in torch so the same loss flows back through it.
-    post = torch.as_tensor(ansatz.postprocess(np.eye(len(ansatz.observables))), dtype=torch.float32)
-
-    def reference_step() -> tuple:
-        reference.zero_grad()
-        x = torch.tensor(inputs, requires_grad=True)
-        out = reference(x) @ post
-        (out * coefficients).sum().backward()
-        return out.detach(), x.grad, reference.weight.grad.clone()
+    reference_step = _reference_step(ansatz, StatevectorEstimator(), inputs, weights, coefficients, 0.0)
 
     for _ in range(WARMUP):
         ours_step()
@@ -149,6 +115,56 @@ def bench_exact_vs_torchconnector(
             name: version(name) for name in ("qiskit", "qiskit-machine-learning", "torch", "numpy")
         },
     }
+
+
+def _problem(n_qubits: int, depth: int, readout: str, batch: int, seed: int) -> tuple:
+    """The benchmark circuit and seeded inputs, weights and loss coefficients."""
+    import torch
+
+    from finetune.quantum.ansatz import AnsatzConfig, build_ansatz
+
+    config = AnsatzConfig(n_qubits=n_qubits, depth=depth, readout=readout)
+    rng = np.random.default_rng(seed)
+    # float32 from the start: TorchConnector casts inputs and weights to float32, so both sides
+    # see exactly the same numbers.
+    inputs = rng.uniform(-np.pi, np.pi, size=(batch, config.n_inputs)).astype(np.float32)
+    weights = rng.uniform(-np.pi, np.pi, size=config.n_weights).astype(np.float32)
+    # A weighted sum of the outputs as the loss: for the probs readout a plain sum is the
+    # constant 1, whose gradient is zero and would compare nothing.
+    coefficients = torch.as_tensor(rng.uniform(0.5, 1.5, size=config.n_outputs), dtype=torch.float32)
+    return config, build_ansatz(config), inputs, weights, coefficients
+
+
+def _reference_step(ansatz, estimator, inputs, weights, coefficients, precision: float) -> Callable[[], tuple]:
+    """One forward + backward of qiskit-machine-learning's TorchConnector(EstimatorQNN)."""
+    import torch
+    from qiskit_machine_learning.connectors import TorchConnector
+    from qiskit_machine_learning.gradients import ParamShiftEstimatorGradient
+    from qiskit_machine_learning.neural_networks import EstimatorQNN
+
+    qnn = EstimatorQNN(
+        circuit=ansatz.circuit,
+        estimator=estimator,
+        observables=list(ansatz.observables),
+        input_params=list(ansatz.inputs),
+        weight_params=list(ansatz.weights),
+        gradient=ParamShiftEstimatorGradient(estimator),
+        input_gradients=True,
+        default_precision=precision,  # EstimatorQNN's default (1/64) would add shot noise
+    )
+    reference = TorchConnector(qnn, initial_weights=weights)
+    # EstimatorQNN gives ⟨observable⟩; the probs readout is a fixed linear map of those (identity
+    # for z and zz), applied in torch so the same loss flows back through it.
+    post = torch.as_tensor(ansatz.postprocess(np.eye(len(ansatz.observables))), dtype=torch.float32)
+
+    def step() -> tuple:
+        reference.zero_grad()
+        x = torch.tensor(inputs, requires_grad=True)
+        out = reference(x) @ post
+        (out * coefficients).sum().backward()
+        return out.detach(), x.grad, reference.weight.grad.clone()
+
+    return step
 
 
 def _time(step: Callable[[], tuple], repeats: int) -> tuple[list[float], tuple]:
@@ -203,26 +219,17 @@ def bench_aer_vs_torchconnector(
     """One training step on Aer: our :class:`CircuitLayer` against TorchConnector + Aer EstimatorV2.
 
     Both use parameter-shift gradients for inputs and weights on the same circuit and values.
-    Ours sends the batch and all its shifted rows as one job (Aer ``EstimatorV2`` without shots,
-    ``SamplerV2`` with them); the reference is qiskit-machine-learning's ``EstimatorQNN`` with
+    Ours sends the batch and all its shifted rows as one job (Aer ``EstimatorV2`` without shots;
+    with shots, Aer's exact outcome distribution sampled per row); the reference is qiskit-machine-learning's ``EstimatorQNN`` with
     Aer's ``EstimatorV2`` (with shots it emulates them through ``default_precision = 1/√shots``).
     Each side is timed once: a step takes seconds to minutes.
     """
     import torch
     from qiskit_aer.primitives import EstimatorV2 as AerEstimator
-    from qiskit_machine_learning.connectors import TorchConnector
-    from qiskit_machine_learning.gradients import ParamShiftEstimatorGradient
-    from qiskit_machine_learning.neural_networks import EstimatorQNN
 
-    from finetune.quantum.ansatz import AnsatzConfig, build_ansatz
     from finetune.quantum.layer import CircuitLayer
 
-    config = AnsatzConfig(n_qubits=n_qubits, depth=depth, readout=readout)
-    ansatz = build_ansatz(config)
-    rng = np.random.default_rng(seed)
-    inputs = rng.uniform(-np.pi, np.pi, size=(batch, config.n_inputs)).astype(np.float32)
-    weights = rng.uniform(-np.pi, np.pi, size=config.n_weights).astype(np.float32)
-    coefficients = torch.as_tensor(rng.uniform(0.5, 1.5, size=config.n_outputs), dtype=torch.float32)
+    config, ansatz, inputs, weights, coefficients = _problem(n_qubits, depth, readout, batch, seed)
     spec = "aer" if shots is None else f"aer:shots={shots}"
     layer = CircuitLayer(ansatz, spec, gradient="parameter_shift")
 
@@ -235,25 +242,7 @@ def bench_aer_vs_torchconnector(
 
     precision = 0.0 if shots is None else 1 / np.sqrt(shots)
     estimator = AerEstimator(options={"default_precision": precision, "run_options": {"seed": seed + 1}})
-    qnn = EstimatorQNN(
-        circuit=ansatz.circuit,
-        estimator=estimator,
-        observables=list(ansatz.observables),
-        input_params=list(ansatz.inputs),
-        weight_params=list(ansatz.weights),
-        gradient=ParamShiftEstimatorGradient(estimator),
-        input_gradients=True,
-        default_precision=precision,
-    )
-    reference = TorchConnector(qnn, initial_weights=weights)
-    post = torch.as_tensor(ansatz.postprocess(np.eye(len(ansatz.observables))), dtype=torch.float32)
-
-    def reference_step() -> tuple:
-        reference.zero_grad()
-        x = torch.tensor(inputs, requires_grad=True)
-        out = reference(x) @ post
-        (out * coefficients).sum().backward()
-        return out.detach(), x.grad, reference.weight.grad.clone()
+    reference_step = _reference_step(ansatz, estimator, inputs, weights, coefficients, precision)
 
     ours_step()  # warm-up: transpiles and caches the circuit once, as training does
     ours_times, ours_result = _time(ours_step, 1)

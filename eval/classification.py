@@ -115,6 +115,8 @@ def evaluate_classifier(
     }
     in_labels = [label for label in labels if label != OUT_OF_SCOPE]
     summary = metrics.classification_summary(y_true[:n_in], y_pred[:n_in], in_labels)
+    # Macro-F1 over the classes present: a --limit subsample lacks some, which would count as 0.
+    summary["macro_f1"] = metrics.macro_f1(y_true[:n_in], y_pred[:n_in])
     summary["ece"] = metrics.expected_calibration_error(
         probs[:n_in], [t == p for t, p in zip(y_true[:n_in], argmax[:n_in])]
     )

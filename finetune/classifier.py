@@ -17,7 +17,6 @@ When several models share the frozen encoder, run it once and hand each the feat
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +27,9 @@ from torch import nn
 
 from finetune.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from finetune.data import OUT_OF_SCOPE
-from finetune.encoder import Encoder, EncoderConfig, FeatureCache
+from finetune.encoder import Encoder, FeatureCache
 from finetune.heads import Head
+from finetune.model import CheckpointModel
 from finetune.oos import abstain
 
 TASKS = ("intents", "sentiment")
@@ -65,7 +65,7 @@ class EncodedClassifier(nn.Module):
         return self.head(sentence)
 
 
-class TextClassifier:
+class TextClassifier(CheckpointModel):
     """A loaded classifier: labels, head, optional own encoder (LoRA), optional threshold.
 
     Build one with :meth:`load`. ``predict`` runs the encoder; ``predict_features`` takes frozen
@@ -73,14 +73,11 @@ class TextClassifier:
     """
 
     def __init__(self, checkpoint: Checkpoint, encoder: Encoder | None = None) -> None:
-        self.checkpoint = checkpoint
-        self.head = checkpoint.head.eval()
+        super().__init__(checkpoint, encoder)
         self.labels: list[str] = list(checkpoint.labels)
         self.task: str = checkpoint.task
         threshold = checkpoint.settings.get("threshold")
         self.threshold: float | None = None if threshold is None else float(threshold)
-        self.encoder_config = EncoderConfig.from_dict(checkpoint.encoder) if checkpoint.encoder else EncoderConfig()
-        self._encoder = encoder
 
     @classmethod
     def load(
@@ -108,31 +105,8 @@ class TextClassifier:
             raise CheckpointError(f"{path} holds a {checkpoint.task!r} model, expected {task!r}")
         classifier = cls(checkpoint)
         if encoder is not None:
-            classifier._check_encoder(encoder)
-            if checkpoint.adapter_dir is not None:
-                encoder = copy.deepcopy(encoder)
-                encoder.load_adapter(checkpoint.adapter_dir)
-            classifier._encoder = encoder
+            classifier._attach(encoder)
         return classifier
-
-    @property
-    def uses_frozen_encoder(self) -> bool:
-        """False when the model has its own LoRA adapter (and so needs its own encoder pass)."""
-        return self.checkpoint.adapter_dir is None
-
-    @property
-    def encoder(self) -> Encoder:
-        """The encoder this model runs on (loaded, with its adapter, on first use)."""
-        if self._encoder is None:
-            encoder = Encoder.load(self.encoder_config)
-            if self.checkpoint.adapter_dir is not None:
-                encoder.load_adapter(self.checkpoint.adapter_dir)
-            self._encoder = encoder
-        return self._encoder
-
-    def set_backend(self, backend: str) -> None:
-        """Run the head's circuits elsewhere from now on (same weights)."""
-        self.head.set_backend(backend)
 
     def encode(
         self, texts: Sequence[str], *, cache: FeatureCache | None = None, progress: bool = False
@@ -184,6 +158,7 @@ class TextClassifier:
         return out
 
     def _check_encoder(self, encoder: Encoder) -> None:
+        # Pooling and normalization shape the sentence features the head was fitted on, so they must match too.
         want, have = self.encoder_config, encoder.config
         if (want.model_id, want.pooling, want.normalize) != (have.model_id, have.pooling, have.normalize):
             raise CheckpointError(

@@ -126,7 +126,6 @@ def train_classifier(
         # Splits are cached separately so other runs (eval, ablation) reuse the same entries.
         x_train = _features(cache, encoder, dataset.train, oos.train if oos else None, progress)
         x_val = _features(cache, encoder, dataset.validation, oos.validation if oos else None, progress)
-        model: torch.nn.Module = head
         trainer = Trainer(head, args)
         result = trainer.fit(x_train, y_train, x_val, y_val)
     else:

@@ -17,7 +17,6 @@ Decoding is constrained Viterbi over the tag probabilities (an ``I-x`` may only 
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +26,9 @@ import torch
 from torch import nn
 
 from finetune.checkpoint import Checkpoint, CheckpointError, load_checkpoint
-from finetune.encoder import Encoder, EncoderConfig, WordFeatures
+from finetune.encoder import Encoder, WordFeatures
 from finetune.heads import Head
+from finetune.model import CheckpointModel
 from finetune.tagging import Word, words_with_offsets
 
 TASK = "ner"
@@ -133,7 +133,7 @@ class EncodedTagger(nn.Module):
         return self.head(gather_words(hidden, batch["word_index"], self.n_words)).transpose(1, 2)
 
 
-class EntityTagger:
+class EntityTagger(CheckpointModel):
     """A loaded entity tagger; build one with :meth:`load`.
 
     ``predict`` runs the encoder; ``predict_words`` takes word features of a shared frozen
@@ -143,14 +143,12 @@ class EntityTagger:
     def __init__(self, checkpoint: Checkpoint, encoder: Encoder | None = None) -> None:
         if checkpoint.task != TASK:
             raise CheckpointError(f"{checkpoint.path} holds a {checkpoint.task!r} model, not an entity tagger")
-        self.checkpoint = checkpoint
-        self.head = checkpoint.head.eval()
-        self.tags: list[str] = list(checkpoint.labels)
-        if any(t != "O" and t[:2] not in ("B-", "I-") for t in self.tags) or self.tags[0] != "O":
+        tags = list(checkpoint.labels)
+        if any(t != "O" and t[:2] not in ("B-", "I-") for t in tags) or tags[0] != "O":
             raise CheckpointError(f"{checkpoint.path}: labels.json must list BIO tags starting with 'O'")
+        super().__init__(checkpoint, encoder)
+        self.tags: list[str] = tags
         self.entity_types: list[str] = sorted({t[2:] for t in self.tags if t != "O"})
-        self.encoder_config = EncoderConfig.from_dict(checkpoint.encoder) if checkpoint.encoder else EncoderConfig()
-        self._encoder = encoder
 
     @classmethod
     def load(
@@ -166,36 +164,8 @@ class EntityTagger:
         """
         tagger = cls(load_checkpoint(ASSETS if model_dir is None else Path(model_dir), backend=backend))
         if encoder is not None:
-            want, have = tagger.encoder_config, encoder.config
-            if want.model_id != have.model_id or encoder.has_adapter:
-                raise CheckpointError(
-                    f"{tagger.checkpoint.path} was trained on the plain encoder {want.model_id}; "
-                    f"the given encoder is {encoder.fingerprint}"
-                )
-            if tagger.checkpoint.adapter_dir is not None:
-                encoder = copy.deepcopy(encoder)
-                encoder.load_adapter(tagger.checkpoint.adapter_dir)
-            tagger._encoder = encoder
+            tagger._attach(encoder)
         return tagger
-
-    @property
-    def uses_frozen_encoder(self) -> bool:
-        """False when the model has its own LoRA adapter (and so needs its own encoder pass)."""
-        return self.checkpoint.adapter_dir is None
-
-    @property
-    def encoder(self) -> Encoder:
-        """The encoder this model runs on (loaded, with its adapter, on first use)."""
-        if self._encoder is None:
-            encoder = Encoder.load(self.encoder_config)
-            if self.checkpoint.adapter_dir is not None:
-                encoder.load_adapter(self.checkpoint.adapter_dir)
-            self._encoder = encoder
-        return self._encoder
-
-    def set_backend(self, backend: str) -> None:
-        """Run the head's circuits elsewhere from now on (same weights)."""
-        self.head.set_backend(backend)
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> list[WordFeatures]:
         """Word features of this model's encoder, over :func:`words_with_offsets` words."""
@@ -231,3 +201,12 @@ class EntityTagger:
             offset += size
             out.append(decode_entities(text, wf.words, rows, self.tags, words_with_offsets(text)) if size else [])
         return out
+
+    def _check_encoder(self, encoder: Encoder) -> None:
+        # Word features are token states, taken before pooling and normalization: only the model must match.
+        want = self.encoder_config
+        if want.model_id != encoder.config.model_id or encoder.has_adapter:
+            raise CheckpointError(
+                f"{self.checkpoint.path} was trained on the plain encoder {want.model_id}; "
+                f"the given encoder is {encoder.fingerprint}"
+            )

@@ -1,14 +1,25 @@
-"""The ``aer`` backend: Qiskit Aer primitives, with shots and noise from a fake IBM device.
+"""The ``aer`` backend: Qiskit Aer simulation, with shots and noise from a fake IBM device.
 
-Four modes, one job per call in each:
+Four modes, one Aer job per call in each:
 
 - no noise, no shots: Aer ``EstimatorV2`` at precision 0 on the ansatz observables (exact);
-- no noise, shots: Aer ``SamplerV2`` on the circuit plus ``measure_all``; counts → probabilities
-  → ``@ readout_matrix`` (true shot noise);
-- noise, shots: the same sampler on the circuit transpiled to the fake device's ISA, with the
-  device's noise model (gate errors, relaxation, readout errors);
-- noise, no shots: an exact noisy result from a density-matrix simulation of the ISA circuit,
-  with the device's readout errors applied to the probabilities afterwards.
+- no noise, shots: Aer's statevector simulator saves the exact outcome probabilities of every
+  row, and ``shots`` outcomes per row are drawn from them (see "Shots" below);
+- noise, no shots: an exact noisy result from a density-matrix simulation of the circuit
+  transpiled to the fake device's ISA, with the device's noise model (gate errors, relaxation),
+  and the device's readout errors applied to the probabilities afterwards;
+- noise, shots: the same exact noisy probabilities, with ``shots`` outcomes drawn per row. When
+  the circuit has more active qubits than a density matrix can hold, Aer's ``SamplerV2`` runs
+  the measured ISA circuit with the noise model instead (trajectories, one record per shot).
+
+Shots: every readout is diagonal, i.e. a measurement of all logical qubits in the computational
+basis. The shots of one circuit are then independent draws from one categorical distribution,
+the circuit's outcome probabilities (with readout errors, for a noisy device); their counts are
+multinomial. Aer's sampler draws from exactly this distribution, one shot at a time, and keeps a
+record per shot; here Aer computes the distribution once per row and
+``numpy.random.Generator.multinomial`` (seeded with the backend seed + job index) draws the
+counts, so the estimates have the same statistics (genuine shot noise, not a Gaussian
+approximation) at a fraction of the cost.
 
 Why not Aer's ``EstimatorV2`` for noise: it saves every expectation value on *all* the circuit's
 qubits, which for a 127-qubit ISA circuit defeats Aer's truncation of idle qubits. Saving the
@@ -59,6 +70,9 @@ class _Compiled:
     circuit: Any  # the circuit Aer runs (logical, or ISA for a noisy device)
     columns: np.ndarray
     runner: Any  # an Aer primitive or simulator
+    # "estimate" (EstimatorV2), "sample" (SamplerV2) or "probabilities" (AerSimulator saving
+    # the exact outcome probabilities; shots, if any, are drawn from them afterwards)
+    mode: str
     device_circuit: DeviceCircuit | None = None
     confusion: tuple[np.ndarray, ...] = ()  # per logical qubit: P[measured | true]
 
@@ -90,11 +104,14 @@ class AerBackend:
         seed = self.spec.seed + self._jobs
         self._jobs += 1
         bound = values[:, compiled.columns]
-        if self.shots is not None:
-            return self._sample(ansatz, compiled, bound, seed)
-        if self.device is None:
+        if compiled.mode == "estimate":
             return self._estimate(ansatz, compiled, bound, seed)
-        return self._density_matrix(ansatz, compiled, bound, seed)
+        if compiled.mode == "sample":
+            return self._sample(ansatz, compiled, bound, seed)
+        probs = self._probabilities(compiled, bound, seed)
+        if self.shots is not None:
+            probs = draw_shots(probs, self.shots, seed)
+        return probs @ ansatz.readout_matrix
 
     def compiled(self, ansatz: Ansatz) -> _Compiled:
         """The circuit and primitive for ``ansatz`` (transpiled once per ansatz)."""
@@ -108,29 +125,36 @@ class AerBackend:
 
         measure = self.shots is not None
         if self.device is None:
-            circuit = ansatz.circuit.measure_all(inplace=False) if measure else ansatz.circuit
-            if measure:
-                runner = SamplerV2(default_shots=self.shots, options={"backend_options": AER_OPTIONS})
-            else:
+            if not measure:
                 runner = EstimatorV2(options={"default_precision": 0.0, "backend_options": AER_OPTIONS})
-            return _Compiled(circuit, parameter_columns(ansatz, circuit), runner)
-        isa = compile_for_device(ansatz, self.device, seed=self.spec.seed, measure=measure)
+                columns = parameter_columns(ansatz, ansatz.circuit)
+                return _Compiled(ansatz.circuit, columns, runner, "estimate")
+            # Shots are drawn from the exact probabilities (see the module docstring).
+            circuit = ansatz.circuit.copy()
+            circuit.save_probabilities(qubits=list(range(ansatz.n_qubits)))
+            runner = AerSimulator(method="statevector", **AER_OPTIONS)
+            return _Compiled(circuit, parameter_columns(ansatz, circuit), runner, "probabilities")
+        isa = compile_for_device(ansatz, self.device, seed=self.spec.seed)
         noise_model = self._restricted_noise_model(isa.active)
-        if measure:
+        if len(isa.active) > MAX_DENSITY_QUBITS:
+            if not measure:
+                raise ValueError(
+                    f"exact noisy simulation of {len(isa.active)} active qubits is too large for a "
+                    f"density matrix (at most {MAX_DENSITY_QUBITS}): give shots, e.g. "
+                    f"aer:noise={self.spec.noise},shots=4096"
+                )
+            # Too large for a density matrix: sample noisy trajectories with Aer's sampler.
+            isa = compile_for_device(ansatz, self.device, seed=self.spec.seed, measure=True)
+            noise_model = self._restricted_noise_model(isa.active)
             options = {"backend_options": {**AER_OPTIONS, "noise_model": noise_model}}
             runner = SamplerV2(default_shots=self.shots, options=options)
-            return _Compiled(isa.circuit, isa.columns, runner, isa)
-        if len(isa.active) > MAX_DENSITY_QUBITS:
-            raise ValueError(
-                f"exact noisy simulation of {len(isa.active)} active qubits is too large for a "
-                f"density matrix (at most {MAX_DENSITY_QUBITS}): give shots, e.g. "
-                f"aer:noise={self.spec.noise},shots=4096"
-            )
+            return _Compiled(isa.circuit, isa.columns, runner, "sample", isa)
         circuit = isa.circuit.copy()
         # Index bit i of the saved probabilities is qubit physical[i], i.e. logical qubit i.
         circuit.save_probabilities(qubits=list(isa.physical))
         runner = AerSimulator(method="density_matrix", noise_model=noise_model, **AER_OPTIONS)
-        return _Compiled(circuit, isa.columns, runner, isa, self._confusion(isa.physical))
+        confusion = self._confusion(isa.physical)
+        return _Compiled(circuit, isa.columns, runner, "probabilities", isa, confusion)
 
     def _restricted_noise_model(self, qubits: frozenset[int]):
         """The device noise model without the errors of idle qubits (see the module docstring)."""
@@ -175,16 +199,35 @@ class AerBackend:
         probs = counts_to_probabilities(job.result()[0].data.meas, ansatz.n_qubits)
         return probs @ ansatz.readout_matrix
 
-    def _density_matrix(
-        self, ansatz: Ansatz, compiled: _Compiled, bound: np.ndarray, seed: int
-    ) -> np.ndarray:
+    def _probabilities(self, compiled: _Compiled, bound: np.ndarray, seed: int) -> np.ndarray:
+        """``[B, 2**n]`` exact outcome probabilities of the logical qubits, in one Aer job.
+
+        Statevector without noise; density matrix with the device noise model, then the
+        device's readout errors.
+        """
         params = compiled.circuit.parameters
         binds = [{param: bound[:, i] for i, param in enumerate(params)}]
-        job = compiled.runner.run(compiled.circuit, parameter_binds=binds, seed_simulator=seed)
+        # One shot: the probabilities are saved from the final state, no outcome is sampled.
+        job = compiled.runner.run(
+            compiled.circuit, parameter_binds=binds, shots=1, seed_simulator=seed
+        )
         self._notify(job)
         result = job.result()
         probs = np.array([result.data(i)["probabilities"] for i in range(bound.shape[0])])
-        return apply_confusion(probs, compiled.confusion) @ ansatz.readout_matrix
+        return apply_confusion(probs, compiled.confusion) if compiled.confusion else probs
+
+
+def draw_shots(probs: np.ndarray, shots: int, seed: int) -> np.ndarray:
+    """Outcome frequencies of ``shots`` draws per row from ``probs`` ``[B, 2**n]``.
+
+    Measuring every qubit in the computational basis, ``shots`` shots of a circuit are
+    independent draws from its outcome distribution, so the counts are multinomial: the same
+    distribution Aer's sampler draws from, one shot at a time.
+    """
+    probs = np.clip(probs, 0.0, None)  # float round-off can leave -1e-17
+    probs = probs / probs.sum(axis=1, keepdims=True)
+    counts = np.random.default_rng(seed).multinomial(shots, probs)
+    return counts / shots
 
 
 @lru_cache(maxsize=4)

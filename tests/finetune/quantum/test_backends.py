@@ -131,6 +131,45 @@ def test_aer_shots_are_reproducible_per_seed():
     np.testing.assert_array_equal(first, again)
 
 
+@pytest.mark.parametrize("exact_spec", ["aer", f"aer:noise={SMALL_FAKE}"])
+def test_aer_shot_noise_has_the_binomial_spread(exact_spec):
+    # Shots are drawn from the exact outcome probabilities: over many rows of the same circuit
+    # the spread of each ⟨Z_q⟩ estimate is the binomial one, sqrt((1 - ⟨Z_q⟩²) / shots), and the
+    # estimates are averages of whole shots.
+    shots, rows = 256, 2000
+    ansatz = build_ansatz(AnsatzConfig(n_qubits=3, depth=2, readout="z"))
+    values = np.repeat(_values(ansatz, 1, seed=5), rows, axis=0)
+    truth = get_backend(exact_spec).expectations(ansatz, values[:1])[0]
+    sep = "," if ":" in exact_spec else ":"
+    out = get_backend(f"{exact_spec}{sep}shots={shots}").expectations(ansatz, values)
+    np.testing.assert_allclose((out + 1) / 2 * shots, np.round((out + 1) / 2 * shots), atol=1e-9)
+    expected = np.sqrt((1 - truth**2) / shots)
+    assert np.all(expected > 0.01), truth  # a non-degenerate case
+    ratio = out.std(axis=0) / expected
+    assert np.all((ratio > 0.85) & (ratio < 1.15)), ratio
+    assert np.all(np.abs(out.mean(axis=0) - truth) < 5 * expected / np.sqrt(rows))
+
+
+def test_draw_shots_counts_repeat_per_seed():
+    from finetune.quantum.aer import draw_shots
+
+    probs = np.random.default_rng(0).dirichlet(np.ones(8), size=50)
+    first = draw_shots(probs, 1000, seed=11)
+    np.testing.assert_array_equal(first, draw_shots(probs, 1000, seed=11))
+    assert not np.array_equal(first, draw_shots(probs, 1000, seed=12))
+    counts = first * 1000
+    np.testing.assert_array_equal(counts, np.round(counts))
+    np.testing.assert_allclose(counts.sum(axis=1), 1000)
+    # Consecutive jobs of one backend draw fresh noise; the same backend seed repeats them.
+    ansatz = build_ansatz(AnsatzConfig(n_qubits=2, depth=1, readout="probs"))
+    values = _values(ansatz, 4)
+    backend, twin = get_backend("aer:shots=100,seed=3"), get_backend("aer:shots=100,seed=3")
+    jobs = [backend.expectations(ansatz, values) for _ in range(2)]
+    assert not np.array_equal(jobs[0], jobs[1])
+    for job in jobs:
+        np.testing.assert_array_equal(job, twin.expectations(ansatz, values))
+
+
 def test_every_batch_is_one_job():
     jobs: list[str] = []
     ansatz = build_ansatz(AnsatzConfig(n_qubits=2, depth=1, readout="probs"))
@@ -181,6 +220,22 @@ def test_noisy_density_matrix_matches_noisy_sampler(fake):
     values = _values(ansatz, 4, seed=3)
     exact_noisy = get_backend(f"aer:noise={fake}").expectations(ansatz, values)
     sampled = get_backend(f"aer:noise={fake},shots={shots}").expectations(ansatz, values)
+    stderr = np.sqrt(np.maximum(exact_noisy * (1 - exact_noisy), 1e-4) / shots)
+    assert np.all(np.abs(sampled - exact_noisy) < 4 * stderr + 1e-9)
+
+
+def test_noisy_shots_too_large_for_a_density_matrix_use_the_sampler(monkeypatch):
+    from finetune.quantum import aer
+
+    monkeypatch.setattr(aer, "MAX_DENSITY_QUBITS", 1)
+    shots, jobs = 8192, []
+    ansatz = build_ansatz(AnsatzConfig(n_qubits=3, depth=2, readout="probs"))
+    values = _values(ansatz, 4, seed=3)
+    backend = get_backend(f"aer:noise={SMALL_FAKE},shots={shots}", on_job=jobs.append)
+    sampled = backend.expectations(ansatz, values)
+    assert backend.compiled(ansatz).mode == "sample" and len(jobs) == 1
+    monkeypatch.setattr(aer, "MAX_DENSITY_QUBITS", 12)
+    exact_noisy = get_backend(f"aer:noise={SMALL_FAKE}").expectations(ansatz, values)
     stderr = np.sqrt(np.maximum(exact_noisy * (1 - exact_noisy), 1e-4) / shots)
     assert np.all(np.abs(sampled - exact_noisy) < 4 * stderr + 1e-9)
 

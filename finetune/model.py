@@ -1,0 +1,73 @@
+"""What every loaded fine-tuned model shares: a checkpoint, its head, and the encoder it runs on.
+
+:class:`~finetune.classifier.TextClassifier` and :class:`~finetune.tagger.EntityTagger` both
+subclass :class:`CheckpointModel`; it owns the encoder plumbing (a caller's shared encoder, or one
+loaded lazily, with the checkpoint's LoRA adapter when it has one) so the two stay in step.
+"""
+
+from __future__ import annotations
+
+import copy
+from abc import ABC, abstractmethod
+
+from finetune.checkpoint import Checkpoint
+from finetune.encoder import Encoder, EncoderConfig
+from finetune.heads import Head
+
+
+class CheckpointModel(ABC):
+    """A loaded checkpoint with its head in eval mode and the encoder it was trained on.
+
+    Subclasses say which shared encoders they accept in :meth:`_check_encoder` (each keeps its own
+    error message) and attach one with :meth:`_attach`.
+
+    Attributes:
+        checkpoint: The loaded model directory.
+        head: The checkpoint's head, in eval mode.
+        encoder_config: The encoder the head was trained on (the default when the checkpoint says none).
+    """
+
+    def __init__(self, checkpoint: Checkpoint, encoder: Encoder | None = None) -> None:
+        self.checkpoint = checkpoint
+        self.head: Head = checkpoint.head.eval()
+        self.encoder_config = EncoderConfig.from_dict(checkpoint.encoder) if checkpoint.encoder else EncoderConfig()
+        # Taken as is: a caller's shared encoder goes through _attach, which checks and copies it.
+        self._encoder = encoder
+
+    @property
+    def uses_frozen_encoder(self) -> bool:
+        """False when the model has its own LoRA adapter (and so needs its own encoder pass)."""
+        return self.checkpoint.adapter_dir is None
+
+    @property
+    def encoder(self) -> Encoder:
+        """The encoder this model runs on (loaded, with its adapter, on first use)."""
+        if self._encoder is None:
+            encoder = Encoder.load(self.encoder_config)
+            if self.checkpoint.adapter_dir is not None:
+                encoder.load_adapter(self.checkpoint.adapter_dir)
+            self._encoder = encoder
+        return self._encoder
+
+    def set_backend(self, backend: str) -> None:
+        """Run the head's circuits elsewhere from now on (same weights)."""
+        self.head.set_backend(backend)
+
+    def _attach(self, encoder: Encoder) -> None:
+        """Run on a caller's plain encoder, after :meth:`_check_encoder` accepts it.
+
+        With a LoRA adapter the model works on a deep copy, so the caller's encoder (shared with
+        frozen models) never changes.
+
+        Raises:
+            CheckpointError: The encoder is not the one this model was trained on.
+        """
+        self._check_encoder(encoder)
+        if self.checkpoint.adapter_dir is not None:
+            encoder = copy.deepcopy(encoder)
+            encoder.load_adapter(self.checkpoint.adapter_dir)
+        self._encoder = encoder
+
+    @abstractmethod
+    def _check_encoder(self, encoder: Encoder) -> None:
+        """Raise :class:`~finetune.checkpoint.CheckpointError` unless ``encoder`` fits this model."""
