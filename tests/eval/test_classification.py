@@ -79,8 +79,8 @@ def test_shipped_intents_model_scores_on_banking77_and_clinc_oos(data_dir, base_
     data = load_eval_data("intents", "banking77", "test", data_dir=data_dir, oos_source="clinc150")
     report = evaluate_classifier(classifier, data, cache=FeatureCache())
     assert report["n"] == 3080
-    # Measured 0.9256; issue 3 asks for 0.930, which frozen MiniLM features did not reach (BENCHMARKS.md).
-    assert report["accuracy_without_oos"] >= 0.92
+    # Shipped LoRA + hybrid model measured 0.9373 / 0.9364 / 0.964 (BENCHMARKS.md); issue 3 targets.
+    assert report["accuracy_without_oos"] >= 0.93
     assert report["oos"]["in_scope_accuracy"] >= 0.92  # abstentions on in-scope queries count as errors
     assert report["oos"]["oos_recall"] >= 0.70
 
