@@ -12,10 +12,14 @@ from typing import Annotated
 
 import typer
 
+from agent.chat_cli import ask, chat
+from agent.chat_cli import Backend, Entities, IndexDir, Intents, Kb, Llm, MaxNewTokens, Router, Sentiment, Threads
+from agent.monitor.cli import app as monitor_app
 from eval.cli import bench_app, eval_app
 from finetune.cli import app as finetune_app
 from finetune.console import echo_json, friendly_errors
 from finetune.quantum.cli import app as backends_app
+from finetune.runs.cli import app as jobs_app
 from retrieval.cli import app as index_app
 
 app = typer.Typer(
@@ -30,6 +34,10 @@ app.add_typer(bench_app, name="bench", help="Speed benchmarks (results as tables
 app.add_typer(finetune_app, name="finetune", help="Train intent, sentiment and entity models.")
 app.add_typer(eval_app, name="eval", help="Evaluate trained models: accuracy, F1, calibration, plots.")
 app.add_typer(index_app, name="index", help="Build and search knowledge-base indexes (FAISS).")
+app.add_typer(monitor_app, name="monitor", help="Score news feeds, store them in SQLite, raise negative-news alerts (local or Ray).")
+app.add_typer(jobs_app, name="jobs", help="Recorded finetune/eval runs: list, show, logs, cancel, resume, compare.")
+app.command(help="Chat with the assistant in the terminal (type /help for commands).")(chat)
+app.command(help="Answer one message, or a file of messages (one JSON reply per line).")(ask)
 
 
 @app.command()
@@ -58,6 +66,35 @@ def demo(
         return
     typer.echo(format_report(report))
     typer.echo(f"\nreport and plots written to {out}/")
+
+
+@app.command()
+@friendly_errors
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on; 127.0.0.1 keeps the page on this machine.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 7860,
+    share: Annotated[bool, typer.Option("--share/--no-share", help="Also make a temporary public gradio.live link (needs internet).")] = False,
+    auth: Annotated[str | None, typer.Option(envvar="QAGENT_UI_AUTH", show_default=False, help="user:password a browser must log in with (or set QAGENT_UI_AUTH, which keeps it out of the process list).")] = None,
+    monitor_db: Annotated[Path | None, typer.Option("--monitor-db", help="A news-monitor database to open on the Monitor tab.")] = None,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest file the page accepts, in MB.")] = 20.0,
+    llm: Llm = "local", index: IndexDir = None, kb: Kb = None, intents: Intents = None, entities: Entities = None,
+    sentiment: Sentiment = None, router: Router = None, backend: Backend = "exact",
+    max_new_tokens: MaxNewTokens = 96, threads: Threads = None,
+) -> None:
+    """Serve the web UI: chat with the assistant, watch the news monitor, inspect the models."""
+    from agent.chat_cli import load_assistant
+    from ui.app import AppConfig
+    from ui.server import ServeConfig
+    from ui.server import serve as run_server
+
+    config = ServeConfig(host=host, port=port, share=share, auth=auth, max_upload_mb=max_upload_mb)
+    app_config = AppConfig(monitor_db=monitor_db, max_upload_mb=max_upload_mb)
+    run_server(
+        config,
+        lambda say: load_assistant(llm, index, kb, intents, entities, sentiment, router, backend, max_new_tokens, threads),
+        app_config,
+        say=lambda message: typer.echo(message, err=True),
+    )
 
 
 def main() -> None:  # pragma: no cover - the console-script entry point

@@ -211,14 +211,7 @@ class GroundingGuard:
         injected = looks_like_injection(customer_message)
         allowed_text = sources_text if injected else f"{sources_text}\n{customer_message}"
         drafted = _facts(_LIST_MARKER.sub("", text))
-        reasons += _invented(drafted, _facts(allowed_text))
-        lowered = _squash(allowed_text)
-        for rx, label in ((_URL, "link"), (_PHONE, "phone number")):
-            for found in rx.findall(text):
-                if _squash(found).rstrip(".,") not in lowered:
-                    reasons.append(f"{label} {found!r} is not in the sources")
-        if _FREE.search(text) and not _FREE.search(allowed_text):
-            reasons.append("says something is free but the sources do not")
+        reasons += ungrounded(text, allowed_text)
         reasons += [f"key fact {fact!r} is missing" for fact in key_facts if not _keeps(text, drafted, fact)]
         if (share := _overlap(text, allowed_text)) < self.min_overlap:
             reasons.append(f"off-topic: only {share:.0%} of the draft's words come from the sources")
@@ -234,6 +227,20 @@ class GroundingGuard:
             if f" {run} " in body and run not in source:
                 return [f"echoes the customer's instructions: {run!r}"]
         return []
+
+
+def ungrounded(text: str, allowed_text: str) -> list[str]:
+    """Every number, amount, time span, fee claim, link or phone number in ``text`` that
+    ``allowed_text`` does not state, one reason each (empty: all facts are grounded)."""
+    reasons = _invented(_facts(_LIST_MARKER.sub("", text)), _facts(allowed_text))
+    lowered = _squash(allowed_text)
+    for rx, label in ((_URL, "link"), (_PHONE, "phone number")):
+        for found in rx.findall(text):
+            if _squash(found).rstrip(".,") not in lowered:
+                reasons.append(f"{label} {found!r} is not in the sources")
+    if _FREE.search(text) and not _FREE.search(allowed_text):
+        reasons.append("says something is free but the sources do not")
+    return reasons
 
 
 def _answer_parts(answer: Any) -> tuple[str, str, tuple[str, ...]]:
@@ -307,16 +314,33 @@ class ComposeEvent:
     composition: Composition | None = field(default=None, repr=False)
 
 
+STYLES = ("draft", "lead_in")
+
+
 class Composer:
-    """Drafts a reply with a chat model and keeps it only when the grounding guard accepts it."""
+    """Writes a reply with a chat model and keeps it only when the grounding guard accepts it.
+
+    Args:
+        llm: A LangChain chat model.
+        guard: The grounding guard (default settings when None).
+        greeting: Opens the fallback reply.
+        style: ``draft``: the model writes the whole reply from the answer text. ``lead_in``: the
+            model writes one acknowledging sentence and the answer follows verbatim (for small
+            models; see :mod:`agent.lead_in`).
+    """
 
     def __init__(self, llm: BaseChatModel, guard: GroundingGuard | None = None, *,
-                 greeting: str = "Thanks for getting in touch.") -> None:
-        self.llm, self.guard, self.greeting = llm, guard or GroundingGuard(), greeting
+                 greeting: str = "Thanks for getting in touch.", style: str = "draft") -> None:
+        if style not in STYLES:
+            raise ValueError(f"style must be one of {STYLES}, got {style!r}")
+        self.llm, self.guard, self.greeting, self.style = llm, guard or GroundingGuard(), greeting, style
 
     def stream(self, message: str, answer: Any, entities: Iterable[EntityLike] = (),
                history: Iterable[tuple[str, str]] = ()) -> Iterator[ComposeEvent]:
-        """Yield ``token`` events as the model writes, maybe one ``replaced``, then ``done``."""
+        """Yield ``token`` events as the reply is written, maybe one ``replaced``, then ``done``."""
+        if self.style == "lead_in":
+            yield from self._stream_lead_in(message, answer)
+            return
         start, first, pieces = time.perf_counter(), None, []
         reasons: tuple[str, ...] = ()
         try:
@@ -340,6 +364,52 @@ class Composer:
             yield ComposeEvent("replaced", final)
         yield ComposeEvent("done", final, Composition(
             final, draft, bool(reasons), tuple(reasons), first, time.perf_counter() - start))
+
+    def _stream_lead_in(self, message: str, answer: Any) -> Iterator[ComposeEvent]:
+        """One model-written sentence, checked, then the answer text (streamed in sentences)."""
+        from agent.lead_in import acceptable_so_far, check_lead_in, first_sentence, lead_in_messages
+
+        start, first, written, shown = time.perf_counter(), None, "", ""
+        sentence: str | None = None
+        reasons: tuple[str, ...] = ()
+        chunks = self.llm.stream(lead_in_messages(message))
+        try:
+            for chunk in chunks:
+                if not chunk.text:
+                    continue
+                first = first if first is not None else time.perf_counter() - start
+                written += chunk.text
+                sentence = first_sentence(written)
+                visible = (sentence if sentence is not None else written).lstrip()
+                if not acceptable_so_far(visible):
+                    sentence = visible  # stop here: nothing more of it reaches the customer
+                    break
+                if visible[len(shown):]:
+                    yield ComposeEvent("token", visible[len(shown):])
+                    shown = visible
+                if sentence is not None:
+                    break  # one sentence is all we use: stop generating now
+        except Exception as error:  # noqa: BLE001 - any model failure falls back to the greeting
+            reasons = (f"chat model failed: {type(error).__name__}",)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()  # ends the generation thread of a local model
+        sentence = sentence if sentence is not None else written.strip()
+        sources = sources_text(answer)
+        reasons = reasons or check_lead_in(sentence, sources, message)
+        body = fallback_reply(answer, greeting="")
+        if reasons:
+            logger.warning("grounding guard replaced the lead-in: %s", "; ".join(reasons))
+            final = f"{self.greeting}\n\n{body}"
+            yield ComposeEvent("replaced", final)
+        else:
+            final = f"{sentence}\n\n{body}"
+            for piece in re.split(r"(?<=[.!?])(?=\s)", "\n\n" + body):
+                if piece:
+                    yield ComposeEvent("token", piece)
+        yield ComposeEvent("done", final, Composition(
+            final, written.strip(), bool(reasons), tuple(reasons), first, time.perf_counter() - start))
 
     def compose(self, message: str, answer: Any, entities: Iterable[EntityLike] = (),
                 history: Iterable[tuple[str, str]] = ()) -> Composition:

@@ -26,6 +26,8 @@ class Turn:
     intent: str | None = None
     answer_id: str | None = None
     at: float = 0.0
+    route: str | None = None
+    options: tuple[str, ...] = ()  # intents a clarifying question offered
 
 
 @dataclass(frozen=True)
@@ -101,12 +103,26 @@ class ConversationMemory:
         return session
 
     def add_turn(self, session_id: str, user: str, reply: str, *, intent: str | None = None,
-                 answer_id: str | None = None) -> None:
+                 answer_id: str | None = None, route: str | None = None, options: tuple[str, ...] = ()) -> None:
         """Record one exchange; the oldest exchange beyond ``max_turns`` is dropped."""
         with self._lock:
             session = self._get(session_id, create=True)
             assert session is not None
-            session.turns.append(Turn(user, reply, intent, answer_id, self._clock()))
+            session.turns.append(Turn(user, reply, intent, answer_id, self._clock(), route, tuple(options)))
+
+    def pending_options(self, session_id: str) -> tuple[str, ...]:
+        """The intents offered by the latest exchange if it was a clarifying question, else ()."""
+        turns = self.turns(session_id)
+        return turns[-1].options if turns and turns[-1].route == "clarify" else ()
+
+    def failures(self, session_id: str, routes: tuple[str, ...] = ("clarify", "out_of_scope")) -> int:
+        """How many of the latest exchanges in a row went down one of ``routes`` (no answer found)."""
+        count = 0
+        for turn in reversed(self.turns(session_id)):
+            if turn.route not in routes:
+                break
+            count += 1
+        return count
 
     def turns(self, session_id: str) -> list[Turn]:
         """The session's exchanges, oldest first (empty for an unknown or expired session)."""

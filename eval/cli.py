@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from finetune.console import echo_json, friendly_errors
+from finetune.runs.command import tracked_run
 
 bench_app = typer.Typer(no_args_is_help=True, help="Speed benchmarks (ratios measured in one run).")
 
@@ -32,6 +33,61 @@ def bench_quantum(
         echo_json(results)
     else:
         typer.echo(bench.format_results(results))
+
+
+@bench_app.command("assistant")
+@friendly_errors
+def bench_assistant(
+    queries: Annotated[int, typer.Option(help="Messages timed through understanding, routing and retrieval.")] = 200,
+    replies: Annotated[int, typer.Option(help="Answered questions timed for first token and whole reply.")] = 30,
+    llm: Annotated[str, typer.Option("--llm", help="Reply model: local, hf:/path, or openai:URL:MODEL.")] = "local",
+    threads: Annotated[int | None, typer.Option(help="CPU threads for the models (default: torch's choice).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Folder of the built-in data sets (BANKING77 test queries).")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+) -> None:
+    """Latency of the assistant: understanding + routing + retrieval, first token, whole reply."""
+    from agent.chat_cli import load_assistant
+    from eval.assistant_bench import benchmark_messages, format_results, run_assistant_benchmark
+
+    if queries < 1 or replies < 1:
+        raise ValueError("--queries and --replies must be >= 1")
+    messages = benchmark_messages(data_dir, queries)
+    assistant = load_assistant(llm, None, None, None, None, None, None, "exact", 96, threads, quiet=json_output)
+    results = run_assistant_benchmark(assistant, messages, replies=replies, progress=not json_output)
+    if json_output:
+        echo_json(results)
+    else:
+        typer.echo(format_results(results))
+
+
+@bench_app.command("monitor")
+@friendly_errors
+def bench_monitor(
+    items: Annotated[int, typer.Option(help="Distinct fin_tweets headlines scored per mode.")] = 2000,
+    mode: Annotated[str, typer.Option(help="Comma-separated: headline (title only), body (title + 3 body sentences).")] = "headline,body",
+    batch_size: Annotated[int, typer.Option(help="Items per scoring batch and transaction.")] = 64,
+    threads: Annotated[int, typer.Option(help="torch threads (0: one per core).")] = 1,
+    data_dir: Annotated[Path | None, typer.Option(help="Folder of the built-in data sets (fin_tweets).")] = None,
+    feed_out: Annotated[Path | None, typer.Option(help="Only write the benchmark feed (feed.jsonl, watchlist.json) here, for timing 'agent monitor score' itself.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+) -> None:
+    """Throughput of 'agent monitor score' (local engine): items/s with the shipped models and SQLite writes."""
+    from eval.monitor_bench import format_results, run_monitor_benchmark, write_benchmark_feed
+    from finetune.data import resolve_data_dir
+
+    folder = resolve_data_dir(data_dir)
+    modes = [m.strip() for m in mode.split(",") if m.strip()]
+    if not modes or set(modes) - {"headline", "body"}:
+        raise ValueError(f"--mode takes headline and/or body, got {mode!r}")
+    if feed_out is not None:
+        typer.echo(f"wrote {write_benchmark_feed(folder, feed_out, items=items, body='body' in modes)}")
+        return
+    results = [run_monitor_benchmark(folder, items=items, body=m == "body", batch_size=batch_size, threads=threads or None)
+               for m in modes]
+    if json_output:
+        echo_json(results)
+    else:
+        typer.echo(format_results(results))
 
 
 @bench_app.command("ablation")
@@ -80,6 +136,7 @@ _LabelColumn = Annotated[str, typer.Option(help="Label column/key of user files.
 
 @eval_app.command("intents")
 @friendly_errors
+@tracked_run("eval")
 def eval_intents(
     model: _Model,
     data: Annotated[str, typer.Option(help="Data set name, file/folder or hub id.")] = "banking77",
@@ -89,14 +146,15 @@ def eval_intents(
     backend: _Backend = None, limit: _Limit = None, seed: _Seed = 0,
     text_column: _TextColumn = "text", label_column: _LabelColumn = "label",
     out: _Out = None, json_output: _Json = False,
-) -> None:
+) -> dict:
     """Accuracy, macro-F1, per-intent report, ECE, confusion matrix; out-of-scope metrics with --oos-data."""
-    _evaluate("intents", model, data, data_dir, split, oos_data, backend, limit, seed, text_column,
+    return _evaluate("intents", model, data, data_dir, split, oos_data, backend, limit, seed, text_column,
               label_column, out, json_output)
 
 
 @eval_app.command("sentiment")
 @friendly_errors
+@tracked_run("eval")
 def eval_sentiment(
     model: _Model,
     data: Annotated[str, typer.Option(help="Data set name, file/folder or hub id.")] = "fin_tweets",
@@ -105,14 +163,14 @@ def eval_sentiment(
     backend: _Backend = None, limit: _Limit = None, seed: _Seed = 0,
     text_column: _TextColumn = "text", label_column: _LabelColumn = "label",
     out: _Out = None, json_output: _Json = False,
-) -> None:
+) -> dict:
     """Accuracy, macro-F1, per-class report, ECE and confusion matrix of a sentiment model."""
-    _evaluate("sentiment", model, data, data_dir, split, None, backend, limit, seed, text_column,
+    return _evaluate("sentiment", model, data, data_dir, split, None, backend, limit, seed, text_column,
               label_column, out, json_output)
 
 
 def _evaluate(task, model, data, data_dir, split, oos_data, backend, limit, seed, text_column, label_column,
-              out, json_output) -> None:
+              out, json_output) -> dict:
     from eval.classification import evaluate_classifier, format_report, load_eval_data
     from finetune.classifier import TextClassifier
     from finetune.encoder import FeatureCache
@@ -130,10 +188,12 @@ def _evaluate(task, model, data, data_dir, split, oos_data, backend, limit, seed
         echo_json(report)
     else:
         typer.echo(format_report(report))
+    return report
 
 
 @eval_app.command("ner")
 @friendly_errors
+@tracked_run("eval")
 def eval_ner(
     model: _Model,
     data: Annotated[str, typer.Option(help="'nlupp', a CoNLL or JSONL-with-spans file or folder, or a hub id.")] = "nlupp",
@@ -143,7 +203,7 @@ def eval_ner(
     backend: _Backend = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch (1 is fastest on a busy machine).")] = None,
     out: _Out = None, json_output: _Json = False,
-) -> None:
+) -> dict:
     """Entity-level precision, recall and F1 per type (seqeval, strict IOB2) and their micro/macro averages."""
     import torch
 
@@ -178,3 +238,33 @@ def eval_ner(
         echo_json(report)
     else:
         typer.echo(format_report(report))
+    return report
+
+
+@eval_app.command("assistant")
+@friendly_errors
+def eval_assistant(
+    conversations: Annotated[Path | None, typer.Option(help="Scripted conversations JSONL (default: eval/conversations.jsonl).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Run only the first N conversations.")] = None,
+    llm: Annotated[str, typer.Option("--llm", help="Reply model: local, hf:/path, or openai:URL:MODEL.")] = "local",
+    max_new_tokens: Annotated[int, typer.Option(help="Longest reply the local model may write.")] = 96,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for the models (default: torch's choice).")] = None,
+    out: Annotated[Path, typer.Option(help="Where to write assistant_report.json and route_confusion.png.")] = Path("qagent-eval/assistant"),
+    json_output: Annotated[bool, typer.Option("--json", help="Print the report (without per-turn rows) as JSON.")] = False,
+) -> None:
+    """Run the scripted conversations through the whole assistant: routes, intents, grounding, latency."""
+    from agent.chat_cli import load_assistant
+    from eval.e2e import DEFAULT_CONVERSATIONS, evaluate_assistant, format_report, load_conversations, write_outputs
+
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit must be >= 1, got {limit}")
+    scripted = load_conversations(conversations or DEFAULT_CONVERSATIONS)[:limit]
+    assistant = load_assistant(llm, None, None, None, None, None, None, "exact", max_new_tokens, threads,
+                               quiet=json_output)
+    report = evaluate_assistant(assistant, scripted, progress=not json_output)
+    path = write_outputs(report, out)
+    if json_output:
+        echo_json({k: v for k, v in report.items() if k != "turn_results"})
+        return
+    typer.echo(format_report(report))
+    typer.echo(f"\nreport: {path} (mistakes listed under 'mistakes'), plot: {out / 'route_confusion.png'}")

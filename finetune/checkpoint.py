@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -78,7 +79,7 @@ def save_checkpoint(
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
     state = {name: tensor.detach().contiguous().cpu() for name, tensor in head.state_dict().items()}
-    _atomic(path / WEIGHTS, lambda tmp: save_file(state, str(tmp), metadata={"format": FORMAT}))
+    write_atomic(path / WEIGHTS, lambda tmp: save_file(state, str(tmp), metadata={"format": FORMAT}))
     config = {
         "format": FORMAT,
         "task": task,
@@ -152,10 +153,12 @@ def read_json(path: Path) -> Any:
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically: a crash leaves the old file or the new one, never half of one."""
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    _atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def _atomic(path: Path, write) -> None:
+def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
+    """Call ``write(tmp)`` on a file beside ``path``, then rename it over ``path``; on any error the
+    old file stays as it was and the temporary file is removed."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         write(tmp)

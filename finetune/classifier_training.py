@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,14 @@ from finetune.data import TextDataset, TextExample
 from finetune.encoder import Encoder, FeatureCache
 from finetune.heads import Head, HeadConfig, count_parameters
 from finetune.oos import OOSExamples, choose_threshold
-from finetune.trainer import Trainer, TrainingArguments, TrainResult, seed_everything
+from finetune.trainer import (
+    Checkpointing,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+    TrainResult,
+    seed_everything,
+)
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +102,8 @@ def train_classifier(
     backend: str = "exact",
     cache: FeatureCache | None = None,
     command: str | None = None,
+    callbacks: Sequence[TrainerCallback | Callable[[dict[str, float]], None]] = (),
+    checkpointing: Checkpointing | None = None,
 ) -> TrainedClassifier:
     """Train a head (and optionally LoRA adapters) and write a checkpoint to ``out``.
 
@@ -108,6 +118,8 @@ def train_classifier(
         backend: Where the head's circuits run during training.
         cache: Feature cache for frozen mode (default: ``$QAGENT_HOME/cache/features``).
         command: The command line to record in ``config.json``.
+        callbacks, checkpointing: Passed to the :class:`~finetune.trainer.Trainer` (progress of a
+            recorded run; mid-run checkpoints and the one to resume from).
     """
     start = time.perf_counter()
     train, validation = list(dataset.train), list(dataset.validation)
@@ -126,14 +138,14 @@ def train_classifier(
         # Splits are cached separately so other runs (eval, ablation) reuse the same entries.
         x_train = _features(cache, encoder, dataset.train, oos.train if oos else None, progress)
         x_val = _features(cache, encoder, dataset.validation, oos.validation if oos else None, progress)
-        trainer = Trainer(head, args)
+        trainer = Trainer(head, args, callbacks=callbacks, checkpointing=checkpointing)
         result = trainer.fit(x_train, y_train, x_val, y_val)
     else:
         lora = spec.lora
         seed_everything(args.seed)
         encoder.add_lora(r=lora.r, alpha=lora.alpha, dropout=lora.dropout, target_modules=lora.target_modules)
         model = EncodedClassifier(encoder, head)
-        trainer = Trainer(model, args)
+        trainer = Trainer(model, args, callbacks=callbacks, checkpointing=checkpointing)
         result = trainer.fit([ex.text for ex in train], y_train, [ex.text for ex in validation], y_val)
         model.eval()
         x_val = None

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from finetune.console import echo_json, friendly_errors
+from finetune.runs.command import command_argv, tracked_run, training_hooks
 
 app = typer.Typer(no_args_is_help=True, help="Train intent, sentiment (and entity) models.")
 
@@ -51,6 +52,7 @@ JsonOutput = Annotated[bool, typer.Option("--json", help="Print the result as JS
 
 @app.command("intents")
 @friendly_errors
+@tracked_run("finetune", checkpoints=True)
 def intents(
     ctx: typer.Context,
     out: Out,
@@ -69,7 +71,7 @@ def intents(
     seed: Seed = 0, lora: Lora = False, lora_r: LoraR = 8, lora_alpha: LoraAlpha = 16,
     lora_targets: LoraTargets = "query,value", encoder: EncoderPath = "default", max_length: MaxLength = 128,
     json_output: JsonOutput = False,
-) -> None:
+) -> dict[str, Any]:
     """Train an intent classifier (BANKING77 by default), optionally with out-of-scope detection."""
     from finetune.data import load_intents
 
@@ -81,11 +83,12 @@ def intents(
 
         clinc = load_intents(oos_data, data_dir=data_dir, seed=seed)
         oos = clinc_oos_examples(clinc, data_dir=data_dir, per_intent=oos_per_intent)
-    _train(ctx, "intents", dataset, oos, locals(), json_output)
+    return _train(ctx, "intents", dataset, oos, locals(), json_output)
 
 
 @app.command("sentiment")
 @friendly_errors
+@tracked_run("finetune", checkpoints=True)
 def sentiment(
     ctx: typer.Context,
     out: Out,
@@ -101,17 +104,17 @@ def sentiment(
     seed: Seed = 0, lora: Lora = False, lora_r: LoraR = 8, lora_alpha: LoraAlpha = 16,
     lora_targets: LoraTargets = "query,value", encoder: EncoderPath = "default", max_length: MaxLength = 128,
     json_output: JsonOutput = False,
-) -> None:
+) -> dict[str, Any]:
     """Train a sentiment classifier (finance tweets by default; labels negative/positive/neutral)."""
     from finetune.data import load_sentiment
 
     dataset = load_sentiment(data, data_dir=data_dir, text_column=text_column, label_column=label_column,
                              val_fraction=val_fraction, seed=seed)
-    _train(ctx, "sentiment", dataset, None, locals(), json_output)
+    return _train(ctx, "sentiment", dataset, None, locals(), json_output)
 
 
-def _train(ctx: typer.Context, task: str, dataset, oos, o: dict[str, Any], json_output: bool) -> None:
-    """Build the configs from the parsed options ``o`` and run the training."""
+def _train(ctx: typer.Context, task: str, dataset, oos, o: dict[str, Any], json_output: bool) -> dict[str, Any]:
+    """Build the configs from the parsed options ``o``, run the training, return its summary."""
     from finetune.classifier_training import ClassifierSpec, LoraSettings, train_classifier
     from finetune.encoder import Encoder, EncoderConfig
     from finetune.heads import HeadConfig
@@ -133,13 +136,14 @@ def _train(ctx: typer.Context, task: str, dataset, oos, o: dict[str, Any], json_
     )
     encoder = Encoder.load(EncoderConfig(model=o["encoder"], max_length=o["max_length"]))
     trained = train_classifier(
-        dataset, spec, args, encoder, out, oos=oos, backend=o["backend"], command=command_line(ctx)
+        dataset, spec, args, encoder, out, oos=oos, backend=o["backend"], command=command_line(ctx),
+        **training_hooks(ctx),
     )
     summary = {key: value for key, value in trained.metrics.items() if key != "history"}
     summary = {"model": str(trained.path), "task": task, "labels": len(trained.classifier.labels), **summary}
     if json_output:
         echo_json(summary)
-        return
+        return summary
     typer.echo(f"trained {task} model ({o['head']} head, {summary['head_parameters']} parameters) -> {trained.path}")
     typer.echo(f"  best epoch {summary['best_epoch']}, validation macro-F1 {summary['val_macro_f1']:.4f}, "
                f"{summary['train_seconds']:.0f} s")
@@ -148,29 +152,12 @@ def _train(ctx: typer.Context, task: str, dataset, oos, o: dict[str, Any], json_
         typer.echo(f"  threshold {summary['threshold']:.2f}: validation in-scope accuracy "
                    f"{stats['in_scope_accuracy']:.4f}, out-of-scope recall {stats['oos_recall']:.4f}")
     typer.echo(f"  evaluate: agent eval {task} {trained.path} --data {o['data']} --split test")
+    return summary
 
 
 def command_line(ctx: typer.Context) -> str:
     """The command as one shell line with every option spelled out (defaults included)."""
-    # Spelled from the command's own name: test runners and `python -m` name the program differently.
-    parts = ["agent", "finetune", ctx.info_name or ctx.command.name or ""]
-    for param in ctx.command.params:
-        value = ctx.params.get(param.name)
-        if value is None:
-            continue
-        # Duck-typed: typer's options need not subclass the installed click's classes.
-        if param.param_type_name == "argument":
-            parts.append(str(value))
-            continue
-        if param.is_flag:
-            if param.secondary_opts:
-                parts.append(param.opts[0] if value else param.secondary_opts[0])
-            elif value:
-                parts.append(param.opts[0])
-            continue
-        for item in value if isinstance(value, (list, tuple)) else [value]:
-            parts += [param.opts[0], str(item)]
-    return shlex.join(parts)
+    return shlex.join(command_argv(ctx, ("agent", "finetune")))
 
 
 SETUPS = ("large", "20-fold")
@@ -201,6 +188,7 @@ def setup_folds(setup: str, fold: int, n_folds: int = 20) -> tuple[list[int], li
 
 @app.command("ner")
 @friendly_errors
+@tracked_run("finetune", checkpoints=True)
 def ner(
     ctx: typer.Context,
     out: Out,
@@ -220,7 +208,7 @@ def ner(
     lora_targets: LoraTargets = "query,key,value,dense", encoder: EncoderPath = "default", max_length: MaxLength = 128,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch (1 is fastest on a busy machine).")] = None,
     json_output: JsonOutput = False,
-) -> None:
+) -> dict[str, Any]:
     """Train an entity tagger (NLU++ banking slots by default); LoRA fine-tuning unless --frozen."""
     import torch
 
@@ -255,14 +243,15 @@ def ner(
                              progress=not json_output)
     model = Encoder.load(EncoderConfig(model=encoder, max_length=max_length))
     trained = train_tagger(dataset, spec, args, model, out, backend=backend, command=command_line(ctx),
-                           skipped_spans=len(skipped))
+                           skipped_spans=len(skipped), **training_hooks(ctx))
     summary = {key: value for key, value in trained.metrics.items() if key != "history"}
     summary = {"model": str(trained.path), "task": "ner", "entity_types": len(dataset.entity_types), **folds, **summary}
     if json_output:
         echo_json(summary)
-        return
+        return summary
     typer.echo(f"trained entity tagger ({head} head, {'LoRA' if lora else 'frozen encoder'}) -> {trained.path}")
     typer.echo(f"  best epoch {summary['best_epoch']}, validation entity micro-F1 {summary['val_entity_f1']:.4f}, "
                f"{summary['train_seconds']:.0f} s, {summary['skipped_spans']} span(s) skipped")
     scored = f" --folds {','.join(map(str, folds['test_folds']))}" if folds else ""
     typer.echo(f"  evaluate: agent eval ner {trained.path} --data {data}{scored}")
+    return summary

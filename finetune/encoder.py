@@ -220,7 +220,8 @@ class Encoder(torch.nn.Module):
         # Sorting by length keeps padding (wasted compute) low; results are put back in order.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         was_training = self.training
-        self.eval()
+        if was_training:  # Module.train() walks every submodule: ~20 % of a short query's time
+            self.eval()
         truncated = 0
         try:
             with tqdm(total=len(texts), disable=not progress, unit="text", desc="encode") as bar:
@@ -233,7 +234,8 @@ class Encoder(torch.nn.Module):
                     yield idx, batch, sentence.float(), hidden.float()
                     bar.update(len(idx))
         finally:
-            self.train(was_training)
+            if was_training:
+                self.train(True)
         _warn_truncated(truncated, self.config.max_length)
 
     @torch.no_grad()
@@ -323,6 +325,10 @@ class Encoder(torch.nn.Module):
         base = self.model.unload() if self.has_adapter else self.model
         with _peft_quiet():
             self.model = PeftModel.from_pretrained(base, str(directory), is_trainable=trainable)
+            if not trainable:
+                # Fold the adapter into the base weights: inference then skips the extra low-rank
+                # matmuls; the adapter weights stay as they are (fingerprint, save_adapter).
+                self.model.merge_adapter()
 
     @property
     def fingerprint(self) -> str:

@@ -66,6 +66,26 @@ def analyze(
 ) -> list[Analysis]:
     """Run the given models over ``texts``, one :class:`Analysis` per text.
 
+    See :func:`analyze_with_features` for the arguments; this drops the shared features.
+    """
+    return analyze_with_features(texts, encoder=encoder, intents=intents, entities=entities, sentiment=sentiment)[0]
+
+
+def analyze_with_features(
+    texts: Sequence[str],
+    *,
+    encoder: Encoder,
+    intents: SentenceModel | None = None,
+    entities: WordModel | None = None,
+    sentiment: SentenceModel | None = None,
+    need_features: bool = False,
+) -> tuple[list[Analysis], torch.Tensor | None]:
+    """Like :func:`analyze`, and also return the plain encoder's sentence features ``[N, D]``.
+
+    The assistant searches its knowledge base with the same frozen sentence vectors the frozen
+    models read, so one encoder pass serves both (``None`` when no frozen model ran and
+    ``need_features`` is False).
+
     Args:
         texts: Raw texts; empty ones are fine, long ones are truncated with a logged warning.
         encoder: The plain (adapter-free) encoder the frozen models were loaded with; it runs
@@ -82,8 +102,11 @@ def analyze(
     models = [m for m in (intents, entities, sentiment) if m is not None]
     sentences: torch.Tensor | None = None
     words: list[WordFeatures] | None = None
-    if texts and any(m.uses_frozen_encoder for m in models):
-        sentences, words = encoder.encode_all(texts, words=[words_with_offsets(t) for t in texts])
+    if texts and (need_features or any(m.uses_frozen_encoder for m in models)):
+        if entities is not None and entities.uses_frozen_encoder:
+            sentences, words = encoder.encode_all(texts, words=[words_with_offsets(t) for t in texts])
+        else:  # no frozen tagger: word features would be computed for nothing
+            sentences = encoder.encode(texts)
 
     def sentence_model(model: SentenceModel | None) -> list[Any]:
         if model is None:
@@ -98,7 +121,8 @@ def analyze(
         found = entities.predict_words(texts, words)
     else:
         found = entities.predict(texts)
-    return [
+    analyses = [
         Analysis(intent=i, entities=e, sentiment=s)
         for i, e, s in zip(sentence_model(intents), found, sentence_model(sentiment))
     ]
+    return analyses, sentences

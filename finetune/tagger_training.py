@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -32,7 +32,7 @@ from finetune.encoder import Encoder
 from finetune.heads import Head, HeadConfig, count_parameters
 from finetune.tagger import IGNORE, TASK, EncodedTagger, EntityTagger, bio_tags, constrained_decode
 from finetune.tagging import DataWarning, TaggedExample, Word, spans_to_bio
-from finetune.trainer import Trainer, TrainingArguments, TrainResult
+from finetune.trainer import Checkpointing, Trainer, TrainerCallback, TrainingArguments, TrainResult
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,8 @@ def train_tagger(
     backend: str = "exact",
     command: str | None = None,
     skipped_spans: int = 0,
+    callbacks: Sequence[TrainerCallback | Callable[[dict[str, float]], None]] = (),
+    checkpointing: Checkpointing | None = None,
 ) -> TrainedTagger:
     """Train a word head (and optionally LoRA adapters) and write a ``ner`` checkpoint to ``out``.
 
@@ -104,6 +106,8 @@ def train_tagger(
         backend: Where the head's circuits run during training.
         command: The command line to record in ``config.json``.
         skipped_spans: Spans the loader skipped, recorded beside the training settings.
+        callbacks, checkpointing: Passed to the :class:`~finetune.trainer.Trainer` (progress of a
+            recorded run; mid-run checkpoints and the one to resume from).
     """
     start = time.perf_counter()
     tags = bio_tags(dataset.entity_types)
@@ -113,7 +117,8 @@ def train_tagger(
     if spec.lora is None:
         x_train, y_train, _ = _frozen_rows(encoder, train, tags, args.progress)
         x_val, y_val, lengths = _frozen_rows(encoder, validation, tags, args.progress)
-        trainer = Trainer(head, args, score_fn=_scorer(tags, lengths))
+        trainer = Trainer(head, args, score_fn=_scorer(tags, lengths), callbacks=callbacks,
+                          checkpointing=checkpointing)
         result = trainer.fit(x_train, y_train, x_val, y_val)
     else:
         lora = spec.lora
@@ -122,7 +127,8 @@ def train_tagger(
         model = EncodedTagger(encoder, head, n_words)
         items_train, y_train = _padded_rows(encoder, train, tags, n_words)
         items_val, y_val = _padded_rows(encoder, validation, tags, n_words)
-        trainer = Trainer(model, args, score_fn=_scorer(tags, None))
+        trainer = Trainer(model, args, score_fn=_scorer(tags, None), callbacks=callbacks,
+                          checkpointing=checkpointing)
         result = trainer.fit(items_train, y_train, items_val, y_val)
         model.eval()
     settings: dict[str, Any] = {"mode": "frozen" if spec.lora is None else "lora", "entity_types": dataset.entity_types}

@@ -9,6 +9,23 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_runs_dir(tmp_path_factory):
+    """Run records (every `agent finetune`/`agent eval` makes one) never go to ~/.qagent, not even
+    from session- or module-scoped fixtures that run commands."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("QAGENT_RUNS_DIR", str(tmp_path_factory.mktemp("session-runs")))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _runs_dir(tmp_path_factory, monkeypatch) -> Path:
+    """…and each test starts with a registry of its own."""
+    path = tmp_path_factory.mktemp("runs")
+    monkeypatch.setenv("QAGENT_RUNS_DIR", str(path))
+    return path
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The shared reference data folder (``$QAGENT_DATA_DIR`` or ``../shared/data``); skips when absent."""

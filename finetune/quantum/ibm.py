@@ -29,6 +29,7 @@ from finetune.quantum.backends import (
     compile_for_device,
     fake_device,
 )
+from finetune.quantum.jobs import JobStore, RuntimeJobStore, job_key, run_job
 
 if TYPE_CHECKING:
     from qiskit.providers import BackendV2
@@ -50,15 +51,22 @@ class IBMRuntimeBackend:
         shots: Shots per circuit (the estimator's ``default_shots``).
         seed: Transpiler seed; on a fake device also the simulator seed (``seed + job index``).
         name: The spec string this backend reports.
+        job_store: Submits jobs and fetches them by id (default: IBM Runtime itself); jobs are
+            recorded in the active run's ledger, see :mod:`finetune.quantum.jobs`.
     """
 
-    def __init__(self, device: BackendV2, *, shots: int, seed: int, name: str) -> None:
+    def __init__(
+        self, device: BackendV2, *, shots: int, seed: int, name: str, job_store: JobStore | None = None
+    ) -> None:
         self.device = device
         self.shots = shots
         self.seed = seed
         self.name = name
         self.on_job: Callable[[str], None] | None = None
         self.simulated = device.name.startswith("fake_")
+        # A real device's service also finds the jobs of earlier processes (a resumed run's).
+        service = None if self.simulated else getattr(device, "service", None)
+        self.jobs: JobStore = job_store if job_store is not None else RuntimeJobStore(service)
         self._compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._batch: Any = None
         self._estimator: Any = None
@@ -91,15 +99,16 @@ class IBMRuntimeBackend:
             return np.zeros((0, ansatz.n_outputs))
         compiled = self.compiled(ansatz)
         estimator = self._get_estimator()
+        index = self._jobs
         if self.simulated:
-            estimator.options.simulator.seed_simulator = self.seed + self._jobs
+            estimator.options.simulator.seed_simulator = self.seed + index
         self._jobs += 1
         # Observables [1, K] against values [B, 1, P]: the whole batch is one pub, one job.
-        pub = (compiled.circuit, [list(compiled.observables)], values[:, compiled.columns][:, None, :])
-        job = estimator.run([pub])
-        if self.on_job is not None:
-            self.on_job(job.job_id())
-        return ansatz.postprocess(job.result()[0].data.evs)
+        bound = values[:, compiled.columns][:, None, :]
+        pub = (compiled.circuit, [list(compiled.observables)], bound)
+        key = job_key(self.name, index, compiled.circuit, compiled.observables, bound)
+        result = run_job(self.jobs, estimator, [pub], key=key, backend=self.name, on_job=self.on_job)
+        return ansatz.postprocess(result[0].data.evs)
 
     def _get_estimator(self):
         from qiskit_ibm_runtime import Batch, EstimatorV2

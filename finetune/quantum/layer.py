@@ -174,6 +174,18 @@ class CircuitLayer(torch.nn.Module):
         slope = (plus - minus) / (2 * self.spsa_epsilon)  # [B, K]
         return base, slope[:, :, None] * delta[:, None, :]
 
+    def training_state(self) -> dict[str, Any]:
+        """What a resumed training run needs besides the weights (see :class:`finetune.trainer.Trainer`):
+        SPSA's random stream, and the backend's job count, which seeds each job's shots and
+        names the job a resumed run looks up instead of submitting it again."""
+        return {"rng": self._rng.bit_generator.state, "jobs": getattr(self.backend, "_jobs", 0)}
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        """Put back what :meth:`training_state` returned."""
+        self._rng.bit_generator.state = state["rng"]
+        if hasattr(self.backend, "_jobs"):
+            self.backend._jobs = int(state["jobs"])
+
     def extra_repr(self) -> str:
         return f"backend={self.backend.name!r}, gradient={self.gradient!r}"
 

@@ -81,7 +81,10 @@ def test_a_lora_tagger_runs_its_own_pass_beside_the_shared_one(models, base_enco
     expected = tagger.predict(texts)
     shared, own = CountingEncoder(base_encoder, monkeypatch), CountingEncoder(tagger.encoder, monkeypatch)
     results = analyze(texts, encoder=base_encoder, intents=intents, entities=tagger)
-    assert shared.calls["encode_all"] == 1 and own.calls["encode_all"] == 1
+    # One pass each: the shared encoder for the frozen intents model (sentence features only: the
+    # tagger reads its own words), the tagger's own LoRA encoder for the entities.
+    assert shared.calls["forward"] == 1 and shared.calls["encode_all"] == 0
+    assert own.calls["encode_all"] == 1
     assert results[0].entities == expected[0]
 
 

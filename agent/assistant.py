@@ -1,0 +1,234 @@
+"""The customer-service assistant: understand, route, retrieve, compose, remember.
+
+Usage::
+
+    assistant = Assistant.load()                       # shipped models, knowledge base, SmolLM2
+    reply = assistant.respond("Where is my new card?", session_id="alice")
+    reply.route, reply.intent, reply.text, reply.sources
+
+    for event in assistant.stream("and how long does that take?", session_id="alice"):
+        ...  # "token" pieces, maybe one "replaced" (the guard's fallback), then "done" with the Reply
+
+Heavy parts are passed in (``Assistant(nlu=…, router=…, index=…, composer=…)``) so tests can hand
+in small fakes; :meth:`Assistant.load` builds the real ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from agent.compose import Composer, GroundingGuard
+from agent.memory import ConversationMemory
+from agent.nlu import NLU, Understanding, entity_dict
+from agent.replies import templated, titles_by_intent
+from agent.router import Decision, Router, RouterConfig
+
+logger = logging.getLogger("agent.assistant")
+
+MAX_MESSAGE_CHARS = 20_000  # longer input is cut (and the reply says so in its reason), never refused
+
+
+@dataclass
+class Reply:
+    """Everything the assistant says and why (times in seconds)."""
+
+    text: str
+    route: str
+    reason: str
+    intent: str | None = None
+    confidence: float = 0.0
+    entities: list[dict[str, Any]] = field(default_factory=list)
+    sentiment: dict[str, Any] | None = None
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    guard_fired: bool = False
+    guard_reasons: list[str] = field(default_factory=list)
+    session_id: str = "default"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text, "route": self.route, "reason": self.reason, "intent": self.intent,
+            "confidence": round(self.confidence, 4), "entities": self.entities, "sentiment": self.sentiment,
+            "sources": self.sources, "timings": {k: round(v, 4) for k, v in self.timings.items()},
+            "guard_fired": self.guard_fired, "guard_reasons": self.guard_reasons, "session_id": self.session_id,
+        }
+
+
+@dataclass
+class AssistantEvent:
+    """One step of :meth:`Assistant.stream`: a ``token`` piece, a ``replaced`` whole text, or ``done``."""
+
+    kind: Literal["token", "replaced", "done"]
+    text: str = ""
+    reply: Reply | None = field(default=None, repr=False)
+
+
+class Assistant:
+    """Answers customers from a knowledge base, with routes and reasons.
+
+    Args:
+        nlu: Runs the intent, entity and sentiment models (:class:`agent.nlu.NLU`).
+        router: Picks the route (:class:`agent.router.Router`).
+        index: Knowledge-base index (:class:`retrieval.index.Index`) searched by sentence vector.
+        composer: Drafts and guards answer replies (:class:`agent.compose.Composer`).
+        memory: Conversation memory shared by all sessions.
+        k: Hits retrieved per answer (the best one is given to the model; all are returned as
+            candidates in the reply's ``sources`` with ``used`` flags).
+    """
+
+    def __init__(self, nlu: NLU, router: Router, index: Any, composer: Composer,
+                 memory: ConversationMemory | None = None, *, k: int = 3) -> None:
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        self.nlu, self.router, self.index, self.composer = nlu, router, index, composer
+        self.memory = memory or ConversationMemory()
+        self.k = k
+        self.titles = titles_by_intent(getattr(index, "docs", ()))
+
+    @classmethod
+    def load(cls, *, llm: str | Any = "local", index_dir: str | Path | None = None, kb: str | Path | None = None,
+             intents_dir: str | Path | None = None, entities_dir: str | Path | None = None,
+             sentiment_dir: str | Path | None = None, router_config: str | Path | None = None,
+             backend: str = "exact", max_new_tokens: int = 96, style: str = "auto", encoder: Any = None,
+             progress: Callable[[str], None] | None = None) -> Assistant:
+        """Build the assistant from the shipped defaults or the given paths.
+
+        Args:
+            llm: ``local`` (SmolLM2-135M-Instruct), ``hf:PATH``, ``openai:URL:MODEL``, or a LangChain chat model.
+            index_dir: An index built with ``agent index build`` (default: the shipped base, indexed once).
+            kb: A knowledge base to index instead of the shipped one.
+            intents_dir, entities_dir, sentiment_dir: Checkpoint directories (default: shipped models).
+            router_config: A router JSON file (default: ``agent/assets/router.json``).
+            backend: Where the quantum heads' circuits run.
+            max_new_tokens: Longest reply the local model may write.
+            style: ``draft`` (the model writes the reply), ``lead_in`` (one sentence from the model,
+                then the answer verbatim) or ``auto``: lead_in for the small local model, else draft.
+            encoder: An already loaded plain encoder to share (loaded when None).
+            progress: Called with a short message before each slow step (e.g. ``print``).
+        """
+        from agent.knowledge import load_index
+        from agent.llm import load_chat_model
+
+        say = progress or (lambda message: None)
+        say("loading the intent, entity and sentiment models")
+        nlu = NLU.load(intents_dir=intents_dir, entities_dir=entities_dir, sentiment_dir=sentiment_dir,
+                       backend=backend, encoder=encoder)
+        say("loading the knowledge-base index")
+        index = load_index(nlu.encoder, index_dir=index_dir, kb=kb)
+        say("loading the language model")
+        chat = load_chat_model(llm, max_new_tokens=max_new_tokens) if isinstance(llm, str) else llm
+        router = Router(RouterConfig.load(router_config), answerable=set(index.intents) or None)
+        if style == "auto":
+            style = "lead_in" if llm == "local" else "draft"
+        return cls(nlu, router, index, Composer(chat, GroundingGuard(), style=style))
+
+    def respond(self, message: str, session_id: str = "default") -> Reply:
+        """Answer one message and return the whole :class:`Reply`."""
+        reply = None
+        for event in self.stream(message, session_id):
+            reply = event.reply or reply
+        assert reply is not None
+        return reply
+
+    def stream(self, message: str, session_id: str = "default") -> Iterator[AssistantEvent]:
+        """Answer one message, yielding the reply as it is written.
+
+        Yields ``token`` events (pieces of text to append), at most one ``replaced`` event (the
+        grounding guard rejected the draft; its text replaces everything streamed so far) and a
+        final ``done`` event carrying the :class:`Reply`.
+        """
+        start = time.perf_counter()
+        message = _clean(message)
+        notes: list[str] = []
+        if len(message) > MAX_MESSAGE_CHARS:
+            message = message[:MAX_MESSAGE_CHARS]
+            notes.append(f"message cut to {MAX_MESSAGE_CHARS} characters")
+        timings: dict[str, float] = {}
+
+        understanding = self.nlu.understand(message)
+        timings["nlu_s"] = time.perf_counter() - start
+        mark = time.perf_counter()
+        decision = self.router.decide(message, understanding, last_topic=self.memory.last_topic(session_id),
+                                      failures=self.memory.failures(session_id),
+                                      offered=self.memory.pending_options(session_id))
+        timings["route_s"] = time.perf_counter() - mark
+
+        sources: list[dict[str, Any]] = []
+        guard_fired, guard_reasons, answer_id = False, [], None
+        if decision.route == "answer":
+            mark = time.perf_counter()
+            hits = self._search(understanding, decision)
+            timings["retrieval_s"] = time.perf_counter() - mark
+            best = hits[0]
+            answer_id = best.doc.id
+            sources = [{**hit.to_dict(), "used": i == 0} for i, hit in enumerate(hits)]
+            text = ""
+            mark = time.perf_counter()
+            history = self.memory.history(session_id)
+            for event in self.composer.stream(message, best, understanding.entities, history):
+                if event.kind == "token":
+                    if not text:
+                        timings["first_token_s"] = time.perf_counter() - start
+                    text += event.text
+                    yield AssistantEvent("token", event.text)
+                elif event.kind == "replaced":
+                    text = event.text
+                    yield AssistantEvent("replaced", event.text)
+                elif event.composition is not None:
+                    text = event.composition.text
+                    guard_fired = event.composition.guard_fired
+                    guard_reasons = list(event.composition.reasons)
+            timings["compose_s"] = time.perf_counter() - mark
+            timings.setdefault("first_token_s", time.perf_counter() - start)
+        else:
+            text = templated(decision, message, self.titles)
+            timings["first_token_s"] = time.perf_counter() - start
+            yield AssistantEvent("token", text)
+        timings["total_s"] = time.perf_counter() - start
+
+        self.memory.add_turn(session_id, message[:2000], text, route=decision.route, answer_id=answer_id,
+                             intent=decision.intent if decision.route == "answer" else None,
+                             options=decision.options)
+        reply = self._reply(text, decision, understanding, sources, timings, guard_fired, guard_reasons,
+                            session_id, notes)
+        logger.info("route=%s intent=%s reason=%s guard=%s", reply.route, reply.intent, reply.reason, guard_fired)
+        yield AssistantEvent("done", text, reply)
+
+    def reset(self, session_id: str) -> None:
+        """Forget a conversation."""
+        self.memory.clear(session_id)
+
+    def _search(self, understanding: Understanding, decision: Decision) -> list[Any]:
+        if understanding.vector is not None:
+            return self.index.search(understanding.vector.numpy(), k=self.k, intent=decision.intent)
+        return self.index.search(understanding.text, k=self.k, intent=decision.intent)
+
+    @staticmethod
+    def _reply(text: str, decision: Decision, nlu: Understanding, sources: list[dict[str, Any]],
+               timings: dict[str, float], guard_fired: bool, guard_reasons: list[str], session_id: str,
+               notes: list[str]) -> Reply:
+        intent = decision.intent  # None for routes not about an intent (small talk, empty input)
+        confidence = nlu.confidence if intent is not None and intent == nlu.intent else 0.0
+        return Reply(
+            text=text, route=decision.route, reason="; ".join([decision.reason, *notes]), intent=intent,
+            confidence=confidence, entities=[entity_dict(e) for e in nlu.entities],
+            sentiment=None if nlu.sentiment is None else {"label": nlu.sentiment, "score": round(nlu.sentiment_score, 4)},
+            sources=sources, timings=timings, guard_fired=guard_fired, guard_reasons=guard_reasons,
+            session_id=session_id,
+        )
+
+
+def _clean(message: Any) -> str:
+    """Text from whatever arrived: bytes decode with replacement, None becomes empty, NULs go."""
+    if message is None:
+        return ""
+    if isinstance(message, (bytes, bytearray)):
+        message = bytes(message).decode("utf-8", errors="replace")
+    if not isinstance(message, str):
+        raise TypeError(f"message must be text, got {type(message).__name__}")
+    return message.replace("\x00", "")

@@ -1,0 +1,193 @@
+"""``agent chat`` (a terminal conversation) and ``agent ask`` (one-shot or a file of messages).
+
+Both load the models once, then hand every message to :class:`agent.assistant.Assistant`.
+Loading messages and warnings go to stderr, so ``agent ask --json`` and ``--file`` output on
+stdout stays machine-readable.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, TextIO
+
+import typer
+
+from finetune.console import echo_json, friendly_errors
+
+Llm = Annotated[str, typer.Option("--llm", help="Reply model: local (SmolLM2-135M), hf:/path/to/model, or openai:URL:MODEL.")]
+IndexDir = Annotated[Path | None, typer.Option("--index", help="Knowledge-base index from 'agent index build' (default: the shipped base).")]
+Kb = Annotated[Path | None, typer.Option("--kb", help="A knowledge base (JSONL/CSV/Markdown) to index and answer from instead.")]
+Intents = Annotated[Path | None, typer.Option("--intents", help="Intent model directory (default: shipped).")]
+Entities = Annotated[Path | None, typer.Option("--entities", help="Entity model directory (default: shipped).")]
+Sentiment = Annotated[Path | None, typer.Option("--sentiment", help="Sentiment model directory (default: shipped).")]
+Router = Annotated[Path | None, typer.Option("--router", help="Router thresholds JSON (default: agent/assets/router.json).")]
+Backend = Annotated[str, typer.Option(help="Where the quantum heads run: exact, aer[:shots=N][,noise=fake_…].")]
+MaxNewTokens = Annotated[int, typer.Option(help="Longest reply the local model may write, in tokens.")]
+Threads = Annotated[int | None, typer.Option(help="CPU threads for the models (default: torch's choice; 1 is steadier on a busy machine).")]
+Session = Annotated[str, typer.Option(help="Conversation id (memory is per session).")]
+
+
+def load_assistant(llm: str, index: Path | None, kb: Path | None, intents: Path | None, entities: Path | None,
+                   sentiment: Path | None, router: Path | None, backend: str, max_new_tokens: int,
+                   threads: int | None, quiet: bool = False) -> Any:
+    """Load the assistant, saying what is loading on stderr."""
+    import logging
+
+    from agent.assistant import Assistant
+
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {threads}")
+        import torch
+
+        torch.set_num_threads(threads)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Loading weights" bars on every start say nothing to a user
+    logging.getLogger("agent").setLevel(logging.ERROR)  # guard notes belong in the reply's fields, not on screen
+    progress = None if quiet else (lambda message: typer.echo(f"… {message}", err=True))
+    return Assistant.load(llm=llm, index_dir=index, kb=kb, intents_dir=intents, entities_dir=entities,
+                          sentiment_dir=sentiment, router_config=router, backend=backend,
+                          max_new_tokens=max_new_tokens, progress=progress)
+
+
+def describe_reply(reply: Any) -> str:
+    """One line under a reply: route, reason, intent and sources."""
+    parts = [f"route: {reply.route} ({reply.reason})"]
+    if reply.intent:
+        parts.append(f"intent: {reply.intent}" + (f" {reply.confidence:.2f}" if reply.confidence else ""))
+    if reply.entities:
+        parts.append("entities: " + ", ".join(f"{e['type']}={e['text']!r}" for e in reply.entities))
+    used = [s["id"] for s in reply.sources if s.get("used")]
+    if used:
+        parts.append("sources: " + ", ".join(used))
+    if reply.guard_fired:
+        parts.append("guard: draft replaced by the knowledge-base answer")
+    return " · ".join(parts)
+
+
+@friendly_errors
+def chat(
+    llm: Llm = "local", index: IndexDir = None, kb: Kb = None, intents: Intents = None, entities: Entities = None,
+    sentiment: Sentiment = None, router: Router = None, backend: Backend = "exact",
+    max_new_tokens: MaxNewTokens = 96, threads: Threads = None, session: Session = "terminal",
+    details: Annotated[bool, typer.Option("--details/--no-details", help="Show route, intent and sources under each reply.")] = False,
+) -> None:
+    """Chat with the assistant in the terminal (type /help for commands)."""
+    assistant = load_assistant(llm, index, kb, intents, entities, sentiment, router, backend, max_new_tokens, threads)
+    typer.echo("qagent: ask about your cards, payments, transfers or account. /help for commands, /quit to leave.")
+    show = details
+    while True:
+        try:
+            message = input("you> ")
+        except EOFError:
+            typer.echo("")
+            return
+        command = message.strip().lower()
+        if command in ("/quit", "/exit", "/q"):
+            return
+        if command == "/help":
+            typer.echo("/details  show or hide route, intent and sources\n/reset    start a new conversation\n/quit     leave")
+            continue
+        if command == "/details":
+            show = not show
+            typer.echo(f"details {'on' if show else 'off'}")
+            continue
+        if command == "/reset":
+            assistant.reset(session)
+            typer.echo("new conversation")
+            continue
+        stream_reply(assistant, message, session, sys.stdout, show)
+
+
+def stream_reply(assistant: Any, message: str, session: str, out: TextIO, details: bool) -> Any:
+    """Print a reply as it streams; when the guard replaces the draft, say so and print the answer."""
+    out.write("qagent> ")
+    out.flush()
+    reply = None
+    for event in assistant.stream(message, session):
+        if event.kind == "token":
+            out.write(event.text)
+        elif event.kind == "replaced":
+            out.write("\n[checked against our help pages; here is the exact answer]\n" + event.text)
+        else:
+            reply = event.reply
+        out.flush()
+    out.write("\n")
+    if details and reply is not None:
+        out.write(f"  ({describe_reply(reply)})\n")
+    out.flush()
+    return reply
+
+
+@friendly_errors
+def ask(
+    message: Annotated[str | None, typer.Argument(help="The customer's message (or use --file).")] = None,
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="Answer one message per line: plain text, or JSONL with a 'text' field ('-' for stdin).")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the reply as JSON (always on with --file).")] = False,
+    llm: Llm = "local", index: IndexDir = None, kb: Kb = None, intents: Intents = None, entities: Entities = None,
+    sentiment: Sentiment = None, router: Router = None, backend: Backend = "exact",
+    max_new_tokens: MaxNewTokens = 96, threads: Threads = None, session: Session = "ask",
+) -> None:
+    """Answer one message, or every line of a file, and print the reply (JSON with --json or --file)."""
+    if (message is None) == (file is None):
+        raise ValueError("give a message or --file FILE, not both and not neither")
+    lines = None
+    if file is not None:
+        lines = _read_lines(file)  # a missing or binary file fails before the models load
+    assistant = load_assistant(llm, index, kb, intents, entities, sentiment, router, backend, max_new_tokens,
+                               threads, quiet=json_output or file is not None)
+    if lines is None:
+        reply = assistant.respond(message or "", session)
+        if json_output:
+            echo_json(reply.to_dict())
+        else:
+            typer.echo(reply.text)
+            typer.echo(f"  ({describe_reply(reply)})", err=True)
+        return
+    answered = failed = 0
+    for number, line in lines:
+        record = _parse_line(line)
+        if "error" in record:
+            failed += 1
+            result = {"line": number, "error": record["error"]}
+        else:
+            reply = assistant.respond(record["text"], str(record.get("session_id") or f"{session}-{number}"))
+            result = {"line": number, **({"id": record["id"]} if "id" in record else {}), **reply.to_dict()}
+            answered += 1
+        sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+    typer.echo(f"answered {answered} message(s), {failed} line(s) could not be read", err=True)
+
+
+def _read_lines(file: Path) -> list[tuple[int, str]]:
+    if str(file) == "-":
+        raw = sys.stdin.buffer.read()
+        where = "standard input"
+    else:
+        if not file.is_file():
+            raise FileNotFoundError(f"{file} not found (give a text or JSONL file with one message per line)")
+        raw = file.read_bytes()
+        where = str(file)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ValueError(f"{where} is not UTF-8 text (bad bytes on line {line}); save it as UTF-8") from None
+    return [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+
+
+def _parse_line(line: str) -> dict[str, Any]:
+    """A plain-text line is the message; a line starting with '{' must be JSON with a 'text' string."""
+    stripped = line.strip()
+    if not stripped.startswith("{"):
+        return {"text": stripped}
+    try:
+        record = json.loads(stripped)
+    except json.JSONDecodeError as exc:
+        return {"error": f"not valid JSON ({exc.msg} at column {exc.colno})"}
+    if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+        return {"error": "JSON line has no 'text' string field"}
+    return record

@@ -1,0 +1,333 @@
+"""Alert rules: a surge of negative news about a company or a topic, against its own baseline.
+
+For each company (or topic) a rule looks at a rolling ``window`` ending at each negative item's
+time and compares it with the ``baseline`` period just before the window:
+
+* ``metric="share"``: the share of negative items. Baseline share p0 = (neg_b + 1) / (n_b + 2)
+  (a uniform prior, so a name without history needs a clear majority); the statistic is the
+  binomial z-score (neg − n·p0) / √(n·p0·(1 − p0)), or with ``method="ratio"`` (neg / n) / p0.
+* ``metric="count"``: the count of negative items. Expected count λ = (neg_b + 1) · window /
+  baseline; the statistic is the Poisson z-score (neg − λ) / √λ, or the ratio neg / λ.
+
+The rule fires when the statistic reaches ``threshold`` with at least ``min_count`` negative and
+``min_volume`` items in the window, once the name has at least one window of history before the
+window (until then there is no baseline to surge against; a shorter history than ``baseline``
+is used as it is). Firings closer than ``cooldown`` (default: the window) form
+one episode, and an episode raises one alert: its first firing, with the negative items of that
+window as evidence (items added while the episode lasts are appended, up to 100).
+
+Evaluation is incremental: after each committed batch, only names mentioned by items not yet
+evaluated are looked at, over the time span those items can affect. The result depends only on
+the stored items, so a resumed run or another engine raises the same alerts.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from agent.monitor.store import MonitorStore, now_iso
+
+METRICS = ("share", "count")
+METHODS = ("zscore", "ratio")
+SCOPES = ("watchlist", "all")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_EVIDENCE = 100
+
+
+def parse_duration(text: str) -> int:
+    """``90s``, ``30m``, ``6h``, ``7d``, ``2w`` -> seconds."""
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ValueError(f"durations look like 30m, 6h, 7d or 2w; got {text!r}")
+    seconds = int(float(match.group(1)) * _UNITS[match.group(2)])
+    if seconds <= 0:
+        raise ValueError(f"duration must be > 0, got {text!r}")
+    return seconds
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """A rolling-window surge rule (see the module docstring).
+
+    Attributes:
+        name: Rule name, stored with each alert.
+        kinds: What it watches: ``company``, ``topic`` or both.
+        metric: ``share`` or ``count`` of negative items.
+        method: ``zscore`` or ``ratio`` against the baseline.
+        window: Rolling window (``6h``).
+        baseline: Period before the window that sets the normal level (``7d``).
+        threshold: Statistic needed to fire (z-score or ratio).
+        min_count: Negative items needed in the window.
+        min_volume: Items needed in the window.
+        cooldown: Quiet time that ends an episode (default: the window).
+        scope: ``watchlist``: companies of the watch-list only; ``all``: also names only the
+            entity tagger found.
+    """
+
+    name: str = "negative-surge"
+    kinds: tuple[str, ...] = ("company", "topic")
+    metric: str = "share"
+    method: str = "zscore"
+    window: str = "6h"
+    baseline: str = "7d"
+    threshold: float = 3.0
+    min_count: int = 5
+    min_volume: int = 5
+    cooldown: str | None = None
+    scope: str = "watchlist"
+
+    def __post_init__(self) -> None:
+        if not self.name.strip():
+            raise ValueError("a rule needs a name")
+        object.__setattr__(self, "kinds", tuple(self.kinds))
+        if not self.kinds or set(self.kinds) - {"company", "topic"}:
+            raise ValueError(f"kinds must be company and/or topic, got {list(self.kinds)}")
+        if self.metric not in METRICS:
+            raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.scope not in SCOPES:
+            raise ValueError(f"scope must be one of {', '.join(SCOPES)}, got {self.scope!r}")
+        for name in ("window", "baseline") + (("cooldown",) if self.cooldown else ()):
+            parse_duration(getattr(self, name))
+        if not self.threshold > 0:
+            raise ValueError(f"threshold must be > 0, got {self.threshold}")
+        if self.min_count < 1 or self.min_volume < 1:
+            raise ValueError(f"min_count and min_volume must be >= 1, got {self.min_count} and {self.min_volume}")
+
+    @property
+    def seconds(self) -> tuple[int, int, int]:
+        """(window, baseline, cooldown) in seconds."""
+        window = parse_duration(self.window)
+        return window, parse_duration(self.baseline), parse_duration(self.cooldown) if self.cooldown else window
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["kinds"] = list(self.kinds)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AlertRule:
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown rule keys {sorted(unknown)}; known: {', '.join(cls.__dataclass_fields__)}")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One raised alert (an episode of one rule for one company or topic)."""
+
+    id: int
+    rule: str
+    kind: str
+    key: str
+    start: str
+    end: str
+    raised_at: str
+    window_count: int
+    negative_count: int
+    share: float
+    baseline: float
+    statistic: float
+    peak: float
+    evidence: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["evidence"] = list(self.evidence)
+        return data
+
+    def describe(self) -> str:
+        """One line for a terminal or a chat message."""
+        return (f"ALERT {self.kind} {self.key!r}: {self.negative_count}/{self.window_count} negative "
+                f"(share {self.share:.0%}, baseline {self.baseline:.2f}, {self.rule} statistic {self.statistic:.1f}) "
+                f"from {self.start}")
+
+
+@dataclass
+class _Episode:
+    start: int  # epoch seconds of the first firing
+    end: int
+    stats: dict[str, float]
+    peak: float
+    evidence: list[str]
+
+
+def load_rules(path: str | None) -> list[AlertRule]:
+    """Rules from a JSON or YAML file holding one rule object or a list of them."""
+    from pathlib import Path
+
+    if path is None:
+        return [AlertRule()]
+    file = Path(path)
+    if not file.is_file():
+        raise ValueError(f"rules file {file} does not exist")
+    text = file.read_text(encoding="utf-8")
+    try:
+        if file.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as exc:  # JSON and YAML raise different types; both mean "cannot parse"
+        raise ValueError(f"rules file {file} does not parse: {str(exc).splitlines()[0]}") from exc
+    data = data if isinstance(data, list) else [data]
+    try:
+        rules = [AlertRule.from_dict(r) for r in data]
+    except TypeError as exc:
+        raise ValueError(f"rules file {file}: each rule must be an object") from exc
+    if len({r.name for r in rules}) != len(rules):
+        raise ValueError(f"rules file {file}: rule names must be unique")
+    return rules
+
+
+def evaluate(store: MonitorStore, rules: Sequence[AlertRule], watched: set[str]) -> list[Alert]:
+    """Evaluate ``rules`` for names mentioned by not-yet-evaluated items; store and return new alerts.
+
+    Args:
+        store: The monitor database.
+        rules: Alert rules.
+        watched: Company names of the watch-list (the ``watchlist`` scope).
+
+    Returns:
+        Alerts raised now (episodes already alerted are extended, not raised again).
+    """
+    pending = store.rows(
+        "SELECT e.kind, e.key, MIN(i.event_time) AS since FROM items i JOIN entities e ON e.item_id = i.id "
+        "WHERE i.evaluated = 0 GROUP BY e.kind, e.key ORDER BY e.kind, e.key")
+    raised: list[Alert] = []
+    with store.transaction() as db:
+        for rule in rules:
+            for row in pending:
+                if row["kind"] not in rule.kinds:
+                    continue
+                if row["kind"] == "company" and rule.scope == "watchlist" and row["key"] not in watched:
+                    continue
+                raised += _evaluate_key(db, rule, row["kind"], row["key"], _epoch(row["since"]))
+        db.execute("UPDATE items SET evaluated = 1 WHERE evaluated = 0")
+    return raised
+
+
+def _evaluate_key(db: Any, rule: AlertRule, kind: str, key: str, since: int) -> list[Alert]:
+    window, baseline, cooldown = rule.seconds
+    lo = since - window - baseline - cooldown
+    rows = db.execute(
+        "SELECT DISTINCT i.id, i.event_time, s.label FROM items i JOIN entities e ON e.item_id = i.id "
+        "JOIN scores s ON s.item_id = i.id WHERE e.kind = ? AND e.key = ? AND i.event_time >= ? "
+        "ORDER BY i.event_time, i.id", (kind, key, _iso(lo))).fetchall()
+    first = db.execute("SELECT MIN(i.event_time) FROM items i JOIN entities e ON e.item_id = i.id "
+                       "WHERE e.kind = ? AND e.key = ?", (kind, key)).fetchone()[0]
+    first_seen = _epoch(first) if first else since
+    times = [_epoch(r["event_time"]) for r in rows]
+    negative = [r["label"] == "negative" for r in rows]
+    cum_neg = [0]
+    for flag in negative:
+        cum_neg.append(cum_neg[-1] + flag)
+    episodes: list[_Episode] = []
+    for j, t in enumerate(times):
+        if not negative[j] or t < since - cooldown:
+            continue
+        hi = bisect.bisect_right(times, t)
+        w_lo = bisect.bisect_right(times, t - window)
+        b_lo = bisect.bisect_right(times, t - window - baseline)
+        n, neg = hi - w_lo, cum_neg[hi] - cum_neg[w_lo]
+        n_b, neg_b = w_lo - b_lo, cum_neg[w_lo] - cum_neg[b_lo]
+        # A name seen for less than one window before this one has no baseline yet to surge against.
+        history = min(baseline, t - window - first_seen)
+        if neg < rule.min_count or n < rule.min_volume or history < window:
+            continue
+        statistic, level = _statistic(rule, n, neg, n_b, neg_b, window, history)
+        if statistic < rule.threshold:
+            continue
+        ids = [rows[k]["id"] for k in range(w_lo, hi) if negative[k]]
+        stats = {"window_count": n, "negative_count": neg, "share": neg / n, "baseline": level, "statistic": statistic}
+        if episodes and t - episodes[-1].end <= cooldown:
+            episode = episodes[-1]
+            episode.end, episode.peak = t, max(episode.peak, statistic)
+            episode.evidence += [i for i in ids if i not in episode.evidence]
+        else:
+            episodes.append(_Episode(t, t, stats, statistic, ids))
+    return [a for a in (_store_episode(db, rule, kind, key, e, cooldown) for e in episodes) if a is not None]
+
+
+def _statistic(rule: AlertRule, n: int, neg: int, n_b: int, neg_b: int, window: int, baseline: int) -> tuple[float, float]:
+    """The rule's statistic and the baseline level it compares against (share or expected count).
+
+    ``baseline`` is the length of history the baseline counts cover (at most the rule's baseline)."""
+    if rule.metric == "share":
+        p0 = (neg_b + 1) / (n_b + 2)
+        if rule.method == "ratio":
+            return (neg / n) / p0, p0
+        return (neg - n * p0) / math.sqrt(n * p0 * (1 - p0)), p0
+    expected = (neg_b + 1) * window / baseline
+    if rule.method == "ratio":
+        return neg / expected, expected
+    return (neg - expected) / math.sqrt(expected), expected
+
+
+def _store_episode(db: Any, rule: AlertRule, kind: str, key: str, episode: _Episode, cooldown: int) -> Alert | None:
+    """Insert a new alert, or extend the stored alert of the same episode (then return None)."""
+    start, end = _iso(episode.start), _iso(episode.end)
+    existing = db.execute(
+        'SELECT id, start, "end", peak, evidence FROM alerts WHERE rule = ? AND kind = ? AND key = ? '
+        'AND start <= ? AND "end" >= ? ORDER BY start LIMIT 1',
+        (rule.name, kind, key, _iso(episode.end + cooldown), _iso(episode.start - cooldown))).fetchone()
+    if existing is not None:
+        evidence = json.loads(existing["evidence"])
+        evidence += [i for i in episode.evidence if i not in evidence]
+        db.execute('UPDATE alerts SET "end" = MAX("end", ?), peak = MAX(peak, ?), evidence = ? WHERE id = ?',
+                   (end, episode.peak, json.dumps(evidence[:MAX_EVIDENCE]), existing["id"]))
+        return None
+    s = episode.stats
+    evidence = episode.evidence[:MAX_EVIDENCE]
+    cur = db.execute(
+        'INSERT INTO alerts (rule, kind, key, start, "end", raised_at, window_count, negative_count, share, baseline, '
+        'statistic, peak, evidence) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)',
+        (rule.name, kind, key, start, end, now_iso(), s["window_count"], s["negative_count"], round(s["share"], 4),
+         round(s["baseline"], 4), round(s["statistic"], 4), round(episode.peak, 4), json.dumps(evidence)))
+    return Alert(int(cur.lastrowid), rule.name, kind, key, start, end, now_iso(), int(s["window_count"]),
+                 int(s["negative_count"]), round(s["share"], 4), round(s["baseline"], 4), round(s["statistic"], 4),
+                 round(episode.peak, 4), tuple(evidence))
+
+
+def list_alerts(store: MonitorStore, *, since: str | None = None, key: str | None = None) -> list[Alert]:
+    """Stored alerts, oldest first; ``since`` is an ISO time or a duration back from now (``24h``)."""
+    sql, params = "SELECT * FROM alerts WHERE 1 = 1", []
+    if since:
+        sql += ' AND "end" >= ?'
+        params.append(parse_since(since))
+    if key:
+        sql += " AND key = ? COLLATE NOCASE"
+        params.append(key)
+    rows = store.rows(sql + " ORDER BY start, id", params)
+    return [Alert(**{**r, "evidence": tuple(json.loads(r["evidence"]))}) for r in rows]
+
+
+def parse_since(text: str) -> str:
+    """``--since`` as an ISO UTC time: a duration back from now (``24h``, ``7d``) or a date/time."""
+    from agent.monitor.feeds import parse_time
+
+    if _DURATION.match(text):
+        return _iso(int(datetime.now(UTC).timestamp()) - parse_duration(text))
+    try:
+        return parse_time(text)
+    except ValueError:
+        raise ValueError(f"--since takes a duration (24h, 7d) or a date/time (2026-01-31T09:00), got {text!r}") from None
+
+
+def _epoch(iso: str) -> int:
+    return int(datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp())
+
+
+def _iso(epoch: int) -> str:
+    return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=epoch)).strftime("%Y-%m-%dT%H:%M:%SZ")

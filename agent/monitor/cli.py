@@ -1,0 +1,204 @@
+"""``agent monitor score|alerts|report|status``: batch-score news feeds, list alerts, write reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from finetune.console import echo_json, friendly_errors
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Score news feeds into a SQLite database and raise negative-news alerts.")
+
+Db = Annotated[Path, typer.Option("--db", help="The monitor's SQLite database file.")]
+JsonOutput = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+Since = Annotated[str | None, typer.Option(help="Only from this time: a duration back from now (24h, 7d) or an ISO date/time.")]
+
+
+@app.command("score")
+@friendly_errors
+def score(
+    feeds: Annotated[list[str], typer.Argument(help="JSONL/CSV/RSS/Atom files, folders of them, or - for standard input.")],
+    db: Db,
+    watchlist: Annotated[Path | None, typer.Option(help="Companies (name, ticker, aliases) and topics: JSON, YAML or CSV (default: the one the database last used).")] = None,
+    json_output: JsonOutput = False,
+    engine: Annotated[str, typer.Option(help="local (in-process batches) or ray (Ray Data workers).")] = "local",
+    workers: Annotated[int, typer.Option(help="Ray scoring workers, each loading the models once.")] = 2,
+    ray_address: Annotated[str | None, typer.Option(help="Join this Ray cluster instead of starting a local Ray.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Items per scoring batch and per database transaction.")] = 64,
+    fmt: Annotated[str, typer.Option("--format", help="auto, jsonl, json, csv or xml (auto: by suffix, then content).")] = "auto",
+    field: Annotated[list[str] | None, typer.Option("--field", help="Rename a field: FIELD=KEY, e.g. title=headline (fields: id, published, source, title, body, url).")] = None,
+    body: Annotated[bool, typer.Option("--body/--no-body", help="Also score the body's sentences (--no-body: headlines only, faster).")] = True,
+    max_sentences: Annotated[int, typer.Option(help="Body sentences scored per item.")] = 8,
+    tag_body: Annotated[bool, typer.Option("--tag-body/--no-tag-body", help="Also run the entity tagger on body sentences (the watch-list always reads the whole body).")] = False,
+    headline_weight: Annotated[float, typer.Option(help="Share of the headline in an item's overall sentiment.")] = 0.5,
+    min_entity_score: Annotated[float, typer.Option(help="Ignore tagger company names below this score.")] = 0.5,
+    sentiment_model: Annotated[str, typer.Option(help="Sentiment checkpoint directory, or 'default'.")] = "default",
+    ner_model: Annotated[str, typer.Option(help="Entity-tagger checkpoint directory, 'default', or 'none' (watch-list only).")] = "default",
+    threads: Annotated[int, typer.Option(help="torch threads per scoring process (1 is fastest on a shared 2-core machine; 0: one per core).")] = 1,
+    rules: Annotated[Path | None, typer.Option(help="Alert rules file (JSON/YAML, one rule or a list); replaces the options below.")] = None,
+    window: Annotated[str, typer.Option(help="Rolling alert window (30m, 6h, 1d).")] = "6h",
+    baseline: Annotated[str, typer.Option(help="Period before the window that sets each name's normal level.")] = "7d",
+    metric: Annotated[str, typer.Option(help="share or count of negative items.")] = "share",
+    method: Annotated[str, typer.Option(help="zscore or ratio against the baseline.")] = "zscore",
+    threshold: Annotated[float, typer.Option(help="z-score (or ratio) needed to raise an alert.")] = 3.0,
+    min_count: Annotated[int, typer.Option(help="Negative items needed in the window.")] = 5,
+    min_volume: Annotated[int, typer.Option(help="Items needed in the window.")] = 5,
+    scope: Annotated[str, typer.Option(help="watchlist: alert on watch-list companies (and topics); all: also on names only the tagger found.")] = "watchlist",
+    webhook: Annotated[str | None, typer.Option(help="POST each new alert as JSON to this URL (retried; outcomes stored).")] = None,
+    webhook_attempts: Annotated[int, typer.Option(help="Tries per alert.")] = 3,
+    stdout_alerts: Annotated[bool, typer.Option("--stdout-alerts", help="Print one line per new alert as it is raised.")] = False,
+    alert_every: Annotated[int, typer.Option(help="Evaluate alert rules after about this many new items (and at the end).")] = 1024,
+    limit: Annotated[int | None, typer.Option(help="Stop after this many records (local engine).")] = None,
+) -> None:
+    """Score news feeds (sentiment, companies, topics) into --db, raise alerts; resumes where it stopped."""
+    from agent.monitor import ray_engine
+    from agent.monitor.alerts import AlertRule, load_rules
+    from agent.monitor.engine import MonitorConfig, run_monitor
+    from agent.monitor.feeds import FieldMap, feed_files
+    from agent.monitor.notify import WebhookConfig
+    from agent.monitor.scoring import ScoringConfig
+    from agent.monitor.store import MonitorStore
+    from agent.monitor.watchlist import Watchlist, load_watchlist
+
+    # Everything that can be checked is checked before the database is touched.
+    if rules is not None:
+        rule_list = load_rules(str(rules))
+    else:
+        rule_list = [AlertRule(window=window, baseline=baseline, metric=metric, method=method, threshold=threshold,
+                               min_count=min_count, min_volume=min_volume, scope=scope)]
+    config = MonitorConfig(
+        feeds=tuple(feeds), fmt=fmt, fields=FieldMap.parse(field or []), batch_size=batch_size,
+        alert_every=alert_every, engine=engine, workers=workers, ray_address=ray_address,
+        scoring=ScoringConfig(body=body, max_sentences=max_sentences, tag_body=tag_body, headline_weight=headline_weight,
+                              min_entity_score=min_entity_score, sentiment_model=sentiment_model,
+                              ner_model=ner_model, threads=threads or None),
+        rules=tuple(rule_list), webhook=WebhookConfig(webhook, attempts=webhook_attempts) if webhook else None,
+        stdout_alerts=stdout_alerts and not json_output, limit=limit,
+    )
+    if engine == "ray" and not ray_engine.ray_available():
+        raise ray_engine.EngineError(ray_engine.INSTALL_HINT)
+    feed_files(config.feeds)
+    watch = load_watchlist(watchlist) if watchlist is not None else None
+    with MonitorStore.open(db) as store:
+        if watch is None:  # a scheduled run keeps watching what the database was last told to watch
+            stored = store.get_meta("watchlist")
+            watch = Watchlist.from_dict(json.loads(stored)) if stored else load_watchlist(None)
+        summary = run_monitor(config, store, watch, progress=not json_output, echo=typer.echo)
+    if json_output:
+        echo_json(summary)
+        return
+    typer.echo(format_summary(summary))
+
+
+def format_summary(summary: dict) -> str:
+    """The few lines ``agent monitor score`` prints."""
+    lines = [
+        f"read {summary['read']} records from {summary['feeds']} feed(s): {summary['scored']} scored, "
+        f"{summary['duplicates']} duplicate(s), {summary['skipped']} skipped as malformed, "
+        f"{summary['alerts']} alert(s) raised",
+    ]
+    for reason, count in sorted(summary.get("skipped_reasons", {}).items(), key=lambda kv: -kv[1])[:5]:
+        lines.append(f"  skipped {count}: {reason}")
+    for alert in summary["raised"]:
+        lines.append(f"  alert #{alert['id']} {alert['kind']} {alert['key']!r}: {alert['negative_count']}/"
+                     f"{alert['window_count']} negative from {alert['start']}")
+    if summary.get("webhook_failed"):
+        lines.append(f"  webhook: {summary['webhook_failed']} alert(s) not delivered (see 'agent monitor status')")
+    lines.append(f"{summary['scored']} items in {summary['elapsed_s']:.1f} s ({summary['items_per_s']} items/s) "
+                 f"with the {summary['engine']} engine into {summary['db']}")
+    return "\n".join(lines)
+
+
+@app.command("alerts")
+@friendly_errors
+def alerts(
+    db: Db,
+    since: Since = None,
+    company: Annotated[str | None, typer.Option(help="Only alerts for this company or topic.")] = None,
+    json_output: JsonOutput = False,
+) -> None:
+    """List raised alerts, oldest first."""
+    from agent.monitor.alerts import list_alerts
+    from agent.monitor.store import MonitorStore
+
+    with MonitorStore.open(db, create=False) as store:
+        found = list_alerts(store, since=since, key=company)
+    if json_output:
+        echo_json([a.to_dict() for a in found])
+        return
+    if not found:
+        typer.echo("no alerts")
+        return
+    typer.echo(f"{'id':>4}  {'kind':<7} {'name':<24} {'start':<20} {'end':<20} {'neg/n':>7} {'stat':>6}  evidence")
+    for a in found:
+        typer.echo(f"{a.id:>4}  {a.kind:<7} {a.key[:24]:<24} {a.start:<20} {a.end:<20} "
+                   f"{f'{a.negative_count}/{a.window_count}':>7} {a.statistic:>6.1f}  {len(a.evidence)} items")
+
+
+@app.command("report")
+@friendly_errors
+def report(
+    db: Db,
+    out: Annotated[Path, typer.Option("--out", help="Folder for sentiment.png and alerts.csv.")],
+    since: Since = None,
+    company: Annotated[list[str] | None, typer.Option(help="Company to plot (repeat; default: the watch-list's).")] = None,
+    bucket: Annotated[str | None, typer.Option(help="Time bucket of the plot (1h, 1d; default from the span).")] = None,
+    json_output: JsonOutput = False,
+) -> None:
+    """Write a PNG of sentiment over time per watched company (alerts marked) and a CSV of alerts."""
+    from agent.monitor.report import write_report
+    from agent.monitor.store import MonitorStore
+
+    with MonitorStore.open(db, create=False) as store:
+        written = write_report(store, out, since=since, companies=company, bucket=bucket)
+    if json_output:
+        echo_json(written)
+        return
+    typer.echo(f"wrote {written['plot']} ({len(written['companies'])} companies) and {written['alerts_csv']} "
+               f"({written['alerts']} alerts)")
+
+
+@app.command("status")
+@friendly_errors
+def status(db: Db, json_output: JsonOutput = False) -> None:
+    """Row counts, feed cursors, recent runs, skipped lines and failed webhook deliveries."""
+    from agent.monitor.store import MonitorStore
+
+    with MonitorStore.open(db, create=False) as store:
+        info = {
+            "counts": store.counts(),
+            "cursors": store.rows('SELECT feed, format, "offset", position, updated_at FROM cursors ORDER BY feed'),
+            "runs": store.rows("SELECT id, started_at, finished_at, engine, status, counts FROM runs ORDER BY id DESC LIMIT 5"),
+            "rejects": store.rows("SELECT feed, position, reason FROM rejects ORDER BY seen_at DESC, feed, position LIMIT 20"),
+            "failed_notifications": store.rows(
+                "SELECT alert_id, target, attempts, error, at FROM notifications WHERE status = 'failed' ORDER BY id DESC LIMIT 20"),
+        }
+    if json_output:
+        echo_json(info)
+        return
+    typer.echo("  ".join(f"{k}={v}" for k, v in info["counts"].items()))
+    for row in info["cursors"]:
+        typer.echo(f"cursor {row['feed']}: {row['format']} position {row['position']} (updated {row['updated_at']})")
+    for row in info["runs"]:
+        typer.echo(f"run {row['id']} {row['engine']} {row['status']} {row['started_at']} {row['counts']}")
+    for row in info["rejects"]:
+        typer.echo(f"skipped {row['feed']}:{row['position']}: {row['reason']}")
+    for row in info["failed_notifications"]:
+        typer.echo(f"undelivered alert {row['alert_id']} to {row['target']} after {row['attempts']} tries: {row['error']}")
+
+
+@app.command("sample")
+@friendly_errors
+def sample(
+    out: Annotated[Path, typer.Option("--out", help="Folder for news.jsonl and watchlist.json.")] = Path("qagent-monitor-sample"),
+) -> None:
+    """Write a generated feed with a known negative surge (and its watch-list) to try the monitor on."""
+    from agent.monitor.sample import write_sample
+
+    written = write_sample(out)
+    typer.echo(f"wrote {written['feed']} ({written['items']} items, {written['malformed']} malformed lines) "
+               f"and {written['watchlist']}")

@@ -1,0 +1,250 @@
+"""Score news items: sentiment of the headline and of the body's sentences, and who is named.
+
+:class:`ModelScorer` runs the shipped sentiment classifier and entity tagger (through
+:func:`finetune.nlu_models.analyze`, one batched call for a whole batch of items) and the
+watch-list matcher. Engines only need the :class:`Scorer` protocol, so unit tests can hand in a
+fake; the integration tests use the real models.
+
+Per item:
+
+* ``headline``: the classifier on the title;
+* ``body``: the classifier on each of the body's first ``max_sentences`` sentences, probabilities
+  averaged;
+* ``overall``: ``headline_weight`` × headline + the rest × body (the headline alone without a body).
+  Alerts count an item as negative when ``overall.label`` is ``negative``.
+
+``score`` is P(positive) − P(negative), in [-1, 1]. Probabilities are rounded to 4 decimals: what
+the store keeps, and what makes two engines' rows compare equal.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Protocol
+
+from agent.monitor.feeds import FeedItem
+from agent.monitor.watchlist import Mention, Watchlist, merge_mentions
+
+LABELS = ("negative", "neutral", "positive")
+DIGITS = 4
+# Abbreviations that end in a full stop without ending the sentence, common in business news.
+_ABBREVIATIONS = re.compile(r"(?:\b(?:Inc|Corp|Co|Ltd|Plc|LLC|Mr|Mrs|Ms|Dr|St|Jr|Sr|vs|No|approx|est|Jan|Feb|Mar|Apr|"
+                            r"Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)|\b[A-Z](?:\.[A-Z])*)\.$")
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])[\"”’)]*\s+(?=[\"“'(\[]?[A-Z0-9$])")
+_MAX_SENTENCE_CHARS = 600  # ~128 sub-tokens, what the encoder reads; longer sentences are cut there anyway
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    """How items are scored.
+
+    Attributes:
+        body: Score the body's sentences too (False: headline only).
+        max_sentences: Body sentences read per item (leads carry the story; long bodies cost time).
+        tag_body: Run the entity tagger on the body's sentences too (the watch-list always reads the
+            whole body). Off by default: the tagger is the costlier model and finds mostly names
+            the headline already gave.
+        headline_weight: Share of the headline in the overall sentiment when there is a body.
+        min_entity_score: Tagger entities below this mean tag probability are ignored.
+        sentiment_model: Sentiment checkpoint directory, or ``default`` (the shipped one).
+        ner_model: Entity-tagger checkpoint directory, ``default``, or ``none`` (watch-list only).
+        threads: torch threads of this process (None: torch's default, one per core). 1 by
+            default: on a 2-core machine shared with other work, one thread scored 2-3x faster
+            than two (BENCHMARKS.md); more processes (``--engine ray``) use more cores.
+    """
+
+    body: bool = True
+    max_sentences: int = 8
+    tag_body: bool = False
+    headline_weight: float = 0.5
+    min_entity_score: float = 0.5
+    sentiment_model: str = "default"
+    ner_model: str = "default"
+    threads: int | None = 1
+
+    def __post_init__(self) -> None:
+        if self.max_sentences < 1:
+            raise ValueError(f"max_sentences must be >= 1, got {self.max_sentences}")
+        if not 0.0 <= self.headline_weight <= 1.0:
+            raise ValueError(f"headline_weight must be in [0, 1], got {self.headline_weight}")
+        if not 0.0 <= self.min_entity_score <= 1.0:
+            raise ValueError(f"min_entity_score must be in [0, 1], got {self.min_entity_score}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ScoringConfig:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Sentiment:
+    """A sentiment verdict: label, signed score P(pos) − P(neg), and the three probabilities."""
+
+    label: str
+    score: float
+    probs: dict[str, float]
+
+    @classmethod
+    def from_probs(cls, probs: dict[str, float]) -> Sentiment:
+        probs = {k: round(float(probs.get(k, 0.0)), DIGITS) for k in LABELS}
+        label = max(LABELS, key=lambda k: probs[k])
+        return cls(label, round(probs["positive"] - probs["negative"], DIGITS), probs)
+
+
+@dataclass(frozen=True)
+class ItemScore:
+    """Everything scored about one item."""
+
+    item_id: str
+    headline: Sentiment
+    overall: Sentiment
+    body: Sentiment | None = None
+    body_sentences: int = 0
+    mentions: tuple[Mention, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ItemScore:
+        return cls(
+            item_id=data["item_id"], headline=Sentiment(**data["headline"]), overall=Sentiment(**data["overall"]),
+            body=Sentiment(**data["body"]) if data.get("body") else None, body_sentences=int(data["body_sentences"]),
+            mentions=tuple(Mention(**m) for m in data["mentions"]),
+        )
+
+
+class Scorer(Protocol):
+    """What an engine needs: scores for a batch of items, in order."""
+
+    def score(self, items: Sequence[FeedItem]) -> list[ItemScore]: ...
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of a news body (full stops after Inc., U.S., initials and months do not split)."""
+    parts: list[str] = []
+    for piece in _SENTENCE_BREAK.split(text.strip()):
+        piece = piece.strip()
+        if not piece:
+            continue
+        if parts and _ABBREVIATIONS.search(parts[-1]):
+            parts[-1] = f"{parts[-1]} {piece}"
+        else:
+            parts.append(piece)
+    return [p[:_MAX_SENTENCE_CHARS] for p in parts]
+
+
+class ModelScorer:
+    """Scores items with a sentiment classifier, an optional entity tagger and a watch-list.
+
+    Args:
+        encoder: The plain encoder the frozen models share.
+        sentiment: A :class:`finetune.classifier.TextClassifier` whose labels include negative,
+            neutral and positive.
+        tagger: A :class:`finetune.tagger.EntityTagger`, or None for watch-list matching only.
+        watchlist: Companies and topics to find.
+        config: Scoring settings.
+    """
+
+    def __init__(self, encoder: Any, sentiment: Any, tagger: Any | None, watchlist: Watchlist,
+                 config: ScoringConfig | None = None) -> None:
+        missing = set(LABELS) - set(sentiment.labels)
+        if missing:
+            raise ValueError(f"the sentiment model's labels {sentiment.labels} lack {sorted(missing)}")
+        self.encoder, self.sentiment, self.tagger = encoder, sentiment, tagger
+        self.watchlist = watchlist
+        self.config = config or ScoringConfig()
+
+    def score(self, items: Sequence[FeedItem]) -> list[ItemScore]:
+        """Score ``items`` in one batched model call; returns one :class:`ItemScore` per item, in order."""
+        from finetune.nlu_models import analyze
+
+        sentences = [self._body_sentences(item) for item in items]
+        # Identical texts (syndicated headlines, boilerplate lines) are scored once.
+        titles = list(dict.fromkeys(item.title for item in items))
+        known = set(titles)
+        body = [s for s in dict.fromkeys(s for ss in sentences for s in ss) if s not in known]
+        tagged = titles + body if self.config.tag_body else titles
+        by_text = dict(zip(tagged, analyze(tagged, encoder=self.encoder, sentiment=self.sentiment, entities=self.tagger)))
+        if not self.config.tag_body and body:
+            by_text.update(zip(body, analyze(body, encoder=self.encoder, sentiment=self.sentiment)))
+        return [self._item_score(item, ss, by_text) for item, ss in zip(items, sentences)]
+
+    def _body_sentences(self, item: FeedItem) -> list[str]:
+        if not self.config.body or not item.body:
+            return []
+        title = item.title.casefold().strip(" .")
+        kept = [s for s in split_sentences(item.body) if s.casefold().strip(" .") != title]
+        return kept[: self.config.max_sentences]
+
+    def _item_score(self, item: FeedItem, sentences: list[str], by_text: dict[str, Any]) -> ItemScore:
+        headline = Sentiment.from_probs(by_text[item.title].sentiment.probs)
+        body = None
+        if sentences:
+            mean = {k: sum(by_text[s].sentiment.probs.get(k, 0.0) for s in sentences) / len(sentences) for k in LABELS}
+            body = Sentiment.from_probs(mean)
+            w = self.config.headline_weight
+            overall = Sentiment.from_probs({k: w * headline.probs[k] + (1 - w) * body.probs[k] for k in LABELS})
+        else:
+            overall = headline
+        mentions = [replace(m, field="title") for m in self.watchlist.find(item.title)]
+        mentions += self._tagged(item.title, by_text[item.title].entities, mentions, "title")
+        if item.body:
+            body_mentions = [replace(m, field="body") for m in self.watchlist.find(item.body)]
+            mentions += body_mentions
+            offset = 0
+            for sentence in sentences if self.config.tag_body else []:
+                start = item.body.find(sentence[:80], offset)
+                base = start if start >= 0 else offset
+                shifted = [replace(e, start=e.start + base, end=e.end + base) for e in by_text[sentence].entities]
+                mentions += self._tagged(item.body, shifted, body_mentions, "body")
+                offset = base
+        return ItemScore(item.id, headline, overall, body, len(sentences), tuple(merge_mentions(mentions)))
+
+    def _tagged(self, text: str, entities: Sequence[Any], found: Sequence[Mention], where: str) -> list[Mention]:
+        """Tagger company names not already found by the watch-list at an overlapping span."""
+        out = []
+        for entity in entities:
+            if entity.type != "company_name" or entity.score < self.config.min_entity_score:
+                continue
+            if any(m.kind == "company" and m.start < entity.end and entity.start < m.end for m in found):
+                continue
+            name = _clean_name(entity.text)
+            if not name:
+                continue
+            canonical = self.watchlist.canonical(name)
+            ticker = self.watchlist.company(canonical).ticker if canonical else ""
+            out.append(Mention("company", canonical or name, entity.text, entity.start, entity.end, "tagger", ticker,
+                               round(float(entity.score), DIGITS), where))
+        return out
+
+
+def _clean_name(text: str) -> str:
+    """The tagger's span as a company key: possessive and surrounding punctuation dropped."""
+    name = re.sub(r"['’]s?$", "", text.strip())
+    return " ".join(name.strip(" \t,.;:!?\"'()[]-–—").split())
+
+
+def load_scorer(config: ScoringConfig, watchlist: Watchlist) -> ModelScorer:
+    """Load the encoder and models named in ``config`` (from local files) into a :class:`ModelScorer`."""
+    import torch
+
+    from finetune.classifier import TextClassifier
+    from finetune.encoder import Encoder
+    from finetune.tagger import EntityTagger
+
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    encoder = Encoder.load()
+    sentiment = TextClassifier.load(None if config.sentiment_model == "default" else config.sentiment_model,
+                                    task="sentiment", encoder=encoder)
+    tagger = None
+    if config.ner_model != "none":
+        tagger = EntityTagger.load(None if config.ner_model == "default" else config.ner_model, encoder=encoder)
+    return ModelScorer(encoder, sentiment, tagger, watchlist, config)

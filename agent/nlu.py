@@ -1,0 +1,190 @@
+"""Understanding one customer message: intent, entities and sentiment, in one call.
+
+:class:`NLU` holds the three models and the plain encoder they share. Each message costs one
+pass of each LoRA-adapted model plus one pass of the plain encoder, whose sentence vector also
+serves the knowledge-base search (it is the vector the index was built with), so retrieval adds
+no encoder pass of its own.
+
+Messages are cut to ``max_chars`` before the models see them: a 20,000-character paste would
+otherwise be truncated by the tokenizer anyway, after paying to tokenize it all.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from finetune.tagger import Entity
+
+OUT_OF_SCOPE = "out_of_scope"
+
+
+@dataclass(frozen=True)
+class Understanding:
+    """What the models say about one message.
+
+    Attributes:
+        text: The message as the models read it (cut to ``max_chars``).
+        intent: Predicted intent, ``"out_of_scope"`` when the classifier abstains, None without a model.
+        confidence: Probability of the top intent.
+        alternatives: The three most likely in-scope intents with their probabilities, best first.
+        entities: Entities found; offsets index into ``text``.
+        sentiment: ``negative``/``neutral``/``positive`` or None.
+        sentiment_score: Probability of that sentiment label.
+        vector: The plain encoder's sentence vector (for retrieval), or None.
+    """
+
+    text: str
+    intent: str | None = None
+    confidence: float = 0.0
+    alternatives: tuple[tuple[str, float], ...] = ()
+    entities: tuple[Entity, ...] = ()
+    sentiment: str | None = None
+    sentiment_score: float = 0.0
+    vector: torch.Tensor | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def margin(self) -> float:
+        """Gap between the two most likely in-scope intents (1.0 with fewer than two)."""
+        if len(self.alternatives) < 2:
+            return 1.0
+        return self.alternatives[0][1] - self.alternatives[1][1]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "intent": self.intent, "confidence": round(self.confidence, 4),
+            "alternatives": [[name, round(p, 4)] for name, p in self.alternatives],
+            "entities": [entity_dict(e) for e in self.entities],
+            "sentiment": None if self.sentiment is None else {"label": self.sentiment, "score": round(self.sentiment_score, 4)},
+        }
+
+
+def entity_dict(entity: Entity) -> dict[str, Any]:
+    return {"type": entity.type, "text": entity.text, "start": entity.start, "end": entity.end,
+            "score": round(float(entity.score), 4)}
+
+
+class NLU:
+    """Runs the intent, entity and sentiment models over messages.
+
+    Args:
+        encoder: The plain (adapter-free) encoder; also embeds retrieval queries.
+        intents: Intent classifier (``finetune.classifier.TextClassifier``) or None.
+        entities: Entity tagger (``finetune.tagger.EntityTagger``) or None.
+        sentiment: Sentiment classifier or None.
+        max_chars: Longer messages are cut to this many characters before the models run.
+    """
+
+    def __init__(self, encoder: Any, intents: Any = None, entities: Any = None, sentiment: Any = None,
+                 *, max_chars: int = 2000, parallel: bool = True) -> None:
+        if max_chars < 1:
+            raise ValueError(f"max_chars must be >= 1, got {max_chars}")
+        self.encoder, self.intents, self.entities, self.sentiment = encoder, intents, entities, sentiment
+        self.max_chars = max_chars
+        self.parallel = parallel
+        self._pool: ThreadPoolExecutor | None = None
+
+    @classmethod
+    def load(cls, *, intents_dir: str | Path | None = None, entities_dir: str | Path | None = None,
+             sentiment_dir: str | Path | None = None, backend: str = "exact", encoder: Any = None) -> NLU:
+        """Load the shipped models (or the given checkpoint directories) around one shared encoder."""
+        from finetune.classifier import TextClassifier
+        from finetune.encoder import Encoder
+        from finetune.tagger import EntityTagger
+
+        encoder = encoder if encoder is not None else Encoder.load()
+        return cls(
+            encoder,
+            intents=TextClassifier.load(intents_dir, task="intents", encoder=encoder, backend=backend),
+            entities=EntityTagger.load(entities_dir, encoder=encoder, backend=backend),
+            sentiment=TextClassifier.load(sentiment_dir, task="sentiment", encoder=encoder, backend=backend),
+        )
+
+    def understand(self, message: str) -> Understanding:
+        """Understand one message (empty or whitespace-only gives an empty :class:`Understanding`)."""
+        return self.understand_batch([message])[0]
+
+    @torch.no_grad()
+    def understand_batch(self, messages: Sequence[str]) -> list[Understanding]:
+        """Understand many messages with batched model passes."""
+        from finetune.nlu_models import analyze_with_features
+
+        if isinstance(messages, str):
+            raise TypeError("understand_batch takes a list of messages")
+        texts = [(m or "")[: self.max_chars] for m in messages]
+        live = [i for i, t in enumerate(texts) if t.strip()]
+        out = [Understanding(text=t) for t in texts]
+        if not live:
+            return out
+        batch = [texts[i] for i in live]
+        own = [m for m in (self.intents, self.entities, self.sentiment)
+               if m is not None and not m.uses_frozen_encoder]
+        if self.parallel and own:
+            analyses, vectors = self._concurrent(batch)
+        else:
+            analyses, vectors = analyze_with_features(
+                batch, encoder=self.encoder, intents=self.intents, entities=self.entities,
+                sentiment=self.sentiment, need_features=True)
+        for row, (i, analysis) in enumerate(zip(live, analyses)):
+            out[i] = _understanding(texts[i], analysis, None if vectors is None else vectors[row])
+        return out
+
+    def _concurrent(self, texts: list[str]) -> tuple[list[Any], torch.Tensor]:
+        """Each model with its own (LoRA) encoder runs its pass on a worker thread while this thread
+        runs the shared plain pass: torch releases the GIL inside its kernels, so on a 2-core
+        machine with one torch thread per pass the passes overlap instead of queueing."""
+        from finetune.nlu_models import Analysis, analyze_with_features
+
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="qagent-nlu")
+        own = {name: model for name, model in (("intents", self.intents), ("entities", self.entities),
+                                                 ("sentiment", self.sentiment))
+               if model is not None and not model.uses_frozen_encoder}
+        futures = {name: self._pool.submit(_no_grad(model.predict), texts) for name, model in own.items()}
+        frozen = {name: model for name, model in (("intents", self.intents), ("entities", self.entities),
+                                                    ("sentiment", self.sentiment))
+                  if model is not None and name not in own}
+        shared, vectors = analyze_with_features(texts, encoder=self.encoder, need_features=True, **frozen)
+        results = {name: future.result() for name, future in futures.items()}
+        analyses = [Analysis(
+            intent=results["intents"][i] if "intents" in results else shared[i].intent,
+            entities=results["entities"][i] if "entities" in results else shared[i].entities,
+            sentiment=results["sentiment"][i] if "sentiment" in results else shared[i].sentiment,
+        ) for i in range(len(texts))]
+        return analyses, vectors
+
+    def timed(self, message: str) -> tuple[Understanding, float]:
+        """``understand`` and the seconds it took."""
+        start = time.perf_counter()
+        result = self.understand(message)
+        return result, time.perf_counter() - start
+
+
+def _no_grad(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``function`` without autograd: grad mode is per thread, so workers must set it themselves."""
+
+    def run(*args: Any) -> Any:
+        with torch.no_grad():
+            return function(*args)
+
+    return run
+
+
+def _understanding(text: str, analysis: Any, vector: torch.Tensor | None) -> Understanding:
+    intent, confidence, alternatives = None, 0.0, ()
+    if analysis.intent is not None:
+        intent, confidence = analysis.intent.label, analysis.intent.confidence
+        ranked = sorted(((k, v) for k, v in analysis.intent.probs.items() if k != OUT_OF_SCOPE),
+                        key=lambda kv: -kv[1])
+        alternatives = tuple(ranked[:3])
+    sentiment, sentiment_score = None, 0.0
+    if analysis.sentiment is not None:
+        sentiment, sentiment_score = analysis.sentiment.label, analysis.sentiment.confidence
+    return Understanding(text, intent, confidence, alternatives, tuple(analysis.entities), sentiment,
+                         sentiment_score, vector)

@@ -1,0 +1,206 @@
+"""Scripted conversations through the whole assistant: routes, intents, grounded facts, latency.
+
+The conversations (``eval/conversations.jsonl``, written by us) give each customer turn its
+expected route and, for answers, its BANKING77 intent. Every conversation runs in its own session,
+so follow-ups resolve against their own earlier turns. A message ``"text {{REPEAT:20000}}"`` is
+expanded to ``text`` repeated up to 20,000 characters (the oversized-input cases).
+
+Scores:
+- route accuracy over all turns, and a route confusion matrix (PNG);
+- intent accuracy over the turns expected to be answered;
+- grounded share: replies whose every number, amount, time span, fee claim, link and phone
+  number appears in the sources they cite or the customer's message (target 100 %);
+- crashes (target 0) and the grounding guard's firing rate;
+- latency percentiles: understanding + routing + retrieval, first token, whole reply.
+
+Run: ``agent eval assistant [--limit N] [--llm …] --out DIR``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agent.compose import ungrounded
+from agent.router import ROUTES
+
+DEFAULT_CONVERSATIONS = Path(__file__).resolve().parent / "conversations.jsonl"
+_REPEAT = re.compile(r"\s*\{\{REPEAT:(\d+)\}\}\s*$")
+
+
+@dataclass(frozen=True)
+class Turn:
+    user: str
+    route: str
+    intent: str | None = None
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: str
+    turns: tuple[Turn, ...]
+    tags: tuple[str, ...] = ()
+
+
+def expand(message: str) -> str:
+    """``"text {{REPEAT:N}}"`` → ``text`` repeated (space-separated) to exactly N characters."""
+    match = _REPEAT.search(message)
+    if not match:
+        return message
+    base = message[: match.start()].strip() or "x"
+    size = int(match.group(1))
+    return ((base + " ") * (size // (len(base) + 1) + 1))[:size]
+
+
+def load_conversations(path: str | Path = DEFAULT_CONVERSATIONS) -> list[Conversation]:
+    """Read and check a conversations JSONL file (clear errors name the line)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"conversations file {path} not found")
+    out, seen = [], set()
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            turns = tuple(Turn(expand(t["user"]), t["route"], t.get("intent")) for t in data["turns"])
+            conversation = Conversation(str(data["id"]), turns, tuple(data.get("tags", ())))
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{number}: not a conversation ({type(exc).__name__}: {exc})") from None
+        bad = [t.route for t in turns if t.route not in ROUTES]
+        if bad or not turns:
+            raise ValueError(f"{path}:{number}: routes must be among {list(ROUTES)}, got {bad or 'no turns'}")
+        if conversation.id in seen:
+            raise ValueError(f"{path}:{number}: duplicate conversation id {conversation.id!r}")
+        seen.add(conversation.id)
+        out.append(conversation)
+    if not out:
+        raise ValueError(f"{path} holds no conversations")
+    return out
+
+
+def grounding_problems(reply: Any, message: str) -> list[str]:
+    """Facts in an answer reply that neither its used sources nor the message state."""
+    if reply.route != "answer":
+        return []
+    used = [s for s in reply.sources if s.get("used")] or reply.sources
+    allowed = "\n".join(f"{s.get('title', '')}\n{s.get('text', '')}" for s in used) + "\n" + message
+    return ungrounded(reply.text, allowed)
+
+
+def evaluate_assistant(assistant: Any, conversations: Sequence[Conversation], *,
+                       progress: bool = True, on_turn: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run every conversation through ``assistant`` and score it (see the module docstring)."""
+    from tqdm.auto import tqdm
+
+    rows: list[dict[str, Any]] = []
+    total_turns = sum(len(c.turns) for c in conversations)
+    start = time.perf_counter()
+    with tqdm(total=total_turns, disable=not progress, unit="turn", desc="conversations") as bar:
+        for conversation in conversations:
+            session = f"e2e-{conversation.id}"
+            assistant.reset(session)
+            for number, turn in enumerate(conversation.turns, start=1):
+                row: dict[str, Any] = {"conversation": conversation.id, "turn": number, "tags": list(conversation.tags),
+                                       "message": turn.user[:200], "expected_route": turn.route,
+                                       "expected_intent": turn.intent}
+                try:
+                    reply = assistant.respond(turn.user, session)
+                except Exception as exc:  # noqa: BLE001 - a crash is a result to report, not to hide
+                    row.update(route=None, intent=None, error=f"{type(exc).__name__}: {exc}")
+                else:
+                    problems = grounding_problems(reply, turn.user)
+                    row.update(route=reply.route, intent=reply.intent, reason=reply.reason,
+                               reply=reply.text[:300], guard_fired=reply.guard_fired,
+                               ungrounded=problems, timings=reply.timings)
+                rows.append(row)
+                if on_turn is not None:
+                    on_turn(row)
+                bar.update(1)
+    return summarise(rows, time.perf_counter() - start)
+
+
+def summarise(rows: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+    """Scores and latency percentiles from the per-turn rows."""
+    answered = [r for r in rows if r["expected_route"] == "answer" and r["expected_intent"]]
+    replied = [r for r in rows if "error" not in r]
+    answers = [r for r in replied if r["route"] == "answer"]
+    drafted = [r for r in answers if "compose_s" in r["timings"]]
+
+    def pct(values: list[float], q: float) -> float | None:
+        return round(float(np.percentile(values, q)), 4) if values else None
+
+    understand = [r["timings"].get("nlu_s", 0) + r["timings"].get("route_s", 0) + r["timings"].get("retrieval_s", 0)
+                  for r in replied]
+    first = [r["timings"]["first_token_s"] for r in drafted if "first_token_s" in r["timings"]]
+    whole = [r["timings"]["total_s"] for r in drafted]
+    by_tag: dict[str, list[bool]] = {}
+    for r in rows:
+        for tag in r["tags"]:
+            by_tag.setdefault(tag, []).append(r.get("route") == r["expected_route"])
+    return {
+        "conversations": len({r["conversation"] for r in rows}),
+        "turns": len(rows),
+        "crashes": len(rows) - len(replied),
+        "route_accuracy": _share(r.get("route") == r["expected_route"] for r in rows),
+        "intent_accuracy": _share(r.get("intent") == r["expected_intent"] for r in answered),
+        "grounded_share": _share(not r["ungrounded"] for r in answers),
+        "answer_replies": len(answers),
+        "guard_fired_share": _share(r["guard_fired"] for r in answers),
+        "route_accuracy_by_tag": {tag: round(sum(v) / len(v), 4) for tag, v in sorted(by_tag.items())},
+        "routes": {"expected": dict(Counter(r["expected_route"] for r in rows)),
+                   "predicted": dict(Counter(str(r.get("route")) for r in rows))},
+        "latency_s": {
+            "understand_route_retrieve": {"p50": pct(understand, 50), "p95": pct(understand, 95)},
+            "first_token": {"p50": pct(first, 50), "p95": pct(first, 95), "n": len(first)},
+            "whole_reply": {"p50": pct(whole, 50), "p95": pct(whole, 95), "n": len(whole)},
+        },
+        "seconds": round(seconds, 1),
+        "mistakes": [r for r in rows if r.get("route") != r["expected_route"]
+                     or (r["expected_intent"] and r.get("intent") != r["expected_intent"]) or r.get("ungrounded")],
+        "turn_results": rows,
+    }
+
+
+def write_outputs(report: dict[str, Any], out: str | Path) -> Path:
+    """Write ``assistant_report.json`` and ``route_confusion.png`` into ``out``; return the JSON path."""
+    from eval.metrics import confusion_matrix
+    from eval.reports import plot_confusion_matrix, write_report
+
+    out = Path(out)
+    path = write_report(out, "assistant_report", report)
+    expected = [r["expected_route"] for r in report["turn_results"]]
+    predicted = [r.get("route") or "crash" for r in report["turn_results"]]
+    labels = list(ROUTES) + (["crash"] if "crash" in predicted else [])
+    plot_confusion_matrix(confusion_matrix(expected, predicted, labels), labels, out / "route_confusion.png",
+                          title="Assistant routes (rows: expected)")
+    return path
+
+
+def format_report(report: dict[str, Any]) -> str:
+    lat = report["latency_s"]
+    lines = [
+        f"{report['conversations']} conversations, {report['turns']} turns, {report['crashes']} crashes, {report['seconds']} s",
+        f"route accuracy   {report['route_accuracy']:.3f}",
+        f"intent accuracy  {report['intent_accuracy']:.3f} (turns expected to be answered)",
+        f"grounded replies {report['grounded_share']:.3f} of {report['answer_replies']} answers "
+        f"(guard replaced {report['guard_fired_share']:.0%} of drafts)",
+        f"latency p50/p95  understand+route+retrieve {lat['understand_route_retrieve']['p50']}/{lat['understand_route_retrieve']['p95']} s, "
+        f"first token {lat['first_token']['p50']}/{lat['first_token']['p95']} s, "
+        f"whole reply {lat['whole_reply']['p50']}/{lat['whole_reply']['p95']} s",
+        "by tag: " + ", ".join(f"{k} {v:.2f}" for k, v in report["route_accuracy_by_tag"].items()),
+    ]
+    return "\n".join(lines)
+
+
+def _share(flags: Any) -> float:
+    values = list(flags)
+    return round(sum(bool(v) for v in values) / len(values), 4) if values else 0.0

@@ -1,0 +1,89 @@
+"""`agent chat` and `agent ask`: options, files, errors and output; real models in the slow tests."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from assistant_fakes import GOOD, make
+from typer.testing import CliRunner
+
+import agent.chat_cli as chat_cli
+from agent.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture()
+def fake_assistant(monkeypatch):
+    assistant, _ = make([GOOD] * 10)
+    monkeypatch.setattr(chat_cli, "load_assistant", lambda *args, **kwargs: assistant)
+    return assistant
+
+
+def test_ask_prints_the_reply_and_its_route(fake_assistant):
+    result = runner.invoke(app, ["ask", "Where is my card?"])
+    assert result.exit_code == 0, result.output
+    assert GOOD in result.output and "route: answer" in result.output
+
+
+def test_ask_json_has_every_reply_field(fake_assistant):
+    result = runner.invoke(app, ["ask", "Where is my card?", "--json"])
+    data = json.loads(result.stdout)
+    assert {"text", "route", "reason", "intent", "confidence", "entities", "sentiment", "sources", "timings"} <= set(data)
+    assert data["route"] == "answer" and data["intent"] == "card_arrival"
+
+
+def test_ask_file_answers_each_line_and_reports_bad_ones(fake_assistant, tmp_path):
+    path = tmp_path / "messages.jsonl"
+    path.write_text('Where is my card?\n\n{"text": "hello!", "id": "m2"}\n{broken\n{"no_text": 1}\n', encoding="utf-8")
+    result = runner.invoke(app, ["ask", "--file", str(path)])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [line.get("route") for line in lines] == ["answer", "smalltalk", None, None]
+    assert lines[1]["id"] == "m2" and lines[0]["line"] == 1
+    assert "not valid JSON" in lines[2]["error"] and "no 'text'" in lines[3]["error"]
+    assert "answered 2 message(s), 2 line(s) could not be read" in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "give a message or --file"),
+    (["hi", "--file", "x.txt"], "not both"),
+    (["--file", "missing.txt"], "missing.txt not found"),
+])
+def test_ask_errors_are_one_line(args, message, fake_assistant):
+    result = runner.invoke(app, ["ask", *args])
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+
+
+def test_ask_file_that_is_not_utf8_names_the_line(fake_assistant, tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_bytes(b"fine line\n\xff\xfe broken\n")
+    result = runner.invoke(app, ["ask", "--file", str(path)])
+    assert result.exit_code == 1 and "not UTF-8" in result.output and "line 2" in result.output
+
+
+def test_chat_streams_replies_and_takes_commands(fake_assistant):
+    result = runner.invoke(app, ["chat"], input="Where is my card?\n/details\nhello!\n/reset\n/quit\n")
+    assert result.exit_code == 0, result.output
+    assert GOOD in result.output
+    assert "details on" in result.output and "route: smalltalk" in result.output
+    assert "new conversation" in result.output
+
+
+def test_chat_ends_cleanly_at_end_of_input(fake_assistant):
+    result = runner.invoke(app, ["chat"], input="Where is my card?\n")
+    assert result.exit_code == 0 and GOOD in result.output
+
+
+@pytest.mark.slow
+def test_real_ask_json_and_file(tmp_path):
+    result = runner.invoke(app, ["ask", "How do I change my PIN?", "--json", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["route"] == "answer" and data["intent"] == "change_pin" and data["sources"]
+    path = tmp_path / "m.txt"
+    path.write_text("I want to talk to a person\nthanks!\n", encoding="utf-8")
+    result = runner.invoke(app, ["ask", "--file", str(path), "--threads", "1"])
+    routes = [json.loads(line)["route"] for line in result.stdout.splitlines() if line.startswith("{")]
+    assert routes == ["handoff", "smalltalk"]

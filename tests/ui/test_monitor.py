@@ -1,0 +1,90 @@
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from ui.monitor import MonitorHandlers
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    from agent.monitor.sample import write_sample
+
+    return write_sample(tmp_path_factory.mktemp("sample"))
+
+
+@pytest.fixture()
+def handlers(tmp_path):
+    return MonitorHandlers(tmp_path / "dbs", max_upload_bytes=2**20)
+
+
+def test_nothing_uploaded_asks_for_a_feed(handlers):
+    db, view = handlers.score_upload(None, None)
+    assert db is None and view.status == "Upload a news feed first (JSONL, CSV, RSS or Atom)."
+
+
+def test_an_oversized_upload_gets_a_message_and_no_database(tmp_path, sample):
+    small = MonitorHandlers(tmp_path / "dbs", max_upload_bytes=1000)
+    db, view = small.score_upload(sample["feed"], None)
+    assert db is None
+    size_kb = Path(sample["feed"]).stat().st_size / 1024
+    assert f"The feed news.jsonl is {size_kb:.1f} KB; this page accepts up to 1.0 KB." in view.status
+    assert "agent monitor score" in view.status
+    assert small.databases() == []
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("photo.jsonl", b"\x89PNG\r\n\x1a\n\x00\x00binary", "No news items could be read from photo.jsonl"),
+        ("feed.xml", b"<rss><channel><item><title>cut", "Could not score feed.xml: "),
+        ("empty.csv", b"", "No news items could be read from empty.csv"),
+    ],
+)
+def test_broken_feeds_give_a_sentence_and_leave_no_database(handlers, tmp_path, name, content, expected):
+    feed = tmp_path / name
+    feed.write_bytes(content)
+    db, view = handlers.score_upload(str(feed), None)
+    assert db is None
+    assert view.status.startswith(expected)
+    assert "Traceback" not in view.status
+    assert handlers.databases() == [] and list((tmp_path / "dbs").glob("*")) == []
+
+
+def test_a_broken_watch_list_is_reported(handlers, tmp_path, sample):
+    bad = tmp_path / "watch.json"
+    bad.write_text("{not json", encoding="utf-8")
+    db, view = handlers.score_upload(sample["feed"], str(bad))
+    assert db is None
+    assert view.status.startswith("Could not score news.jsonl: watch-list") and "not valid JSON" in view.status
+
+
+def test_only_listed_databases_can_be_opened(tmp_path):
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as connection:
+        connection.execute("CREATE TABLE users (name TEXT)")
+    handlers = MonitorHandlers(tmp_path / "dbs", 2**20, known_db=other)
+    assert handlers.databases() == [str(other)]
+    assert handlers.show("/etc/passwd").status == "That database is not one this page offers; refresh the list."
+    assert handlers.show(str(other)).status.startswith("Could not open other.db: ")
+    assert "SQLite database of something else" in handlers.show(str(other)).status
+
+
+@pytest.mark.slow
+def test_an_uploaded_feed_is_scored_plotted_and_its_alert_shown_with_evidence(tmp_path, sample, base_encoder):
+    from agent.monitor.scoring import ModelScorer
+    from finetune.classifier import TextClassifier
+
+    sentiment = TextClassifier.load(task="sentiment", encoder=base_encoder)
+    # Watch-list matching only (no tagger): the alert comes from the watched names.
+    handlers = MonitorHandlers(tmp_path / "dbs", 2**20, scorer=lambda watch: ModelScorer(base_encoder, sentiment, None, watch))
+    db, view = handlers.score_upload(sample["feed"], sample["watchlist"])
+    assert db is not None and handlers.databases() == [db]
+    assert "168 scored" in view.status and "2 skipped as malformed" in view.status
+    assert "**168** news items" in view.totals and "Northwind Bank" in view.totals
+    width, height = view.plot.size
+    assert width > 500 and height > 300
+    (alert,) = [row for row in view.alerts if row[1] == "Northwind Bank"]
+    assert alert[2] == "company" and alert[5].endswith("/ 9")
+    assert alert[-1].startswith("9 items: Northwind Bank slashes outlook")  # the evidence, by headline
+    assert handlers.show(db).alerts == view.alerts  # picking it again shows the same
