@@ -50,6 +50,17 @@ def encoder(base_encoder):
     return copy.deepcopy(base_encoder)
 
 
+@pytest.fixture()
+def intents_csv(tmp_path, monkeypatch) -> Path:
+    """A small intents CSV (tests/text_data.py); the feature cache goes inside the test folder."""
+    from text_data import write_csv
+
+    monkeypatch.setenv("QAGENT_HOME", str(tmp_path / "home"))
+    path = tmp_path / "intents.csv"
+    write_csv(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_entities_dir(tmp_path_factory) -> Path:
     """A folder of train/validation/test JSONL files with entity spans (amounts, names, dates)."""

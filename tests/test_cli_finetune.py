@@ -15,14 +15,6 @@ FAST = ["--head", "hybrid", "--qubits", "2", "--depth", "1", "--circuits", "1", 
         "--batch-size", "8", "--lr", "0.02"]
 
 
-@pytest.fixture()
-def intents_csv(tmp_path, monkeypatch):
-    monkeypatch.setenv("QAGENT_HOME", str(tmp_path / "home"))  # feature cache inside the test folder
-    path = tmp_path / "intents.csv"
-    write_csv(path)
-    return path
-
-
 def test_finetune_then_eval_intents(intents_csv, tmp_path):
     model = tmp_path / "model"
     result = runner.invoke(app, ["finetune", "intents", "--data", str(intents_csv), *FAST, "--out", str(model), "--json"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from text_data import write_csv
 from typer.testing import CliRunner
 
 from agent.cli import app
@@ -25,14 +24,6 @@ def recorded(task="intents", config=None, metrics=None, status="succeeded"):
     with run_record("finetune", task, ["agent", "finetune", task], config, backend=config["backend"]) as run:
         run.finish(status, metrics=metrics or {}, error=None if status == "succeeded" else "boom")
     return run.id
-
-
-@pytest.fixture()
-def intents_csv(tmp_path, monkeypatch):
-    monkeypatch.setenv("QAGENT_HOME", str(tmp_path / "home"))  # feature cache inside the test folder
-    path = tmp_path / "intents.csv"
-    write_csv(path)
-    return path
 
 
 def test_a_finetune_run_shows_up_with_its_metrics_artifacts_and_log(intents_csv, tmp_path):
