@@ -125,6 +125,8 @@ class Assistant:
         router = Router(RouterConfig.load(router_config), answerable=set(index.intents) or None)
         if style == "auto":
             style = "lead_in" if llm == "local" else "draft"
+        if style not in ("draft", "lead_in"):
+            raise ValueError(f"style must be auto, draft or lead_in, got {style!r}")
         return cls(nlu, router, index, Composer(chat, GroundingGuard(), style=style))
 
     def respond(self, message: str, session_id: str = "default") -> Reply:

@@ -27,11 +27,12 @@ Backend = Annotated[str, typer.Option(help="Where the quantum heads run: exact, 
 MaxNewTokens = Annotated[int, typer.Option(help="Longest reply the local model may write, in tokens.")]
 Threads = Annotated[int | None, typer.Option(help="CPU threads for the models (default: torch's choice; 1 is steadier on a busy machine).")]
 Session = Annotated[str, typer.Option(help="Conversation id (memory is per session).")]
+Style = Annotated[str, typer.Option(help="Reply style: auto (lead_in for the local model, else draft), draft (the model writes the reply) or lead_in (one sentence from the model, then the answer verbatim).")]
 
 
 def load_assistant(llm: str, index: Path | None, kb: Path | None, intents: Path | None, entities: Path | None,
                    sentiment: Path | None, router: Path | None, backend: str, max_new_tokens: int,
-                   threads: int | None, quiet: bool = False) -> Any:
+                   threads: int | None, quiet: bool = False, style: str = "auto") -> Any:
     """Load the assistant, saying what is loading on stderr."""
     import logging
 
@@ -50,7 +51,7 @@ def load_assistant(llm: str, index: Path | None, kb: Path | None, intents: Path 
     progress = None if quiet else (lambda message: typer.echo(f"… {message}", err=True))
     return Assistant.load(llm=llm, index_dir=index, kb=kb, intents_dir=intents, entities_dir=entities,
                           sentiment_dir=sentiment, router_config=router, backend=backend,
-                          max_new_tokens=max_new_tokens, progress=progress)
+                          max_new_tokens=max_new_tokens, style=style, progress=progress)
 
 
 def describe_reply(reply: Any) -> str:
@@ -72,11 +73,12 @@ def describe_reply(reply: Any) -> str:
 def chat(
     llm: Llm = "local", index: IndexDir = None, kb: Kb = None, intents: Intents = None, entities: Entities = None,
     sentiment: Sentiment = None, router: Router = None, backend: Backend = "exact",
-    max_new_tokens: MaxNewTokens = 96, threads: Threads = None, session: Session = "terminal",
+    max_new_tokens: MaxNewTokens = 96, threads: Threads = None, session: Session = "terminal", style: Style = "auto",
     details: Annotated[bool, typer.Option("--details/--no-details", help="Show route, intent and sources under each reply.")] = False,
 ) -> None:
     """Chat with the assistant in the terminal (type /help for commands)."""
-    assistant = load_assistant(llm, index, kb, intents, entities, sentiment, router, backend, max_new_tokens, threads)
+    assistant = load_assistant(llm, index, kb, intents, entities, sentiment, router, backend, max_new_tokens, threads,
+                               style=style)
     typer.echo("qagent: ask about your cards, payments, transfers or account. /help for commands, /quit to leave.")
     show = details
     while True:
@@ -129,7 +131,7 @@ def ask(
     json_output: Annotated[bool, typer.Option("--json", help="Print the reply as JSON (always on with --file).")] = False,
     llm: Llm = "local", index: IndexDir = None, kb: Kb = None, intents: Intents = None, entities: Entities = None,
     sentiment: Sentiment = None, router: Router = None, backend: Backend = "exact",
-    max_new_tokens: MaxNewTokens = 96, threads: Threads = None, session: Session = "ask",
+    max_new_tokens: MaxNewTokens = 96, threads: Threads = None, session: Session = "ask", style: Style = "auto",
 ) -> None:
     """Answer one message, or every line of a file, and print the reply (JSON with --json or --file)."""
     if (message is None) == (file is None):
@@ -138,7 +140,7 @@ def ask(
     if file is not None:
         lines = _read_lines(file)  # a missing or binary file fails before the models load
     assistant = load_assistant(llm, index, kb, intents, entities, sentiment, router, backend, max_new_tokens,
-                               threads, quiet=json_output or file is not None)
+                               threads, quiet=json_output or file is not None, style=style)
     if lines is None:
         reply = assistant.respond(message or "", session)
         if json_output:

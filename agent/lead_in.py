@@ -1,9 +1,10 @@
 """The "lead-in" style of reply for small local models: the model writes one sentence, the facts
 come verbatim from the knowledge base.
 
-Measured on the shipped SmolLM2-135M-Instruct, full drafts kept the answer's key facts in none of
-the sampled replies (the guard replaced all of them) and took 6-9 s each on this machine; asked
-for one sentence acknowledging the request, with four examples, it writes one in about a second.
+Measured on the shipped SmolLM2-135M-Instruct (``agent bench assistant --style draft``; numbers in
+BENCHMARKS.md), the guard replaced every full draft (10 of 10: key facts dropped or numbers
+invented) and a draft took about 10 s on a 2-core CPU; asked for one sentence acknowledging the
+request, with four examples, it writes one in about a second.
 So with the local model the reply is: the model's acknowledgement, checked by
 :func:`check_lead_in`, then the retrieved answer, lightly templated. Bigger models (``hf:`` or
 ``openai:``) compose the whole reply in the ``draft`` style under the full grounding guard.

@@ -159,12 +159,6 @@ class NLU:
         ) for i in range(len(texts))]
         return analyses, vectors
 
-    def timed(self, message: str) -> tuple[Understanding, float]:
-        """``understand`` and the seconds it took."""
-        start = time.perf_counter()
-        result = self.understand(message)
-        return result, time.perf_counter() - start
-
 
 def _no_grad(function: Callable[..., Any]) -> Callable[..., Any]:
     """Run ``function`` without autograd: grad mode is per thread, so workers must set it themselves."""

@@ -42,6 +42,7 @@ def bench_assistant(
     replies: Annotated[int, typer.Option(help="Answered questions timed for first token and whole reply.")] = 30,
     llm: Annotated[str, typer.Option("--llm", help="Reply model: local, hf:/path, or openai:URL:MODEL.")] = "local",
     threads: Annotated[int | None, typer.Option(help="CPU threads for the models (default: torch's choice).")] = None,
+    style: Annotated[str, typer.Option(help="Reply style: auto, draft or lead_in (see agent ask --help).")] = "auto",
     data_dir: Annotated[Path | None, typer.Option(help="Folder of the built-in data sets (BANKING77 test queries).")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
@@ -52,7 +53,8 @@ def bench_assistant(
     if queries < 1 or replies < 1:
         raise ValueError("--queries and --replies must be >= 1")
     messages = benchmark_messages(data_dir, queries)
-    assistant = load_assistant(llm, None, None, None, None, None, None, "exact", 96, threads, quiet=json_output)
+    assistant = load_assistant(llm, None, None, None, None, None, None, "exact", 96, threads, quiet=json_output,
+                               style=style)
     results = run_assistant_benchmark(assistant, messages, replies=replies, progress=not json_output)
     if json_output:
         echo_json(results)
