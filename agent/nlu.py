@@ -1,7 +1,8 @@
 """Understanding one customer message: intent, entities and sentiment, in one call.
 
 :class:`NLU` holds the three models and the plain encoder they share. Each message costs one
-pass of each LoRA-adapted model plus one pass of the plain encoder, whose sentence vector also
+pass of each LoRA-adapted model (the shipped sentiment classifier and tagger were trained on one
+shared adapter, so they cost one pass together) plus one pass of the plain encoder, whose sentence vector also
 serves the knowledge-base search (it is the vector the index was built with), so retrieval adds
 no encoder pass of its own.
 
@@ -139,19 +140,28 @@ class NLU:
         """Each model with its own (LoRA) encoder runs its pass on a worker thread while this thread
         runs the shared plain pass: torch releases the GIL inside its kernels, so on a 2-core
         machine with one torch thread per pass the passes overlap instead of queueing."""
-        from finetune.nlu_models import Analysis, analyze_with_features
+        from finetune.nlu_models import Analysis, analyze, analyze_with_features
 
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="qagent-nlu")
         own = {name: model for name, model in (("intents", self.intents), ("entities", self.entities),
                                                  ("sentiment", self.sentiment))
                if model is not None and not model.uses_frozen_encoder}
-        futures = {name: self._pool.submit(_no_grad(model.predict), texts) for name, model in own.items()}
+        futures = {}
+        if "entities" in own and "sentiment" in own and own["sentiment"].shares_encoder_with(own["entities"]):
+            # Trained together on one adapter (finetune.joint_training): one pass serves both.
+            pair = {"entities": own.pop("entities"), "sentiment": own.pop("sentiment")}
+            futures["pair"] = self._pool.submit(_no_grad(lambda t: analyze(t, encoder=self.encoder, **pair)), texts)
+        futures.update({name: self._pool.submit(_no_grad(model.predict), texts) for name, model in own.items()})
         frozen = {name: model for name, model in (("intents", self.intents), ("entities", self.entities),
                                                     ("sentiment", self.sentiment))
-                  if model is not None and name not in own}
+                  if model is not None and model.uses_frozen_encoder}
         shared, vectors = analyze_with_features(texts, encoder=self.encoder, need_features=True, **frozen)
         results = {name: future.result() for name, future in futures.items()}
+        if "pair" in results:
+            paired = results.pop("pair")
+            results["entities"] = [a.entities for a in paired]
+            results["sentiment"] = [a.sentiment for a in paired]
         analyses = [Analysis(
             intent=results["intents"][i] if "intents" in results else shared[i].intent,
             entities=results["entities"][i] if "entities" in results else shared[i].entities,

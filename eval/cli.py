@@ -68,7 +68,10 @@ def bench_monitor(
     items: Annotated[int, typer.Option(help="Distinct fin_tweets headlines scored per mode.")] = 2000,
     mode: Annotated[str, typer.Option(help="Comma-separated: headline (title only), body (title + 3 body sentences).")] = "headline,body",
     batch_size: Annotated[int, typer.Option(help="Items per scoring batch and transaction.")] = 64,
-    threads: Annotated[int, typer.Option(help="torch threads (0: one per core).")] = 1,
+    threads: Annotated[int, typer.Option(help="Threads (0: one per core).")] = 0,
+    runtime: Annotated[str, typer.Option(help="Where the encoder runs: onnx-int8, onnx or torch.")] = "onnx-int8",
+    sentiment_model: Annotated[str, typer.Option(help="Sentiment checkpoint directory, or 'default'.")] = "default",
+    ner_model: Annotated[str, typer.Option(help="Entity-tagger checkpoint directory, 'default', or 'none'.")] = "default",
     data_dir: Annotated[Path | None, typer.Option(help="Folder of the built-in data sets (fin_tweets).")] = None,
     feed_out: Annotated[Path | None, typer.Option(help="Only write the benchmark feed (feed.jsonl, watchlist.json) here, for timing 'agent monitor score' itself.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
@@ -84,7 +87,8 @@ def bench_monitor(
     if feed_out is not None:
         typer.echo(f"wrote {write_benchmark_feed(folder, feed_out, items=items, body='body' in modes)}")
         return
-    results = [run_monitor_benchmark(folder, items=items, body=m == "body", batch_size=batch_size, threads=threads or None)
+    results = [run_monitor_benchmark(folder, items=items, body=m == "body", batch_size=batch_size, threads=threads or None,
+                                     runtime=runtime, sentiment_model=sentiment_model, ner_model=ner_model)
                for m in modes]
     if json_output:
         echo_json(results)
@@ -134,6 +138,7 @@ _Out = Annotated[Path | None, typer.Option(help="Folder for report.json and the 
 _Json = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
 _TextColumn = Annotated[str, typer.Option(help="Text column/key of user files.")]
 _LabelColumn = Annotated[str, typer.Option(help="Label column/key of user files.")]
+_Runtime = Annotated[str, typer.Option(help="Where the encoder runs: torch, onnx or onnx-int8 (ONNX Runtime; int8 weights change answers slightly).")]
 
 
 @eval_app.command("intents")
@@ -147,11 +152,11 @@ def eval_intents(
     oos_data: Annotated[str | None, typer.Option(help="Also score out-of-scope queries (clinc150): in-scope accuracy and out-of-scope recall.")] = None,
     backend: _Backend = None, limit: _Limit = None, seed: _Seed = 0,
     text_column: _TextColumn = "text", label_column: _LabelColumn = "label",
-    out: _Out = None, json_output: _Json = False,
+    runtime: _Runtime = "torch", out: _Out = None, json_output: _Json = False,
 ) -> dict:
     """Accuracy, macro-F1, per-intent report, ECE, confusion matrix; out-of-scope metrics with --oos-data."""
     return _evaluate("intents", model, data, data_dir, split, oos_data, backend, limit, seed, text_column,
-              label_column, out, json_output)
+              label_column, out, json_output, runtime)
 
 
 @eval_app.command("sentiment")
@@ -164,15 +169,15 @@ def eval_sentiment(
     split: _Split = "test",
     backend: _Backend = None, limit: _Limit = None, seed: _Seed = 0,
     text_column: _TextColumn = "text", label_column: _LabelColumn = "label",
-    out: _Out = None, json_output: _Json = False,
+    runtime: _Runtime = "torch", out: _Out = None, json_output: _Json = False,
 ) -> dict:
     """Accuracy, macro-F1, per-class report, ECE and confusion matrix of a sentiment model."""
     return _evaluate("sentiment", model, data, data_dir, split, None, backend, limit, seed, text_column,
-              label_column, out, json_output)
+              label_column, out, json_output, runtime)
 
 
 def _evaluate(task, model, data, data_dir, split, oos_data, backend, limit, seed, text_column, label_column,
-              out, json_output) -> dict:
+              out, json_output, runtime="torch") -> dict:
     from eval.classification import evaluate_classifier, format_report, load_eval_data
     from finetune.classifier import TextClassifier
     from finetune.encoder import FeatureCache
@@ -180,6 +185,7 @@ def _evaluate(task, model, data, data_dir, split, oos_data, backend, limit, seed
     classifier = TextClassifier.load(None if model == "default" else model, task=task)
     if classifier.task != task:
         raise ValueError(f"{model} is a {classifier.task} model; use `agent eval {classifier.task}`")
+    classifier.encoder.use_runtime(runtime)
     eval_data = load_eval_data(task, data, split, data_dir=data_dir, text_column=text_column,
                                label_column=label_column, oos_source=oos_data)
     report = evaluate_classifier(
@@ -204,7 +210,7 @@ def eval_ner(
     split: _Split = "test",
     backend: _Backend = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch (1 is fastest on a busy machine).")] = None,
-    out: _Out = None, json_output: _Json = False,
+    runtime: _Runtime = "torch", out: _Out = None, json_output: _Json = False,
 ) -> dict:
     """Entity-level precision, recall and F1 per type (seqeval, strict IOB2) and their micro/macro averages."""
     import torch
@@ -220,6 +226,7 @@ def eval_ner(
     if split not in ("train", "validation", "test"):
         raise typer.BadParameter(f"split must be train, validation or test; got {split!r}")
     tagger = EntityTagger.load(None if model == "default" else model)
+    tagger.encoder.use_runtime(runtime)
     with recorded_data_warnings() as skipped:
         if data.lower() == "nlupp":
             scored = parse_folds(folds)

@@ -63,7 +63,8 @@ def write_benchmark_feed(data_dir: Path, out: str | Path, *, items: int, body: b
 
 
 def run_monitor_benchmark(
-    data_dir: Path, *, items: int = 2000, body: bool = False, batch_size: int = 64, threads: int | None = 1
+    data_dir: Path, *, items: int = 2000, body: bool = False, batch_size: int = 64, threads: int | None = 1,
+    runtime: str = "onnx-int8", sentiment_model: str = "default", ner_model: str = "default",
 ) -> dict[str, Any]:
     """Score a ``fin_tweets`` feed with the shipped models into a fresh database; return the timing."""
     import torch
@@ -75,7 +76,8 @@ def run_monitor_benchmark(
 
     records, watch = benchmark_feed(data_dir, items, body)
     watchlist = Watchlist.from_dict(watch)
-    scoring = ScoringConfig(body=body, threads=threads)
+    scoring = ScoringConfig(body=body, threads=threads, runtime=runtime, sentiment_model=sentiment_model,
+                            ner_model=ner_model)
     load_started = time.perf_counter()
     scorer = load_scorer(scoring, watchlist)
     load_s = time.perf_counter() - load_started
@@ -94,7 +96,7 @@ def run_monitor_benchmark(
     return {
         "items": summary["scored"], "mode": "headline + body" if body else "headline", "body_sentences": int(sentences),
         "seconds": summary["elapsed_s"], "items_per_s": summary["items_per_s"], "model_load_s": round(load_s, 1),
-        "batch_size": batch_size, "torch_threads": torch.get_num_threads(), "alerts": summary["alerts"],
+        "batch_size": batch_size, "torch_threads": torch.get_num_threads(), "runtime": runtime, "alerts": summary["alerts"],
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
     }

@@ -143,6 +143,11 @@ class TextClassifier(CheckpointModel):
         """Predict from precomputed frozen sentence features ``[N, D]`` (one shared encoder pass)."""
         if not self.uses_frozen_encoder:
             raise ValueError("this model has a LoRA adapter: call predict(texts), not predict_features")
+        return self.predict_encoded(features)
+
+    def predict_encoded(self, features: torch.Tensor) -> list[Prediction]:
+        """Predict from sentence features ``[N, D]`` of this model's own encoder, adapter included
+        (e.g. a pass shared with a tagger trained on the same adapter)."""
         return self._predictions(self.probabilities(features))
 
     def decide(self, probs: np.ndarray) -> list[str]:

@@ -255,3 +255,127 @@ def ner(
     scored = f" --folds {','.join(map(str, folds['test_folds']))}" if folds else ""
     typer.echo(f"  evaluate: agent eval ner {trained.path} --data {data}{scored}")
     return summary
+
+
+@app.command("joint")
+@friendly_errors
+@tracked_run("finetune", checkpoints=True)
+def joint(
+    ctx: typer.Context,
+    sentiment_out: Annotated[Path, typer.Option(help="Sentiment checkpoint directory to write.")],
+    ner_out: Annotated[Path, typer.Option(help="Entity tagger checkpoint directory to write.")],
+    sentiment_data: Annotated[str, typer.Option(help="Sentiment data: 'fin_tweets', a CSV/JSONL file or folder, or a hub id.")] = "fin_tweets",
+    ner_data: Annotated[str, typer.Option(help="Entity data: 'nlupp', a CoNLL or JSONL-with-spans file or folder, or a hub id.")] = "nlupp",
+    data_dir: DataDir = None,
+    text_column: TextColumn = "text",
+    label_column: LabelColumn = "label",
+    train_folds: Annotated[str, typer.Option(help="NLU++ folds to train the tagger on (validation is carved from them).")] = "0-17",
+    test_folds: Annotated[str, typer.Option(help="NLU++ folds held out for testing (never trained on).")] = "18,19",
+    val_fraction: ValFraction = 0.1,
+    sentiment_head: Annotated[str, typer.Option(help="Sentiment head: hybrid, quantum, linear or mlp.")] = "hybrid",
+    ner_head: Annotated[str, typer.Option(help="Tagger head: linear, hybrid, quantum or mlp.")] = "linear",
+    qubits: Qubits = 6, depth: Depth = 2, encoding: Encoding = "amplitude",
+    readout: Readout = "probs", circuits: Circuits = 4, hidden: Hidden = 64, dropout: Dropout = 0.1,
+    backend: Backend = "exact",
+    epochs: Annotated[int, typer.Option(help="Most epochs (early stopping on the mean of validation sentiment macro-F1 and entity micro-F1).")] = 4,
+    batch_size: BatchSize = 32, lr: Lr = 1e-3, weight_decay: WeightDecay = 1e-4, patience: Patience = 2,
+    label_smoothing: Annotated[float, typer.Option(help="Label smoothing of the sentiment loss (the tagger gets none).")] = 0.1,
+    ner_repeat: Annotated[int, typer.Option(min=1, help="Times each tagging example appears per epoch (the tagging set is small).")] = 2,
+    ner_weight: Annotated[float, typer.Option(help="Weight of the tagging loss beside the sentiment loss.")] = 1.0,
+    seed: Seed = 0, lora_r: LoraR = 16, lora_alpha: LoraAlpha = 32,
+    lora_targets: LoraTargets = "query,key,value,dense", encoder: EncoderPath = "default", max_length: MaxLength = 64,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch (1 is fastest on a busy machine).")] = None,
+    json_output: JsonOutput = False,
+) -> dict[str, Any]:
+    """Train the sentiment classifier and the entity tagger together on one shared LoRA adapter.
+
+    Both models then run on one encoder pass per text (the news monitor's and the assistant's
+    case), and the encoder itself learns finance polarity. Writes two ordinary checkpoints.
+    """
+    import torch
+
+    from finetune.classifier_training import LoraSettings
+    from finetune.data import load_entities, load_sentiment
+    from finetune.encoder import Encoder, EncoderConfig
+    from finetune.heads import HeadConfig
+    from finetune.joint_training import JointSpec, train_joint
+    from finetune.quantum.ansatz import AnsatzConfig
+    from finetune.tagger_training import recorded_data_warnings
+    from finetune.trainer import TrainingArguments
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    if sentiment_out.resolve() == ner_out.resolve():
+        raise typer.BadParameter("--sentiment-out and --ner-out must be different directories")
+    sentiments = load_sentiment(sentiment_data, data_dir=data_dir, text_column=text_column, label_column=label_column,
+                                val_fraction=val_fraction, seed=seed)
+    folds: dict[str, Any] = {}
+    if ner_data.lower() == "nlupp":
+        folds = {"train_folds": parse_folds(train_folds), "test_folds": parse_folds(test_folds)}
+    with recorded_data_warnings() as skipped:
+        entities = load_entities(ner_data, data_dir=data_dir, val_fraction=val_fraction, seed=seed, **folds)
+    if skipped:
+        typer.echo(f"warning: {len(skipped)} span(s) in the data could not be used and were skipped", err=True)
+    ansatz = AnsatzConfig(n_qubits=qubits, depth=depth, encoding=encoding, readout=readout)
+    heads = {kind: HeadConfig(kind=kind, ansatz=ansatz, n_circuits=circuits, hidden=hidden, dropout=dropout)
+             for kind in {sentiment_head, ner_head}}
+    targets = tuple(t.strip() for t in lora_targets.split(",") if t.strip())
+    spec = JointSpec(sentiment_head=heads[sentiment_head], tagger_head=heads[ner_head],
+                     lora=LoraSettings(r=lora_r, alpha=lora_alpha, target_modules=targets),
+                     tagging_repeat=ner_repeat, tagging_weight=ner_weight, sentiment_smoothing=label_smoothing)
+    args = TrainingArguments(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, patience=patience,
+                             seed=seed, log_dir=str(sentiment_out / "tensorboard"), progress=not json_output)
+    model = Encoder.load(EncoderConfig(model=encoder, max_length=max_length))
+    trained = train_joint(sentiments, entities, spec, args, model, sentiment_out, ner_out, backend=backend,
+                          command=command_line(ctx), skipped_spans=len(skipped), **training_hooks(ctx))
+    summary = {key: value for key, value in trained.metrics.items() if key != "history"}
+    summary = {"sentiment_model": str(trained.sentiment_path), "ner_model": str(trained.ner_path), **folds, **summary}
+    if json_output:
+        echo_json(summary)
+        return summary
+    val = summary["val"]
+    typer.echo(f"trained sentiment -> {trained.sentiment_path} and entity tagger -> {trained.ner_path} (one shared adapter)")
+    typer.echo(f"  best epoch {summary['best_epoch']}: validation sentiment accuracy {val['sentiment_accuracy']:.4f}, "
+               f"macro-F1 {val['sentiment_macro_f1']:.4f}, entity micro-F1 {val['entity_f1']:.4f}, "
+               f"{summary['train_seconds']:.0f} s")
+    scored = f" --folds {','.join(map(str, folds['test_folds']))}" if folds else ""
+    typer.echo(f"  evaluate: agent eval sentiment {trained.sentiment_path} --data {sentiment_data} --split test; "
+               f"agent eval ner {trained.ner_path} --data {ner_data}{scored}")
+    return summary
+
+
+@app.command("decoding")
+@friendly_errors
+def decoding(
+    model: Annotated[Path, typer.Argument(help="Entity tagger checkpoint directory.")],
+    data: Annotated[str, typer.Option(help="The data the tagger was trained on: 'nlupp', a CoNLL or JSONL-with-spans file or folder.")] = "nlupp",
+    data_dir: DataDir = None,
+    train_folds: Annotated[str, typer.Option(help="NLU++ folds it was trained on (validation is carved from them as in training).")] = "0-17",
+    test_folds: Annotated[str, typer.Option(help="NLU++ folds held out for testing (never read here).")] = "18,19",
+    val_fraction: ValFraction = 0.1,
+    seed: Seed = 0,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    json_output: JsonOutput = False,
+) -> dict[str, Any]:
+    """Fit a tagger's tag-transition prior (decoding.json): transitions counted on its training data,
+    weight chosen on its validation split. Training does this itself; this refits an existing model."""
+    import torch
+
+    from finetune.data import load_entities
+    from finetune.tagger import EntityTagger
+    from finetune.tagger_training import fit_decoding, recorded_data_warnings
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    folds: dict[str, Any] = {}
+    if data.lower() == "nlupp":
+        folds = {"train_folds": parse_folds(train_folds), "test_folds": parse_folds(test_folds)}
+    with recorded_data_warnings():
+        dataset = load_entities(data, data_dir=data_dir, val_fraction=val_fraction, seed=seed, **folds)
+    summary = {"model": str(model), **fit_decoding(EntityTagger.load(model), dataset)}
+    if json_output:
+        echo_json(summary)
+    else:
+        typer.echo(f"decoding prior -> {model / 'decoding.json'}: weight {summary['weight']:g}; validation entity F1 "
+                   f"by weight {summary['validation_entity_f1_by_weight']}")
+    return summary

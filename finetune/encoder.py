@@ -7,6 +7,7 @@ Nothing here loads a model at import time; ``Encoder.load`` does it from a local
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -30,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 POOLINGS = ("mean", "cls")
+RUNTIMES = ("torch", "onnx", "onnx-int8")
 # Keys of a BatchEncoding that the transformer itself accepts; the rest (offsets, word index)
 # are bookkeeping for alignment and must not reach the model's forward.
 _MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -141,6 +143,36 @@ class Encoder(torch.nn.Module):
         # A fresh Module starts in training mode; follow the model's own mode instead, or the
         # mode restore in ``_passes`` would switch dropout on after the first ``encode``.
         self.train(model.training)
+        self._onnx: Any = None  # finetune.onnx_runtime.OnnxSession when inference runs there
+        self._runtime = "torch"
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Encoder:
+        # An ONNX Runtime session cannot be copied; the copy runs in torch until told otherwise.
+        clone = self.__class__.__new__(self.__class__)
+        memo[id(self)] = clone
+        for key, value in self.__dict__.items():
+            clone.__dict__[key] = None if key == "_onnx" else copy.deepcopy(value, memo)
+        return clone
+
+    @property
+    def runtime(self) -> str:
+        """Where inference passes (``encode*``) run: ``torch``, ``onnx`` or ``onnx-int8``; training is always torch."""
+        return "torch" if self._onnx is None else self._runtime
+
+    def use_runtime(self, runtime: str, *, cache_dir: str | Path | None = None) -> None:
+        """Run inference passes in ``torch``, ``onnx`` or ``onnx-int8`` (ONNX Runtime, exported once
+        per fingerprint and cached; see :mod:`finetune.onnx_runtime`). Adding or loading an adapter
+        goes back to torch."""
+        if runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}; got {runtime!r}")
+        if runtime == "torch":
+            self._onnx = None
+            return
+        from finetune.onnx_runtime import OnnxSession
+
+        self._onnx = OnnxSession.for_encoder(self.model, self.tokenizer, self.fingerprint, int8=runtime == "onnx-int8",
+                                             cache_dir=None if cache_dir is None else Path(cache_dir))
+        self._runtime = runtime
 
     @classmethod
     def load(cls, config: EncoderConfig | None = None) -> Encoder:
@@ -202,14 +234,17 @@ class Encoder(torch.nn.Module):
         """Run the transformer with grad; return ``(sentence [B, D], token_hidden [B, T, D])``."""
         inputs = {k: batch[k] for k in _MODEL_INPUTS if k in batch}
         hidden = self.model(**inputs).last_hidden_state
+        return self._pool(hidden, inputs["attention_mask"]), hidden
+
+    def _pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         if self.config.pooling == "cls":
             sentence = hidden[:, 0]
         else:
-            mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             sentence = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         if self.config.normalize:
             sentence = F.normalize(sentence, dim=-1)
-        return sentence, hidden
+        return sentence
 
     def _passes(
         self, texts: Sequence[str], words: Sequence[Sequence[Word]] | None, progress: bool
@@ -230,7 +265,11 @@ class Encoder(torch.nn.Module):
                     sub_words = None if words is None else [words[i] for i in idx]
                     batch, n = self._tokenize([texts[i] for i in idx], sub_words)
                     truncated += n
-                    sentence, hidden = self(batch)
+                    if self._onnx is not None:
+                        hidden = self._onnx(batch)
+                        sentence = self._pool(hidden, batch["attention_mask"])
+                    else:
+                        sentence, hidden = self(batch)
                     yield idx, batch, sentence.float(), hidden.float()
                     bar.update(len(idx))
         finally:
@@ -302,6 +341,7 @@ class Encoder(torch.nn.Module):
         lora = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules))
         with _peft_quiet():
             self.model = get_peft_model(self.model, lora)
+        self._onnx = None  # the exported graph holds the old weights
 
     @property
     def has_adapter(self) -> bool:
@@ -323,6 +363,7 @@ class Encoder(torch.nn.Module):
         if not (directory / "adapter_model.safetensors").is_file():
             raise EncoderError(f"{directory} holds no adapter_model.safetensors; save one with save_adapter")
         base = self.model.unload() if self.has_adapter else self.model
+        self._onnx = None  # the exported graph holds the old weights
         with _peft_quiet():
             self.model = PeftModel.from_pretrained(base, str(directory), is_trainable=trainable)
             if not trainable:
@@ -407,7 +448,9 @@ class FeatureCache:
         from safetensors import SafetensorError
         from safetensors.torch import load_file, save_file
 
-        path = self.path(self.key(encoder.fingerprint, encoder.config, texts))
+        # The runtime is part of the key: int8 weights give other features.
+        runtime = "" if encoder.runtime == "torch" else f"|{encoder.runtime}"
+        path = self.path(self.key(encoder.fingerprint + runtime, encoder.config, texts))
         if path.is_file():
             try:
                 features = load_file(path)["features"]

@@ -8,7 +8,9 @@ loaded lazily, with the checkpoint's LoRA adapter when it has one) so the two st
 from __future__ import annotations
 
 import copy
+import hashlib
 from abc import ABC, abstractmethod
+from functools import cached_property
 
 from finetune.checkpoint import Checkpoint
 from finetune.encoder import Encoder, EncoderConfig
@@ -38,6 +40,19 @@ class CheckpointModel(ABC):
     def uses_frozen_encoder(self) -> bool:
         """False when the model has its own LoRA adapter (and so needs its own encoder pass)."""
         return self.checkpoint.adapter_dir is None
+
+    @cached_property
+    def adapter_digest(self) -> str | None:
+        """SHA-256 of the checkpoint's adapter weights (None without an adapter)."""
+        if self.checkpoint.adapter_dir is None:
+            return None
+        return hashlib.sha256((self.checkpoint.adapter_dir / "adapter_model.safetensors").read_bytes()).hexdigest()
+
+    def shares_encoder_with(self, other: CheckpointModel) -> bool:
+        """True when both models carry the same adapter on the same encoder (trained together by
+        :mod:`finetune.joint_training`), so one encoder pass serves both."""
+        return (self.adapter_digest is not None and self.adapter_digest == other.adapter_digest
+                and self.encoder_config == other.encoder_config)
 
     @property
     def encoder(self) -> Encoder:

@@ -1,9 +1,11 @@
-"""Run intents, entities and sentiment together, with one encoder pass for the frozen models.
+"""Run intents, entities and sentiment together, with as few encoder passes as the models allow.
 
 The assistant and the news monitor ask all three models about every text. Models trained on
 frozen features share one :meth:`Encoder.encode_all` pass, which yields sentence features (for
-the classifiers) and word features (for the tagger) at once; a model with its own LoRA adapter
-computes different features and so runs its own pass through ``predict``.
+the classifiers) and word features (for the tagger) at once. Models trained together on one
+LoRA adapter (:mod:`finetune.joint_training`: the shipped sentiment classifier and tagger) share
+one pass of that adapted encoder the same way. Any other model with its own adapter computes
+different features and so runs its own pass through ``predict``.
 
 Usage::
 
@@ -36,11 +38,16 @@ class SentenceModel(Protocol):
 
     def predict_features(self, features: torch.Tensor) -> list[Any]: ...
 
+    def predict_encoded(self, features: torch.Tensor) -> list[Any]: ...
+
+    def shares_encoder_with(self, other: Any) -> bool: ...
+
 
 class WordModel(Protocol):
     """What ``analyze`` needs of an entity tagger (:class:`finetune.tagger.EntityTagger`)."""
 
     uses_frozen_encoder: bool
+    encoder: Encoder
 
     def predict(self, texts: Sequence[str]) -> list[list[Entity]]: ...
 
@@ -107,18 +114,29 @@ def analyze_with_features(
             sentences, words = encoder.encode_all(texts, words=[words_with_offsets(t) for t in texts])
         else:  # no frozen tagger: word features would be computed for nothing
             sentences = encoder.encode(texts)
+    # Classifiers trained on the tagger's own adapter read the tagger's pass.
+    joint = [m for m in (intents, sentiment) if m is not None and entities is not None
+             and not entities.uses_frozen_encoder and m.shares_encoder_with(entities)]
+    joint_sentences: torch.Tensor | None = None
+    joint_words: list[WordFeatures] | None = None
+    if texts and joint:
+        joint_sentences, joint_words = entities.encoder.encode_all(texts, words=[words_with_offsets(t) for t in texts])
 
     def sentence_model(model: SentenceModel | None) -> list[Any]:
         if model is None:
             return [None] * len(texts)
         if not texts:
             return []
+        if model in joint:
+            return model.predict_encoded(joint_sentences)
         return model.predict_features(sentences) if model.uses_frozen_encoder else model.predict(texts)
 
     if entities is None or not texts:
         found: list[list[Entity]] = [[] for _ in texts]
     elif entities.uses_frozen_encoder:
         found = entities.predict_words(texts, words)
+    elif joint_words is not None:
+        found = entities.predict_words(texts, joint_words)
     else:
         found = entities.predict(texts)
     analyses = [

@@ -12,13 +12,15 @@ Usage::
     # [Entity(type='amount_of_money', text='20 pounds', start=5, end=14, score=0.97), ...]
 
 Decoding is constrained Viterbi over the tag probabilities (an ``I-x`` may only follow ``B-x`` or
-``I-x``), so every decoded sequence is valid IOB2 and no entity is half-read.
+``I-x``), so every decoded sequence is valid IOB2 and no entity is half-read. A checkpoint may
+add a tag-transition prior fitted on its training data (:mod:`finetune.tag_transitions`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,7 @@ from finetune.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from finetune.encoder import Encoder, WordFeatures
 from finetune.heads import Head
 from finetune.model import CheckpointModel
+from finetune.tag_transitions import TransitionPrior, load_prior
 from finetune.tagging import Word, words_with_offsets
 
 TASK = "ner"
@@ -52,18 +55,15 @@ def bio_tags(entity_types: Sequence[str]) -> list[str]:
     return ["O"] + [f"{prefix}-{kind}" for kind in entity_types for prefix in "BI"]
 
 
-def constrained_decode(log_probs: np.ndarray, tags: Sequence[str]) -> list[int]:
-    """Best tag index per word under IOB2 rules (Viterbi over ``log_probs [n, C]``)."""
+def constrained_decode(log_probs: np.ndarray, tags: Sequence[str], prior: TransitionPrior | None = None) -> list[int]:
+    """Best tag index per word under IOB2 rules (Viterbi over ``log_probs [n, C]``), plus the
+    weighted transition scores of ``prior`` when given."""
     n, size = log_probs.shape
     if n == 0:
         return []
-    inside = np.array([t.startswith("I-") for t in tags])
-    allowed = np.ones((size, size), dtype=bool)  # allowed[previous, next]
-    for j, tag in enumerate(tags):
-        if inside[j]:
-            allowed[:, j] = [prev in (f"B-{tag[2:]}", tag) for prev in tags]
-    penalty = np.where(allowed, 0.0, -np.inf)
-    score = log_probs[0] + np.where(inside, -np.inf, 0.0)
+    inside, allowed = _iob2_rules(tuple(tags))
+    penalty = np.where(allowed, 0.0 if prior is None else prior.step, -np.inf)
+    score = log_probs[0] + np.where(inside, -np.inf, 0.0 if prior is None else prior.start)
     back = []
     for row in log_probs[1:]:
         total = score[:, None] + penalty
@@ -76,8 +76,23 @@ def constrained_decode(log_probs: np.ndarray, tags: Sequence[str]) -> list[int]:
     return path[::-1]
 
 
+@lru_cache(maxsize=16)
+def _iob2_rules(tags: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """``inside[j]``: tag j is an ``I-`` tag; ``allowed[previous, next]`` under IOB2 (cached: the
+    news monitor decodes thousands of texts with one tag set)."""
+    inside = np.array([t.startswith("I-") for t in tags])
+    allowed = np.ones((len(tags), len(tags)), dtype=bool)
+    for j, tag in enumerate(tags):
+        if inside[j]:
+            allowed[:, j] = [prev in (f"B-{tag[2:]}", tag) for prev in tags]
+    inside.setflags(write=False)
+    allowed.setflags(write=False)
+    return inside, allowed
+
+
 def decode_entities(
-    text: str, words: Sequence[Word], probs: np.ndarray, tags: Sequence[str], all_words: Sequence[Word] = ()
+    text: str, words: Sequence[Word], probs: np.ndarray, tags: Sequence[str], all_words: Sequence[Word] = (),
+    prior: TransitionPrior | None = None,
 ) -> list[Entity]:
     """Entities of ``text`` from per-word tag probabilities ``[len(words), C]``.
 
@@ -85,7 +100,7 @@ def decode_entities(
     ``5th`` shares the sub-token of ``5``): an entity grows over such words glued to its end, so
     it covers the whole token the model saw. The score is the mean probability of the entity's tags.
     """
-    path = constrained_decode(np.log(np.clip(probs, 1e-12, None)), tags)
+    path = constrained_decode(np.log(np.clip(probs, 1e-12, None)), tags, prior)
     featured = {start for _, start, _ in words}
     glued = {start: end for _, start, end in all_words if start not in featured}
     out: list[Entity] = []
@@ -149,6 +164,10 @@ class EntityTagger(CheckpointModel):
         super().__init__(checkpoint, encoder)
         self.tags: list[str] = tags
         self.entity_types: list[str] = sorted({t[2:] for t in self.tags if t != "O"})
+        try:
+            self.prior: TransitionPrior | None = load_prior(checkpoint.path, tags)
+        except ValueError as exc:
+            raise CheckpointError(str(exc)) from exc
 
     @classmethod
     def load(
@@ -199,7 +218,8 @@ class EntityTagger(CheckpointModel):
         for text, wf, size in zip(texts, word_features, sizes):
             rows = probs[offset : offset + size]
             offset += size
-            out.append(decode_entities(text, wf.words, rows, self.tags, words_with_offsets(text)) if size else [])
+            out.append(decode_entities(text, wf.words, rows, self.tags, words_with_offsets(text), self.prior)
+                       if size else [])
         return out
 
     def _check_encoder(self, encoder: Encoder) -> None:

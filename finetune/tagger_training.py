@@ -113,7 +113,7 @@ def train_tagger(
     tags = bio_tags(dataset.entity_types)
     head = Head(replace(spec.head, in_features=encoder.dim, n_classes=len(tags)), backend=backend)
     with recorded_data_warnings() as problems:  # spans that cannot become BIO tags
-        train, validation = _bio(dataset.train), _bio(dataset.validation)
+        train, validation = bio_rows(dataset.train), bio_rows(dataset.validation)
     if spec.lora is None:
         x_train, y_train, _ = _frozen_rows(encoder, train, tags, args.progress)
         x_val, y_val, lengths = _frozen_rows(encoder, validation, tags, args.progress)
@@ -125,8 +125,8 @@ def train_tagger(
         encoder.add_lora(r=lora.r, alpha=lora.alpha, dropout=lora.dropout, target_modules=lora.target_modules)
         n_words = max(len(words) for words, _, _ in train + validation)
         model = EncodedTagger(encoder, head, n_words)
-        items_train, y_train = _padded_rows(encoder, train, tags, n_words)
-        items_val, y_val = _padded_rows(encoder, validation, tags, n_words)
+        items_train, y_train = padded_tag_rows(encoder, train, tags, n_words)
+        items_val, y_val = padded_tag_rows(encoder, validation, tags, n_words)
         trainer = Trainer(model, args, score_fn=_scorer(tags, None), callbacks=callbacks,
                           checkpointing=checkpointing)
         result = trainer.fit(items_train, y_train, items_val, y_val)
@@ -151,13 +151,25 @@ def train_tagger(
         encoder.save_adapter(path / "adapter")
     tagger = EntityTagger.load(path, backend=backend)
     tagger._encoder = encoder  # frozen: the shared encoder; LoRA: the encoder now carrying the adapter
+    metrics["decoding"] = fit_decoding(tagger, dataset)
     return TrainedTagger(path, tagger, result, metrics)
+
+
+def fit_decoding(tagger: EntityTagger, dataset: TaggedDataset) -> dict[str, Any]:
+    """Fit the tag-transition prior on ``dataset``'s train and validation splits, save it beside the
+    tagger (``decoding.json``) and use it from now on; returns the weight and validation scores."""
+    from finetune.tag_transitions import fit_prior, save_prior
+
+    prior, info = fit_prior(tagger, dataset.train, dataset.validation)
+    save_prior(tagger.checkpoint.path, prior, tagger.tags, {"data": dataset.name, **info})
+    tagger.prior = prior
+    return {"weight": prior.weight, **info}
 
 
 Row = tuple[str, list[Word], list[str]]
 
 
-def _bio(examples: Sequence[TaggedExample]) -> list[Row]:
+def bio_rows(examples: Sequence[TaggedExample]) -> list[Row]:
     rows = []
     for example in examples:
         words, word_tags = spans_to_bio(example.text, example.spans)
@@ -178,7 +190,7 @@ def _frozen_rows(encoder: Encoder, rows: list[Row], tags: list[str], progress: b
     return x, torch.tensor(labels, dtype=torch.long), lengths
 
 
-def _padded_rows(encoder: Encoder, rows: list[Row], tags: list[str], n_words: int):
+def padded_tag_rows(encoder: Encoder, rows: list[Row], tags: list[str], n_words: int):
     """``(text, words)`` items and labels ``[N, n_words]``; words with no sub-token of their own get IGNORE."""
     index = {tag: i for i, tag in enumerate(tags)}
     labels = torch.full((len(rows), n_words), IGNORE, dtype=torch.long)

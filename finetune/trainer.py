@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 Inputs = torch.Tensor | Sequence[Any]
 ScoreFn = Callable[[np.ndarray, np.ndarray], float]  # (labels [N], logits [N, C]) -> score
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, labels) -> scalar loss
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,8 @@ class Trainer:
         callbacks: :class:`TrainerCallback` objects, or callables called after every epoch with
             that epoch's record.
         checkpointing: Where and how often to checkpoint mid-run (None: never).
+        loss_fn: Training and validation loss (default: cross-entropy with the arguments' label
+            smoothing); multi-task models whose logits pack several tasks bring their own.
     """
 
     def __init__(
@@ -165,8 +168,10 @@ class Trainer:
         score_fn: ScoreFn = macro_f1,
         callbacks: Sequence[TrainerCallback | Callable[[dict[str, float]], None]] = (),
         checkpointing: Checkpointing | None = None,
+        loss_fn: LossFn | None = None,
     ) -> None:
         self.model = model
+        self.loss_fn = loss_fn
         self.args = args
         self.score_fn = score_fn
         self.callbacks = list(callbacks)
@@ -206,7 +211,7 @@ class Trainer:
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=args.lr, total_steps=total_steps, pct_start=0.1
         )
-        loss_fn = nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
+        loss_fn = self.loss_fn or nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
         loop = _Loop(optimizer, scheduler, generator, self._fingerprint(len(train_inputs), len(val_inputs)))
         if resume_from is None and self.checkpointing is not None:
             resume_from = self.checkpointing.resume_from

@@ -83,3 +83,28 @@ def tiny_entities_dir(tmp_path_factory) -> Path:
     for split, part in (("train", rows[:24]), ("validation", rows[24:30]), ("test", rows[30:])):
         (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part), encoding="utf-8")
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_joint(tiny_entities_dir, tmp_path_factory):
+    """A sentiment classifier and an entity tagger trained together on one LoRA adapter (tiny data)."""
+    from finetune.classifier_training import LoraSettings
+    from finetune.data import TextDataset, TextExample, load_entities
+    from finetune.encoder import Encoder
+    from finetune.heads import HeadConfig
+    from finetune.joint_training import JointSpec, train_joint
+    from finetune.trainer import TrainingArguments
+
+    texts = {"positive": ["shares soar after record profit", "company beats estimates and raises guidance",
+                          "stock rallies on strong sales"],
+             "negative": ["shares plunge after profit warning", "company misses estimates and cuts guidance",
+                          "stock slumps on weak sales"],
+             "neutral": ["annual meeting set for May", "company to report results on Thursday", "board names new chair"]}
+    rows = [TextExample(t, label) for label, some in texts.items() for t in some]
+    sentiment = TextDataset("tiny-sentiment", sorted(texts), rows * 4, rows, rows)
+    spec = JointSpec(sentiment_head=HeadConfig(kind="linear"), tagger_head=HeadConfig(kind="linear"),
+                     lora=LoraSettings(r=2, alpha=4), tagging_repeat=2)
+    args = TrainingArguments(epochs=6, batch_size=16, lr=1e-2, patience=6, progress=False)
+    out = tmp_path_factory.mktemp("joint")
+    return train_joint(sentiment, load_entities(str(tiny_entities_dir)), spec, args, Encoder.load(),
+                       out / "sentiment", out / "ner")

@@ -68,3 +68,28 @@ def test_eval_rejects_an_unknown_split(intents_csv, tmp_path):
                                "--out", str(model)]).exit_code == 0
     result = runner.invoke(app, ["eval", "intents", str(model), "--data", str(intents_csv), "--split", "dev"])
     assert result.exit_code == 1 and "split must be one of" in result.output
+
+
+@pytest.mark.slow
+def test_finetune_joint_writes_two_models_and_decoding_refits(tmp_path, monkeypatch, tiny_entities_dir):
+    monkeypatch.setenv("QAGENT_HOME", str(tmp_path / "home"))
+    tweets = tmp_path / "tweets.csv"
+    write_csv(tweets, labels={"positive": TEXTS["balance"], "negative": TEXTS["card_lost"], "neutral": OOS + ["ok", "fine"]})
+    sentiment, ner = tmp_path / "sentiment", tmp_path / "ner"
+    result = runner.invoke(app, ["finetune", "joint", "--sentiment-data", str(tweets), "--ner-data", str(tiny_entities_dir),
+                                 "--sentiment-head", "linear", "--epochs", "1", "--lora-r", "2", "--lora-alpha", "4",
+                                 "--sentiment-out", str(sentiment), "--ner-out", str(ner), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["sentiment_model"] == str(sentiment) and set(summary["val"]) == {
+        "sentiment_accuracy", "sentiment_macro_f1", "entity_f1"}
+    assert json.loads((ner / "config.json").read_text())["command"].startswith("agent finetune joint ")
+    (ner / "decoding.json").unlink()
+    result = runner.invoke(app, ["finetune", "decoding", str(ner), "--data", str(tiny_entities_dir)])
+    assert result.exit_code == 0, result.output
+    assert "decoding prior ->" in result.output and (ner / "decoding.json").is_file()
+
+
+def test_finetune_joint_refuses_one_directory_for_both(tmp_path):
+    result = runner.invoke(app, ["finetune", "joint", "--sentiment-out", str(tmp_path / "m"), "--ner-out", str(tmp_path / "m")])
+    assert result.exit_code != 0 and "must be different directories" in result.output

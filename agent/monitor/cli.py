@@ -38,7 +38,8 @@ def score(
     min_entity_score: Annotated[float, typer.Option(help="Ignore tagger company names below this score.")] = 0.5,
     sentiment_model: Annotated[str, typer.Option(help="Sentiment checkpoint directory, or 'default'.")] = "default",
     ner_model: Annotated[str, typer.Option(help="Entity-tagger checkpoint directory, 'default', or 'none' (watch-list only).")] = "default",
-    threads: Annotated[int, typer.Option(help="torch threads per scoring process (1 is fastest on a shared 2-core machine; 0: one per core).")] = 1,
+    threads: Annotated[int, typer.Option(help="Threads per scoring process (0: one per core, fastest on an idle machine; 1 degrades least on a busy one).")] = 0,
+    runtime: Annotated[str, typer.Option(help="Where the encoder runs: onnx-int8 (ONNX Runtime, int8 weights; fastest), onnx (float32) or torch.")] = "onnx-int8",
     rules: Annotated[Path | None, typer.Option(help="Alert rules file (JSON/YAML, one rule or a list); replaces the options below.")] = None,
     window: Annotated[str, typer.Option(help="Rolling alert window (30m, 6h, 1d).")] = "6h",
     baseline: Annotated[str, typer.Option(help="Period before the window that sets each name's normal level.")] = "7d",
@@ -75,7 +76,7 @@ def score(
         alert_every=alert_every, engine=engine, workers=workers, ray_address=ray_address,
         scoring=ScoringConfig(body=body, max_sentences=max_sentences, tag_body=tag_body, headline_weight=headline_weight,
                               min_entity_score=min_entity_score, sentiment_model=sentiment_model,
-                              ner_model=ner_model, threads=threads or None),
+                              ner_model=ner_model, threads=threads or None, runtime=runtime),
         rules=tuple(rule_list), webhook=WebhookConfig(webhook, attempts=webhook_attempts) if webhook else None,
         stdout_alerts=stdout_alerts and not json_output, limit=limit,
     )

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any, Protocol
 
 from agent.monitor.feeds import FeedItem
@@ -50,9 +51,14 @@ class ScoringConfig:
         min_entity_score: Tagger entities below this mean tag probability are ignored.
         sentiment_model: Sentiment checkpoint directory, or ``default`` (the shipped one).
         ner_model: Entity-tagger checkpoint directory, ``default``, or ``none`` (watch-list only).
-        threads: torch threads of this process (None: torch's default, one per core). 1 by
-            default: on a 2-core machine shared with other work, one thread scored 2-3x faster
-            than two (BENCHMARKS.md); more processes (``--engine ray``) use more cores.
+            The shipped pair was trained on one shared adapter, so one encoder pass serves both.
+        threads: Threads of this process's models (None: one per core, fastest on an idle
+            machine; 1 degrades least on a machine busy with other work; BENCHMARKS.md).
+        runtime: Where the encoder passes run: ``onnx-int8`` (ONNX Runtime with int8 weights;
+            fastest, its accuracy is measured in BENCHMARKS.md), ``onnx`` (float32, the torch
+            numbers) or ``torch``.
+        encoder_batch_size: Texts per encoder pass. Headlines are short; batches of 32 (sorted
+            by length) scored about 20 % faster than 64 here (BENCHMARKS.md).
     """
 
     body: bool = True
@@ -62,15 +68,23 @@ class ScoringConfig:
     min_entity_score: float = 0.5
     sentiment_model: str = "default"
     ner_model: str = "default"
-    threads: int | None = 1
+    threads: int | None = None
+    runtime: str = "onnx-int8"
+    encoder_batch_size: int = 32
 
     def __post_init__(self) -> None:
+        from finetune.encoder import RUNTIMES
+
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}; got {self.runtime!r}")
         if self.max_sentences < 1:
             raise ValueError(f"max_sentences must be >= 1, got {self.max_sentences}")
         if not 0.0 <= self.headline_weight <= 1.0:
             raise ValueError(f"headline_weight must be in [0, 1], got {self.headline_weight}")
         if not 0.0 <= self.min_entity_score <= 1.0:
             raise ValueError(f"min_entity_score must be in [0, 1], got {self.min_entity_score}")
+        if self.encoder_batch_size < 1:
+            raise ValueError(f"encoder_batch_size must be >= 1, got {self.encoder_batch_size}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
 
@@ -231,6 +245,11 @@ def _clean_name(text: str) -> str:
     return " ".join(name.strip(" \t,.;:!?\"'()[]-–—").split())
 
 
+def model_dir(name: str) -> Path | None:
+    """A model option's directory: None for ``default`` (the shipped model), else the path."""
+    return None if name == "default" else Path(name)
+
+
 def load_scorer(config: ScoringConfig, watchlist: Watchlist) -> ModelScorer:
     """Load the encoder and models named in ``config`` (from local files) into a :class:`ModelScorer`."""
     import torch
@@ -242,9 +261,14 @@ def load_scorer(config: ScoringConfig, watchlist: Watchlist) -> ModelScorer:
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     encoder = Encoder.load()
-    sentiment = TextClassifier.load(None if config.sentiment_model == "default" else config.sentiment_model,
-                                    task="sentiment", encoder=encoder)
+    sentiment = TextClassifier.load(model_dir(config.sentiment_model), task="sentiment", encoder=encoder)
     tagger = None
     if config.ner_model != "none":
-        tagger = EntityTagger.load(None if config.ner_model == "default" else config.ner_model, encoder=encoder)
+        tagger = EntityTagger.load(model_dir(config.ner_model), encoder=encoder)
+    encoders = {id(m.encoder): m.encoder for m in (sentiment, tagger) if m is not None}
+    encoders[id(encoder)] = encoder
+    for model_encoder in encoders.values():
+        model_encoder.config.batch_size = config.encoder_batch_size
+        if model_encoder is not encoder or sentiment.uses_frozen_encoder:  # the plain one only when used
+            model_encoder.use_runtime(config.runtime)
     return ModelScorer(encoder, sentiment, tagger, watchlist, config)

@@ -46,3 +46,21 @@ def test_settings_are_checked():
         NLU(encoder=None, max_chars=0)
     with pytest.raises(TypeError, match="list of messages"):
         NLU(encoder=None).understand_batch("one message")
+
+
+@pytest.mark.slow
+def test_models_trained_on_one_adapter_share_a_pass_in_both_paths(tiny_joint, base_encoder):
+    from finetune.classifier import TextClassifier
+    from finetune.tagger import EntityTagger
+
+    sentiment = TextClassifier.load(tiny_joint.sentiment_path, encoder=base_encoder)
+    entities = EntityTagger.load(tiny_joint.ner_path, encoder=base_encoder)
+    assert sentiment.shares_encoder_with(entities)
+    messages = ["pay 5 euros to Tom on Monday", "shares plunge after profit warning"]
+    results = [NLU(base_encoder, entities=entities, sentiment=sentiment, parallel=parallel).understand_batch(messages)
+               for parallel in (True, False)]
+    for concurrent, sequential in zip(*results):
+        assert concurrent.sentiment == sequential.sentiment
+        assert concurrent.sentiment_score == pytest.approx(sequential.sentiment_score, abs=1e-5)
+        assert [(e.type, e.start) for e in concurrent.entities] == [(e.type, e.start) for e in sequential.entities]
+        assert torch.allclose(concurrent.vector, sequential.vector, atol=1e-5)

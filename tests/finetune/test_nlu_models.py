@@ -92,3 +92,12 @@ def test_analyze_refuses_an_encoder_with_an_adapter(encoder):
     encoder.add_lora(r=2, alpha=4)
     with pytest.raises(ValueError, match="plain encoder"):
         analyze(["hi"], encoder=encoder)
+
+
+def test_the_shipped_sentiment_and_entity_models_share_one_adapter():
+    from finetune.classifier import TextClassifier
+    from finetune.tagger import EntityTagger
+
+    sentiment, tagger = TextClassifier.load(task="sentiment"), EntityTagger.load()
+    assert not sentiment.uses_frozen_encoder and sentiment.shares_encoder_with(tagger)
+    assert tagger.prior is not None  # the shipped tagger decodes with its fitted transition prior

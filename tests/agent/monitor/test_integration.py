@@ -175,3 +175,17 @@ def test_scorer_reads_headline_body_watchlist_and_tagger(models, tag_body):
     assert body_tags == ({"Goldman Sachs", "Barclays"} if tag_body else set())
     for m in score.mentions:
         assert (item.title if m.field == "title" else item.body)[m.start:m.end] == m.text
+
+
+def test_the_onnx_runtime_scores_like_torch(tmp_path):
+    from agent.monitor.scoring import load_scorer
+
+    sample = write_sample(tmp_path)
+    watchlist = Watchlist.from_dict(sample_watchlist())
+    items = [record.entry for record in read_feed(sample["feed"]) if isinstance(record.entry, FeedItem)][:40]
+    scores = {runtime: load_scorer(ScoringConfig(runtime=runtime), watchlist).score(items) for runtime in ("torch", "onnx")}
+    for torch_score, onnx_score in zip(scores["torch"], scores["onnx"]):
+        assert torch_score.overall.label == onnx_score.overall.label
+        assert abs(torch_score.overall.score - onnx_score.overall.score) < 1e-3
+        assert [(m.key, m.start, m.field) for m in torch_score.mentions] == [
+            (m.key, m.start, m.field) for m in onnx_score.mentions]

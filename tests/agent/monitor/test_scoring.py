@@ -23,6 +23,7 @@ def test_item_scores_survive_a_round_trip():
 
 @pytest.mark.parametrize("options, message", [
     ({"max_sentences": 0}, "max_sentences"), ({"headline_weight": 1.5}, "headline_weight"), ({"threads": 0}, "threads"),
+    ({"runtime": "gpu"}, "runtime must be one of torch, onnx"),
 ])
 def test_bad_scoring_settings(options, message):
     with pytest.raises(ValueError, match=message):
