@@ -136,7 +136,8 @@ def test_the_ray_engine_stores_exactly_what_the_local_engine_stores(tmp_path, mo
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         result = runner.invoke(app, ["monitor", "score", str(small), "--db", str(tmp_path / "ray.db"), "--watchlist",
-                                     sample["watchlist"], "--engine", "ray", "--workers", "2", "--batch-size", "16", "--json"])
+                                     sample["watchlist"], "--engine", "ray", "--workers", "2", "--batch-size", "16",
+                                     "--runtime", "torch", "--json"])  # the local scorer above runs in torch
     finally:
         ray.shutdown()
     assert result.exit_code == 0, result.output
