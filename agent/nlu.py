@@ -1,8 +1,8 @@
 """Understanding one customer message: intent, entities and sentiment, in one call.
 
 :class:`NLU` holds the three models and the plain encoder they share. Each message costs one
-pass of each LoRA-adapted model (the shipped sentiment classifier and tagger were trained on one
-shared adapter, so they cost one pass together) plus one pass of the plain encoder, whose sentence vector also
+pass of each LoRA-adapted model (models trained together on one adapter, ``agent finetune joint``,
+cost one pass together) plus one pass of the plain encoder, whose sentence vector also
 serves the knowledge-base search (it is the vector the index was built with), so retrieval adds
 no encoder pass of its own.
 

@@ -3,8 +3,7 @@
 The assistant and the news monitor ask all three models about every text. Models trained on
 frozen features share one :meth:`Encoder.encode_all` pass, which yields sentence features (for
 the classifiers) and word features (for the tagger) at once. Models trained together on one
-LoRA adapter (:mod:`finetune.joint_training`: the shipped sentiment classifier and tagger) share
-one pass of that adapted encoder the same way. Any other model with its own adapter computes
+LoRA adapter (:mod:`finetune.joint_training`) share one pass of that adapted encoder the same way. Any other model with its own adapter computes
 different features and so runs its own pass through ``predict``.
 
 Usage::

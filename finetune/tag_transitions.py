@@ -4,8 +4,8 @@ The word head scores each word on its own, so nothing stops it from reading "thi
 ``date`` entities (``B-date B-date``) or from ending an entity one word early. Decoding adds
 ``weight × log P(tag | previous tag)``, with the transition probabilities counted (add-one
 smoothed) on the training data's BIO tags and the weight chosen on validation data, never on
-test data. On the NLU++ validation split the prior lifts entity F1 by about 1.5 points and test
-F1 on folds 18-19 by about 4.5 (BENCHMARKS.md, Entities).
+test data. For the shipped tagger it lifts entity F1 by 1.6 points on the NLU++ validation split
+and by 4.4 on test folds 18-19 (BENCHMARKS.md, Entities).
 
 The fitted prior is a small JSON file, ``decoding.json``, beside the tagger's head; a checkpoint
 without one decodes with the IOB2 constraints alone.

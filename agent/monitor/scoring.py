@@ -51,7 +51,7 @@ class ScoringConfig:
         min_entity_score: Tagger entities below this mean tag probability are ignored.
         sentiment_model: Sentiment checkpoint directory, or ``default`` (the shipped one).
         ner_model: Entity-tagger checkpoint directory, ``default``, or ``none`` (watch-list only).
-            The shipped pair was trained on one shared adapter, so one encoder pass serves both.
+            A pair trained on one shared adapter (``agent finetune joint``) costs one encoder pass.
         threads: Threads of this process's models (None: one per core, fastest on an idle
             machine; 1 degrades least on a machine busy with other work; BENCHMARKS.md).
         runtime: Where the encoder passes run: ``onnx-int8`` (ONNX Runtime with int8 weights;
@@ -265,10 +265,8 @@ def load_scorer(config: ScoringConfig, watchlist: Watchlist) -> ModelScorer:
     tagger = None
     if config.ner_model != "none":
         tagger = EntityTagger.load(model_dir(config.ner_model), encoder=encoder)
-    encoders = {id(m.encoder): m.encoder for m in (sentiment, tagger) if m is not None}
-    encoders[id(encoder)] = encoder
-    for model_encoder in encoders.values():
+    # The encoders the models run on (a frozen model's is the plain one), each set up once.
+    for model_encoder in {id(m.encoder): m.encoder for m in (sentiment, tagger) if m is not None}.values():
         model_encoder.config.batch_size = config.encoder_batch_size
-        if model_encoder is not encoder or sentiment.uses_frozen_encoder:  # the plain one only when used
-            model_encoder.use_runtime(config.runtime)
+        model_encoder.use_runtime(config.runtime)
     return ModelScorer(encoder, sentiment, tagger, watchlist, config)
