@@ -282,6 +282,9 @@ def joint(
     label_smoothing: Annotated[float, typer.Option(help="Label smoothing of the sentiment loss (the tagger gets none).")] = 0.1,
     ner_repeat: Annotated[int, typer.Option(min=1, help="Times each tagging example appears per epoch (the tagging set is small).")] = 2,
     ner_weight: Annotated[float, typer.Option(help="Weight of the tagging loss beside the sentiment loss.")] = 1.0,
+    teacher: Annotated[Path | None, typer.Option(help="A tagger trained alone (e.g. agent/assets/models/ner) whose entities on the sentiment texts become their tagging targets, so the shared adapter keeps tagging news text.")] = None,
+    pseudo_weight: Annotated[float, typer.Option(help="Weight of the tagging loss on the teacher's pseudo-labels.")] = 0.5,
+    warm_start: Annotated[bool, typer.Option(help="Start the shared adapter and the tagger head from the teacher's (same tags and head shape; --lora-* and --ner-head then come from the teacher).")] = False,
     seed: Seed = 0, lora_r: LoraR = 16, lora_alpha: LoraAlpha = 32,
     lora_targets: LoraTargets = "query,key,value,dense", encoder: EncoderPath = "default", max_length: MaxLength = 64,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch (1 is fastest on a busy machine).")] = None,
@@ -300,6 +303,7 @@ def joint(
     from finetune.heads import HeadConfig
     from finetune.joint_training import JointSpec, train_joint
     from finetune.quantum.ansatz import AnsatzConfig
+    from finetune.tagger import EntityTagger
     from finetune.tagger_training import recorded_data_warnings
     from finetune.trainer import TrainingArguments
 
@@ -322,12 +326,17 @@ def joint(
     targets = tuple(t.strip() for t in lora_targets.split(",") if t.strip())
     spec = JointSpec(sentiment_head=heads[sentiment_head], tagger_head=heads[ner_head],
                      lora=LoraSettings(r=lora_r, alpha=lora_alpha, target_modules=targets),
-                     tagging_repeat=ner_repeat, tagging_weight=ner_weight, sentiment_smoothing=label_smoothing)
+                     tagging_repeat=ner_repeat, tagging_weight=ner_weight, sentiment_smoothing=label_smoothing,
+                     pseudo_tagging_weight=pseudo_weight)
+    if warm_start and teacher is None:
+        raise typer.BadParameter("--warm-start needs --teacher (the tagger to start from)")
+    teacher_model = EntityTagger.load(teacher) if teacher is not None else None
     args = TrainingArguments(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, patience=patience,
                              seed=seed, log_dir=str(sentiment_out / "tensorboard"), progress=not json_output)
     model = Encoder.load(EncoderConfig(model=encoder, max_length=max_length))
     trained = train_joint(sentiments, entities, spec, args, model, sentiment_out, ner_out, backend=backend,
-                          command=command_line(ctx), skipped_spans=len(skipped), **training_hooks(ctx))
+                          command=command_line(ctx), skipped_spans=len(skipped), teacher=teacher_model, warm_start=warm_start,
+                          **training_hooks(ctx))
     summary = {key: value for key, value in trained.metrics.items() if key != "history"}
     summary = {"sentiment_model": str(trained.sentiment_path), "ner_model": str(trained.ner_path), **folds, **summary}
     if json_output:

@@ -4,9 +4,11 @@ The news monitor and the assistant ask both models about every text. Trained apa
 has its own adapter and so its own encoder pass; trained together, they share one adapter, and
 :func:`finetune.nlu_models.analyze` runs the encoder once for both. Fine-tuning the encoder on
 sentiment is also what lifts it past frozen features (0.81 on the finance tweets).
-Measured (BENCHMARKS.md): sentiment 0.8706 on the tweets' test split, but the tagger, which gets
-no tagging signal from the tweets, finds company names in far fewer news headlines than a tagger
-trained alone. That is why the shipped models are still trained apart.
+Without help the tweets give the shared adapter no tagging signal, and it forgets how to tag news
+text: measured (BENCHMARKS.md), such a tagger finds company names in far fewer news headlines than
+a tagger trained alone. So a *teacher* tagger (the one trained alone) can tag the tweets first;
+its entities become tagging targets for the sentiment examples (pseudo-labels, weighted by
+``JointSpec.pseudo_tagging_weight``), and the shared adapter keeps the teacher's news tagging.
 
 One :class:`JointModel` reads both kinds of example in the same batches. Its logits pack the two
 tasks into one tensor ``[B, T + S, 1 + n_words]`` so the ordinary :class:`~finetune.trainer.Trainer`
@@ -40,7 +42,7 @@ from finetune.heads import Head, HeadConfig, count_parameters
 from finetune.tagger import IGNORE, EntityTagger, bio_tags, constrained_decode, gather_words
 from finetune.tagger import TASK as NER_TASK
 from finetune.tagger_training import bio_rows, entity_f1, fit_decoding, padded_tag_rows, recorded_data_warnings
-from finetune.tagging import Word
+from finetune.tagging import Span, Word, bio_to_spans, spans_to_bio
 from finetune.trainer import Checkpointing, Trainer, TrainerCallback, TrainingArguments, TrainResult, seed_everything
 
 Item = tuple[str, list[Word] | None]  # (text, words) for a tagging example, (text, None) for a sentiment one
@@ -58,6 +60,8 @@ class JointSpec:
             is a fifth of the tweets' size; repeating it keeps the tagger's share of the steps.
         tagging_weight: Weight of the tagging loss beside the sentiment loss.
         sentiment_smoothing: Label smoothing of the sentiment loss (the tagger gets none).
+        pseudo_tagging_weight: Weight of the tagging loss on the sentiment texts' pseudo-labels
+            (used only when ``train_joint`` gets a teacher tagger).
     """
 
     sentiment_head: HeadConfig = field(default_factory=HeadConfig)
@@ -68,6 +72,7 @@ class JointSpec:
     tagging_repeat: int = 2
     tagging_weight: float = 1.0
     sentiment_smoothing: float = 0.1
+    pseudo_tagging_weight: float = 0.5
 
     def __post_init__(self) -> None:
         if not isinstance(self.tagging_repeat, int) or self.tagging_repeat < 1:
@@ -76,6 +81,8 @@ class JointSpec:
             raise ValueError(f"tagging_weight must be > 0, got {self.tagging_weight}")
         if not 0.0 <= self.sentiment_smoothing < 1.0:
             raise ValueError(f"sentiment_smoothing must be in [0, 1), got {self.sentiment_smoothing}")
+        if self.pseudo_tagging_weight < 0:
+            raise ValueError(f"pseudo_tagging_weight must be >= 0, got {self.pseudo_tagging_weight}")
 
 
 @dataclass
@@ -115,10 +122,14 @@ class JointModel(nn.Module):
         return out
 
 
-def joint_loss(n_tags: int, *, tagging_weight: float = 1.0, smoothing: float = 0.0) -> Callable[..., torch.Tensor]:
-    """Loss over packed logits: sentiment cross-entropy at position 0 plus weighted tagging cross-entropy.
+def joint_loss(
+    n_tags: int, *, tagging_weight: float = 1.0, smoothing: float = 0.0, pseudo_weight: float = 0.0,
+) -> Callable[..., torch.Tensor]:
+    """Loss over packed logits: sentiment cross-entropy at position 0, plus weighted tagging
+    cross-entropy on the tagging examples, plus ``pseudo_weight`` times the tagging cross-entropy on
+    sentiment examples that carry word tags (a teacher's pseudo-labels).
 
-    Each task is averaged over its own labelled positions; a batch without one task skips that term.
+    Each term is averaged over its own labelled positions; a batch without one of them skips it.
     """
 
     def loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -128,15 +139,41 @@ def joint_loss(n_tags: int, *, tagging_weight: float = 1.0, smoothing: float = 0
         if rows.any():
             total = total + F.cross_entropy(logits[rows, n_tags:, 0], sentiment[rows] - n_tags, label_smoothing=smoothing)
         tags = labels[:, 1:]
-        if (tags != IGNORE).any():
-            total = total + tagging_weight * F.cross_entropy(logits[:, :n_tags, 1:], tags, ignore_index=IGNORE)
+        for weight, part in ((tagging_weight, ~rows), (pseudo_weight, rows)):
+            if weight and (tags[part] != IGNORE).any():
+                total = total + weight * F.cross_entropy(logits[part, :n_tags, 1:], tags[part], ignore_index=IGNORE)
         return total
 
     return loss
 
 
+def _warm_start(encoder: Encoder, teacher: EntityTagger | None, tags: list[str], backend: str) -> tuple[LoraSettings, Head]:
+    """Give ``encoder`` a trainable copy of the teacher's adapter; return its LoRA shape and a copy of its head."""
+    if teacher is None or teacher.checkpoint.adapter_dir is None:
+        raise ValueError("warm_start needs a teacher tagger that has a LoRA adapter")
+    if list(teacher.tags) != list(tags):
+        raise ValueError(f"warm_start needs a teacher with the entity data's tags; the teacher has "
+                         f"{len(teacher.tags)} tags, the data {len(tags)}")
+    encoder.load_adapter(teacher.checkpoint.adapter_dir, trainable=True)
+    head = Head(teacher.head.config, backend=backend)
+    head.load_state_dict(teacher.head.state_dict())
+    settings = teacher.checkpoint.settings.get("lora", {})
+    return LoraSettings(**{k: v for k, v in settings.items() if k in ("r", "alpha", "dropout", "target_modules")}), head
+
+
+def pseudo_tag_rows(teacher: EntityTagger, texts: Sequence[str], tags: Sequence[str]) -> list[Any]:
+    """``(text, words, word_tags)`` rows of ``texts`` tagged by ``teacher`` (its entity types must be in ``tags``)."""
+    unknown = sorted(set(bio_tags(teacher.entity_types)) - set(tags))
+    if unknown:
+        raise ValueError(f"the teacher tagger has tags {unknown} that the entity data does not; "
+                         "train the teacher on the same entity data")
+    found = teacher.predict(list(texts), progress=True)
+    return [(text, *spans_to_bio(text, [Span(e.start, e.end, e.type) for e in entities]))
+            for text, entities in zip(texts, found)]
+
+
 def joint_scores(labels: np.ndarray, logits: np.ndarray, tags: Sequence[str]) -> dict[str, float]:
-    """Sentiment accuracy and macro-F1, and entity micro-F1, from packed labels and logits."""
+    """Sentiment accuracy and macro-F1, and entity micro-F1 (tagging examples only), from packed labels and logits."""
     from sklearn.metrics import f1_score
 
     n_tags = len(tags)
@@ -170,6 +207,8 @@ def train_joint(
     backend: str = "exact",
     command: str | None = None,
     skipped_spans: int = 0,
+    teacher: EntityTagger | None = None,
+    warm_start: bool = False,
     callbacks: Sequence[TrainerCallback | Callable[[dict[str, float]], None]] = (),
     checkpointing: Checkpointing | None = None,
 ) -> TrainedJoint:
@@ -187,6 +226,12 @@ def train_joint(
         backend: Where the heads' circuits run during training.
         command: The command line to record in both ``config.json`` files.
         skipped_spans: Spans the loader skipped, recorded with the tagger.
+        teacher: A tagger whose entities on the sentiment training texts become their tagging
+            targets (see the module doc). Validation texts stay untagged, so validation scores
+            read gold labels only.
+        warm_start: Start the shared adapter and the tagger head from the teacher's own (a LoRA
+            tagger with the same tags and head shape): training then begins from a model that
+            already tags as the teacher does, and ``spec.lora`` and ``spec.tagger_head`` are not used.
         callbacks, checkpointing: Passed to the :class:`~finetune.trainer.Trainer`.
     """
     start = time.perf_counter()
@@ -199,14 +244,22 @@ def train_joint(
     sentiment_head = Head(replace(spec.sentiment_head, in_features=encoder.dim, n_classes=len(labels)), backend=backend)
     tagger_head = Head(replace(spec.tagger_head, in_features=encoder.dim, n_classes=len(tags)), backend=backend)
     lora = spec.lora
-    encoder.add_lora(r=lora.r, alpha=lora.alpha, dropout=lora.dropout, target_modules=lora.target_modules)
+    if warm_start:
+        lora, tagger_head = _warm_start(encoder, teacher, tags, backend)
+    else:
+        encoder.add_lora(r=lora.r, alpha=lora.alpha, dropout=lora.dropout, target_modules=lora.target_modules)
+
+    pseudo = pseudo_tag_rows(teacher, [ex.text for ex in sentiment_data.train], tags) if teacher else []
+    n_words = max([n_words, *(len(words) for _, words, _ in pseudo)])
     model = JointModel(encoder, sentiment_head, tagger_head, n_words)
 
-    def rows(texts: list[TextExample], tagged: list[Any], repeat: int) -> tuple[list[Item], torch.Tensor]:
+    def rows(texts: list[TextExample], tagged: list[Any], repeat: int, pseudo: list[Any]) -> tuple[list[Item], torch.Tensor]:
         items: list[Item] = [(ex.text, None) for ex in texts]
         target = torch.full((len(texts) + repeat * len(tagged), 1 + n_words), IGNORE, dtype=torch.long)
         for i, ex in enumerate(texts):
             target[i, 0] = len(tags) + labels.index(ex.label)
+        if pseudo:
+            items, target[: len(texts), 1:] = padded_tag_rows(encoder, pseudo, tags, n_words)
         _, word_labels = padded_tag_rows(encoder, tagged, tags, n_words)
         for r in range(repeat):
             lo = len(texts) + r * len(tagged)
@@ -214,14 +267,15 @@ def train_joint(
             items += [(text, words) for text, words, _ in tagged]
         return items, target
 
-    items_train, y_train = rows(sentiment_data.train, tag_train, spec.tagging_repeat)
-    items_val, y_val = rows(sentiment_data.validation, tag_val, 1)
+    items_train, y_train = rows(sentiment_data.train, tag_train, spec.tagging_repeat, pseudo)
+    items_val, y_val = rows(sentiment_data.validation, tag_val, 1, [])
 
     def score(gold: np.ndarray, logits: np.ndarray) -> float:
         scores = joint_scores(gold, logits, tags)
         return (scores["sentiment_macro_f1"] + scores["entity_f1"]) / 2
 
-    loss = joint_loss(len(tags), tagging_weight=spec.tagging_weight, smoothing=spec.sentiment_smoothing)
+    loss = joint_loss(len(tags), tagging_weight=spec.tagging_weight, smoothing=spec.sentiment_smoothing,
+                      pseudo_weight=spec.pseudo_tagging_weight if teacher else 0.0)
     trainer = Trainer(model, args, score_fn=score, callbacks=callbacks, checkpointing=checkpointing, loss_fn=loss)
     result = trainer.fit(items_train, y_train, items_val, y_val)
     model.eval()
@@ -232,6 +286,9 @@ def train_joint(
         "tasks": ["sentiment", NER_TASK], "tagging_repeat": spec.tagging_repeat,
         "tagging_weight": spec.tagging_weight, "sentiment_smoothing": spec.sentiment_smoothing,
         "sentiment_data": sentiment_data.name, "entity_data": entity_data.name,
+        "teacher": str(teacher.checkpoint.path) if teacher else None, "warm_start": warm_start,
+        "pseudo_tagging_weight": spec.pseudo_tagging_weight if teacher else 0.0,
+        "pseudo_tagged_texts": len(pseudo), "pseudo_entities": sum(len(bio_to_spans(w, t)) for _, w, t in pseudo),
     }}
     common = {"best_epoch": result.best_epoch, "val_joint_score": result.best_score, "train_seconds": seconds,
               "history": result.history}
