@@ -65,11 +65,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--examples", type=int, default=0, help="Also list this many headlines whose counted companies differ.")
     args = parser.parse_args(argv)
 
+    from finetune.checkpoint import CheckpointError
     from finetune.data import load_sentiment
     from finetune.tagger import EntityTagger
 
-    headlines = [_LINK.sub("", e.text).strip() for e in load_sentiment("fin_tweets", data_dir=args.data_dir).test]
-    taggers = {"model": EntityTagger.load(args.model), "reference": EntityTagger.load(args.reference)}
+    try:
+        taggers = {"model": EntityTagger.load(args.model), "reference": EntityTagger.load(args.reference)}
+        headlines = [_LINK.sub("", e.text).strip() for e in load_sentiment("fin_tweets", data_dir=args.data_dir).test]
+    except (OSError, ValueError, CheckpointError) as exc:  # a missing data folder or checkpoint: say which, no traceback
+        parser.exit(1, f"error: {exc}\n")
     found = {name: tagger.predict(headlines, progress=not args.json) for name, tagger in taggers.items()}
     report = {
         "data": f"fin_tweets test split ({len(headlines)} headlines, links stripped)",

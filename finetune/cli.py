@@ -311,6 +311,9 @@ def joint(
         torch.set_num_threads(threads)
     if sentiment_out.resolve() == ner_out.resolve():
         raise typer.BadParameter("--sentiment-out and --ner-out must be different directories")
+    if warm_start and teacher is None:
+        raise typer.BadParameter("--warm-start needs --teacher (the tagger to start from)")
+    teacher_model = EntityTagger.load(teacher) if teacher is not None else None
     sentiments = load_sentiment(sentiment_data, data_dir=data_dir, text_column=text_column, label_column=label_column,
                                 val_fraction=val_fraction, seed=seed)
     folds: dict[str, Any] = {}
@@ -328,9 +331,6 @@ def joint(
                      lora=LoraSettings(r=lora_r, alpha=lora_alpha, target_modules=targets),
                      tagging_repeat=ner_repeat, tagging_weight=ner_weight, sentiment_smoothing=label_smoothing,
                      pseudo_tagging_weight=pseudo_weight)
-    if warm_start and teacher is None:
-        raise typer.BadParameter("--warm-start needs --teacher (the tagger to start from)")
-    teacher_model = EntityTagger.load(teacher) if teacher is not None else None
     args = TrainingArguments(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, patience=patience,
                              seed=seed, log_dir=str(sentiment_out / "tensorboard"), progress=not json_output)
     model = Encoder.load(EncoderConfig(model=encoder, max_length=max_length))

@@ -8,7 +8,9 @@ Without help the tweets give the shared adapter no tagging signal, and it forget
 text: measured (BENCHMARKS.md), such a tagger finds company names in far fewer news headlines than
 a tagger trained alone. So a *teacher* tagger (the one trained alone) can tag the tweets first;
 its entities become tagging targets for the sentiment examples (pseudo-labels, weighted by
-``JointSpec.pseudo_tagging_weight``), and the shared adapter keeps the teacher's news tagging.
+``JointSpec.pseudo_tagging_weight``), and the shared adapter keeps more of the teacher's news
+tagging. With ``warm_start`` the shared adapter and the tagger head also start as the teacher's.
+The news monitor's pair (`agent/assets/models/news-*`) is trained that way; BENCHMARKS.md has the numbers of each variant.
 
 One :class:`JointModel` reads both kinds of example in the same batches. Its logits pack the two
 tasks into one tensor ``[B, T + S, 1 + n_words]`` so the ordinary :class:`~finetune.trainer.Trainer`
@@ -161,13 +163,13 @@ def _warm_start(encoder: Encoder, teacher: EntityTagger | None, tags: list[str],
     return LoraSettings(**{k: v for k, v in settings.items() if k in ("r", "alpha", "dropout", "target_modules")}), head
 
 
-def pseudo_tag_rows(teacher: EntityTagger, texts: Sequence[str], tags: Sequence[str]) -> list[Any]:
+def pseudo_tag_rows(teacher: EntityTagger, texts: Sequence[str], tags: Sequence[str], *, progress: bool = False) -> list[Any]:
     """``(text, words, word_tags)`` rows of ``texts`` tagged by ``teacher`` (its entity types must be in ``tags``)."""
     unknown = sorted(set(bio_tags(teacher.entity_types)) - set(tags))
     if unknown:
         raise ValueError(f"the teacher tagger has tags {unknown} that the entity data does not; "
                          "train the teacher on the same entity data")
-    found = teacher.predict(list(texts), progress=True)
+    found = teacher.predict(list(texts), progress=progress)
     return [(text, *spans_to_bio(text, [Span(e.start, e.end, e.type) for e in entities]))
             for text, entities in zip(texts, found)]
 
@@ -249,7 +251,8 @@ def train_joint(
     else:
         encoder.add_lora(r=lora.r, alpha=lora.alpha, dropout=lora.dropout, target_modules=lora.target_modules)
 
-    pseudo = pseudo_tag_rows(teacher, [ex.text for ex in sentiment_data.train], tags) if teacher else []
+    texts = [ex.text for ex in sentiment_data.train]
+    pseudo = pseudo_tag_rows(teacher, texts, tags, progress=args.progress) if teacher else []
     n_words = max([n_words, *(len(words) for _, words, _ in pseudo)])
     model = JointModel(encoder, sentiment_head, tagger_head, n_words)
 

@@ -93,3 +93,15 @@ def test_finetune_joint_writes_two_models_and_decoding_refits(tmp_path, monkeypa
 def test_finetune_joint_refuses_one_directory_for_both(tmp_path):
     result = runner.invoke(app, ["finetune", "joint", "--sentiment-out", str(tmp_path / "m"), "--ner-out", str(tmp_path / "m")])
     assert result.exit_code != 0 and "must be different directories" in result.output
+
+
+def test_finetune_joint_warm_start_needs_a_teacher(tmp_path):
+    result = runner.invoke(app, ["finetune", "joint", "--sentiment-out", str(tmp_path / "s"), "--ner-out", str(tmp_path / "n"),
+                                 "--warm-start"])
+    assert result.exit_code != 0 and "--warm-start needs --teacher" in result.output
+
+
+def test_finetune_joint_names_a_missing_teacher(tmp_path):
+    result = runner.invoke(app, ["finetune", "joint", "--sentiment-out", str(tmp_path / "s"), "--ner-out", str(tmp_path / "n"),
+                                 "--teacher", str(tmp_path / "nowhere")])
+    assert result.exit_code == 1 and "nowhere" in result.output and "Traceback" not in result.output

@@ -16,7 +16,7 @@ from typing import Any
 
 
 def default_model_dirs() -> dict[str, Path]:
-    """The shipped checkpoints the assistant and the monitor load by default."""
+    """The shipped checkpoints the assistant loads by default (the monitor tags news with agent/assets/models/news-ner)."""
     from finetune.classifier import default_model_dir
     from finetune.tagger import ASSETS as NER_DIR
 

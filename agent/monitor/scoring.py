@@ -49,9 +49,10 @@ class ScoringConfig:
             the headline already gave.
         headline_weight: Share of the headline in the overall sentiment when there is a body.
         min_entity_score: Tagger entities below this mean tag probability are ignored.
-        sentiment_model: Sentiment checkpoint directory, or ``default`` (the shipped one).
-        ner_model: Entity-tagger checkpoint directory, ``default``, or ``none`` (watch-list only).
-            A pair trained on one shared adapter (``agent finetune joint``) costs one encoder pass.
+        sentiment_model: Sentiment checkpoint directory, or ``default`` (the news sentiment model).
+        ner_model: Entity-tagger checkpoint directory, ``default`` (the news tagger, trained with
+            the news sentiment model on one shared adapter: one encoder pass for both), or
+            ``none`` (watch-list only). ``agent/assets/models/ner`` is the assistant's stand-alone tagger.
         threads: Threads of this process's models (None: one per core, fastest on an idle
             machine; 1 degrades least on a machine busy with other work; BENCHMARKS.md).
         runtime: Where the encoder passes run: ``onnx-int8`` (ONNX Runtime with int8 weights;
@@ -245,9 +246,17 @@ def _clean_name(text: str) -> str:
     return " ".join(name.strip(" \t,.;:!?\"'()[]-–—").split())
 
 
-def model_dir(name: str) -> Path | None:
-    """A model option's directory: None for ``default`` (the shipped model), else the path."""
-    return None if name == "default" else Path(name)
+# The monitor's default models: a sentiment classifier and a tagger trained together on one
+# adapter, so a headline takes one encoder pass for both (BENCHMARKS.md, "News monitor"). The
+# assistant keeps its own pair (agent/assets/models/sentiment and ner): its stand-alone tagger is
+# steadier on chat messages, and its frozen sentiment head shares the pass retrieval needs anyway.
+NEWS_SENTIMENT_DIR = Path(__file__).resolve().parents[1] / "assets" / "models" / "news-sentiment"
+NEWS_TAGGER_DIR = NEWS_SENTIMENT_DIR.parent / "news-ner"
+
+
+def model_dir(name: str, default: Path | None = None) -> Path | None:
+    """A model option's directory: ``default`` (None: the task's shipped model), else the path."""
+    return default if name == "default" else Path(name)
 
 
 def load_scorer(config: ScoringConfig, watchlist: Watchlist) -> ModelScorer:
@@ -261,10 +270,10 @@ def load_scorer(config: ScoringConfig, watchlist: Watchlist) -> ModelScorer:
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     encoder = Encoder.load()
-    sentiment = TextClassifier.load(model_dir(config.sentiment_model), task="sentiment", encoder=encoder)
+    sentiment = TextClassifier.load(model_dir(config.sentiment_model, NEWS_SENTIMENT_DIR), task="sentiment", encoder=encoder)
     tagger = None
     if config.ner_model != "none":
-        tagger = EntityTagger.load(model_dir(config.ner_model), encoder=encoder)
+        tagger = EntityTagger.load(model_dir(config.ner_model, NEWS_TAGGER_DIR), encoder=encoder)
     # The encoders the models run on (a frozen model's is the plain one), each set up once.
     for model_encoder in {id(m.encoder): m.encoder for m in (sentiment, tagger) if m is not None}.values():
         model_encoder.config.batch_size = config.encoder_batch_size

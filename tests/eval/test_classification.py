@@ -15,8 +15,8 @@ from finetune.heads import HeadConfig
 from finetune.quantum.ansatz import AnsatzConfig
 from finetune.trainer import TrainingArguments
 
-# Accuracy of the shipped sentiment model (0.8656 on valid.csv, BENCHMARKS.md), less a small margin.
-SHIPPED_SENTIMENT_FLOOR = 0.85
+# Accuracy of the shipped frozen-feature sentiment model on valid.csv, less a small margin.
+SHIPPED_SENTIMENT_FLOOR = 0.79
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +94,21 @@ def test_shipped_sentiment_model_scores_on_fin_tweets_valid(data_dir, base_encod
     data = load_eval_data("sentiment", "fin_tweets", "test", data_dir=data_dir)
     report = evaluate_classifier(classifier, data, cache=FeatureCache())
     assert report["n"] == 2388  # rows of valid.csv
-    # The jointly trained model as shipped; the 0.88 target of issue 4 is not met (see BENCHMARKS.md).
+    # Frozen-feature model as shipped; the 0.88 target of issue 4 is not met (see BENCHMARKS.md).
     assert report["accuracy"] >= SHIPPED_SENTIMENT_FLOOR
     labels = [p.label for p in classifier.predict(["Shares of Acme plunge after profit warning",
                                                    "Acme beats estimates and raises full-year guidance"])]
     assert labels == ["negative", "positive"]
+
+
+@pytest.mark.slow
+def test_news_sentiment_model_scores_on_fin_tweets_valid(data_dir, base_encoder):
+    from agent.monitor.scoring import NEWS_SENTIMENT_DIR
+    from eval.classification import load_eval_data
+    from finetune.classifier import TextClassifier
+
+    classifier = TextClassifier.load(NEWS_SENTIMENT_DIR, encoder=base_encoder)
+    report = evaluate_classifier(classifier, load_eval_data("sentiment", "fin_tweets", "test", data_dir=data_dir),
+                                 cache=FeatureCache())
+    # The monitor's model, trained with the news tagger on one adapter: measured 0.8656 (BENCHMARKS.md).
+    assert report["n"] == 2388 and report["accuracy"] >= 0.85

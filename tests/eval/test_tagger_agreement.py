@@ -28,3 +28,11 @@ def test_differing_companies_lists_only_headlines_that_differ():
     found = [[Entity("company_name", "Acme", 0, 4, 0.9)], [], []]
     reference = [[Entity("company_name", "Acme", 0, 4, 0.8)], [Entity("company_name", "Beta", 0, 4, 0.9)], []]
     assert differing_companies(texts, found, reference) == [{"text": "Beta down", "model": [], "reference": ["Beta"]}]
+
+
+def test_a_missing_model_is_one_line_of_error(tmp_path, capsys):
+    from eval.tagger_agreement import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "nowhere"), "--json"])
+    assert exit_info.value.code == 1 and "nowhere" in capsys.readouterr().err

@@ -190,3 +190,12 @@ def test_the_onnx_runtime_scores_like_torch(tmp_path):
         assert abs(torch_score.overall.score - onnx_score.overall.score) < 1e-3
         assert [(m.key, m.start, m.field) for m in torch_score.mentions] == [
             (m.key, m.start, m.field) for m in onnx_score.mentions]
+
+
+@pytest.mark.slow
+def test_the_default_scorer_runs_sentiment_and_news_tagger_on_one_pass():
+    from agent.monitor.scoring import NEWS_SENTIMENT_DIR, NEWS_TAGGER_DIR, ScoringConfig, load_scorer
+
+    scorer = load_scorer(ScoringConfig(runtime="torch"), Watchlist.from_dict({"companies": []}))
+    assert scorer.tagger.checkpoint.path == NEWS_TAGGER_DIR and scorer.sentiment.checkpoint.path == NEWS_SENTIMENT_DIR
+    assert scorer.tagger.shares_encoder_with(scorer.sentiment)
