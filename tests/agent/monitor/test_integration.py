@@ -34,7 +34,7 @@ COMPARED = {
 
 @pytest.fixture(scope="module")
 def models(base_encoder):
-    """The shipped sentiment classifier and entity tagger on the session's encoder, loaded once."""
+    """The assistant's shipped sentiment classifier and entity tagger on the session's encoder, loaded once."""
     from finetune.classifier import TextClassifier
     from finetune.tagger import EntityTagger
 
@@ -123,6 +123,9 @@ def test_cli_scores_a_feed_with_the_shipped_models(tmp_path):
 
 def test_the_ray_engine_stores_exactly_what_the_local_engine_stores(tmp_path, models):
     ray = pytest.importorskip("ray", reason="the Ray engine needs pip install 'qagent[ray]'")
+    from finetune.classifier import default_model_dir
+    from finetune.tagger import ASSETS as NER_ASSETS
+
     sample = write_sample(tmp_path / "sample")
     lines = Path(sample["feed"]).read_text().splitlines()
     small = tmp_path / "feeds"
@@ -137,7 +140,9 @@ def test_the_ray_engine_stores_exactly_what_the_local_engine_stores(tmp_path, mo
     try:
         result = runner.invoke(app, ["monitor", "score", str(small), "--db", str(tmp_path / "ray.db"), "--watchlist",
                                      sample["watchlist"], "--engine", "ray", "--workers", "2", "--batch-size", "16",
-                                     "--runtime", "torch", "--json"])  # the local scorer above runs in torch
+                                     "--runtime", "torch", "--json",  # the local scorer above runs in torch,
+                                     "--sentiment-model", str(default_model_dir("sentiment")),  # on these models
+                                     "--ner-model", str(NER_ASSETS)])
     finally:
         ray.shutdown()
     assert result.exit_code == 0, result.output
