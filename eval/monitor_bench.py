@@ -24,6 +24,11 @@ from pathlib import Path
 from typing import Any
 
 _LINK = re.compile(r"\s*https?://\S+")
+
+
+def as_headline(tweet: str) -> str:
+    """A finance tweet as a news headline: its links stripped (a headline carries none)."""
+    return _LINK.sub("", tweet).strip()
 _CASHTAG = re.compile(r"\$([A-Z]{1,5})\b")
 
 
@@ -35,7 +40,7 @@ def benchmark_feed(data_dir: Path, items: int, body: bool) -> tuple[list[dict[st
     headlines: list[str] = []
     for split in ("valid", "train"):
         with (folder / f"{split}.csv").open(encoding="utf-8") as handle:
-            headlines += [_LINK.sub("", row["text"]).strip() for row in csv.DictReader(handle)]
+            headlines += [as_headline(row["text"]) for row in csv.DictReader(handle)]
     unique = [h for h in dict.fromkeys(headlines) if h]
     needed = items * (4 if body else 1)
     if len(unique) < needed:

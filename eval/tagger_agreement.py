@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from agent.monitor.scoring import ScoringConfig
+from eval.monitor_bench import as_headline
 from finetune.tagger import Entity
 
-_LINK = re.compile(r"\s*https?://\S+")
-MONITOR_MIN_SCORE = 0.5  # agent.monitor.scoring.ScoringConfig.min_entity_score's default
+MONITOR_MIN_SCORE = ScoringConfig().min_entity_score  # the confidence at which the monitor counts a name
 
 
 def agreement(found: Sequence[Sequence[Entity]], reference: Sequence[Sequence[Entity]]) -> dict[str, float]:
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     try:
         taggers = {"model": EntityTagger.load(args.model), "reference": EntityTagger.load(args.reference)}
-        headlines = [_LINK.sub("", e.text).strip() for e in load_sentiment("fin_tweets", data_dir=args.data_dir).test]
+        headlines = [as_headline(e.text) for e in load_sentiment("fin_tweets", data_dir=args.data_dir).test]
     except (OSError, ValueError, CheckpointError) as exc:  # a missing data folder or checkpoint: say which, no traceback
         parser.exit(1, f"error: {exc}\n")
     found = {name: tagger.predict(headlines, progress=not args.json) for name, tagger in taggers.items()}

@@ -251,8 +251,7 @@ def train_joint(
     else:
         encoder.add_lora(r=lora.r, alpha=lora.alpha, dropout=lora.dropout, target_modules=lora.target_modules)
 
-    texts = [ex.text for ex in sentiment_data.train]
-    pseudo = pseudo_tag_rows(teacher, texts, tags, progress=args.progress) if teacher else []
+    pseudo = pseudo_tag_rows(teacher, [ex.text for ex in sentiment_data.train], tags, progress=args.progress) if teacher else []
     n_words = max([n_words, *(len(words) for _, words, _ in pseudo)])
     model = JointModel(encoder, sentiment_head, tagger_head, n_words)
 

@@ -254,8 +254,8 @@ NEWS_SENTIMENT_DIR = Path(__file__).resolve().parents[1] / "assets" / "models" /
 NEWS_TAGGER_DIR = NEWS_SENTIMENT_DIR.parent / "news-ner"
 
 
-def model_dir(name: str, default: Path | None = None) -> Path | None:
-    """A model option's directory: ``default`` (None: the task's shipped model), else the path."""
+def model_dir(name: str, default: Path) -> Path:
+    """A model option's directory: ``default`` for the word ``default``, else the path given."""
     return default if name == "default" else Path(name)
 
 

@@ -34,7 +34,9 @@ def test_benchmark_feed_strips_links_drops_repeats_and_adds_bodies(tweets, tmp_p
 
 @pytest.mark.slow
 def test_monitor_benchmark_times_the_shipped_models(tweets):
-    result = runner.invoke(app, ["bench", "monitor", "--items", "4", "--mode", "headline", "--data-dir", str(tweets), "--json"])
+    # --threads 1 explicitly: the default (0, one per core) leaves torch's setting, which other tests change.
+    result = runner.invoke(app, ["bench", "monitor", "--items", "4", "--mode", "headline", "--data-dir", str(tweets),
+                                 "--threads", "1", "--json"])
     assert result.exit_code == 0, result.output
     run = json.loads(result.stdout)[0]
     assert run["items"] == 4 and run["items_per_s"] > 0 and run["torch_threads"] == 1
