@@ -24,6 +24,10 @@ import torch
 from finetune.tagger import Entity
 
 OUT_OF_SCOPE = "out_of_scope"
+# The assistant's sentiment model: a hybrid head on the plain encoder's features, so it reads the
+# pass retrieval needs anyway and costs no pass of its own. The more accurate shipped default
+# (agent/assets/models/sentiment, an ensemble of two LoRA models) would add two passes a message.
+CHAT_SENTIMENT_DIR = Path(__file__).resolve().parent / "assets" / "models" / "chat-sentiment"
 
 
 @dataclass(frozen=True)
@@ -94,9 +98,14 @@ class NLU:
     @classmethod
     def load(cls, *, intents_dir: str | Path | None = None, entities_dir: str | Path | None = None,
              sentiment_dir: str | Path | None = None, backend: str = "exact", encoder: Any = None) -> NLU:
-        """Load the shipped models (or the given checkpoint directories) around one shared encoder."""
+        """Load the shipped models (or the given checkpoint directories) around one shared encoder.
+
+        The default sentiment model is :data:`CHAT_SENTIMENT_DIR`; ``sentiment_dir`` may also name an
+        ensemble folder (:mod:`finetune.ensemble`).
+        """
         from finetune.classifier import TextClassifier
         from finetune.encoder import Encoder
+        from finetune.ensemble import load_classifier
         from finetune.tagger import EntityTagger
 
         encoder = encoder if encoder is not None else Encoder.load()
@@ -104,7 +113,8 @@ class NLU:
             encoder,
             intents=TextClassifier.load(intents_dir, task="intents", encoder=encoder, backend=backend),
             entities=EntityTagger.load(entities_dir, encoder=encoder, backend=backend),
-            sentiment=TextClassifier.load(sentiment_dir, task="sentiment", encoder=encoder, backend=backend),
+            sentiment=load_classifier(sentiment_dir or CHAT_SENTIMENT_DIR, task="sentiment", encoder=encoder,
+                                      backend=backend),
         )
 
     def understand(self, message: str) -> Understanding:

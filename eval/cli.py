@@ -179,13 +179,13 @@ def eval_sentiment(
 def _evaluate(task, model, data, data_dir, split, oos_data, backend, limit, seed, text_column, label_column,
               out, json_output, runtime="torch") -> dict:
     from eval.classification import evaluate_classifier, format_report, load_eval_data
-    from finetune.classifier import TextClassifier
     from finetune.encoder import FeatureCache
+    from finetune.ensemble import load_classifier
 
-    classifier = TextClassifier.load(None if model == "default" else model, task=task)
+    classifier = load_classifier(None if model == "default" else model, task=task)
     if classifier.task != task:
         raise ValueError(f"{model} is a {classifier.task} model; use `agent eval {classifier.task}`")
-    classifier.encoder.use_runtime(runtime)
+    classifier.use_runtime(runtime)
     eval_data = load_eval_data(task, data, split, data_dir=data_dir, text_column=text_column,
                                label_column=label_column, oos_source=oos_data)
     report = evaluate_classifier(

@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=DEFAULT_CONFIG_FILE)
     args = parser.parse_args(argv)
 
+    from agent.nlu import CHAT_SENTIMENT_DIR
     from finetune.classifier import TextClassifier
     from finetune.data import load_intents, load_sentiment
     from finetune.encoder import Encoder
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> dict:
     labels = np.array([in_scope.index(intents.labels.index(e.label)) for e in data.validation])
     margin, margin_stats = choose_margin(probs[:, in_scope], labels, RouterConfig().clarify_below)
 
-    sentiment = TextClassifier.load(task="sentiment", encoder=encoder)
+    sentiment = TextClassifier.load(CHAT_SENTIMENT_DIR, encoder=encoder)  # the assistant's sentiment model
     tweets = load_sentiment("fin_tweets", data_dir=args.data_dir)
     s_probs = sentiment.probabilities(sentiment.encode([e.text for e in tweets.validation], progress=True))
     negative = sentiment.labels.index("negative")

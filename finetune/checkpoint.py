@@ -34,6 +34,7 @@ CONFIG, LABELS, WEIGHTS, METRICS, ADAPTER = (
     "metrics.json",
     "adapter",
 )
+ENSEMBLE = "ensemble.json"  # marks a folder of several checkpoints (finetune.ensemble), not one
 
 
 class CheckpointError(RuntimeError):
@@ -106,6 +107,9 @@ def load_checkpoint(directory: str | Path, backend: str = "exact") -> Checkpoint
     path = Path(directory)
     if not path.is_dir():
         raise CheckpointError(f"model directory not found: {path} (train one with 'agent finetune …')")
+    if (path / ENSEMBLE).is_file() and not (path / CONFIG).is_file():
+        raise CheckpointError(f"{path} is an ensemble of classifiers, not one model: load it with "
+                              "finetune.ensemble.load_classifier (the CLI commands do)")
     for name in (CONFIG, LABELS, WEIGHTS):
         if not (path / name).is_file():
             raise CheckpointError(f"{path} is not a qagent model: {name} is missing")

@@ -207,6 +207,7 @@ def ner(
     seed: Seed = 0, lora: Lora = True, lora_r: LoraR = 16, lora_alpha: LoraAlpha = 32,
     lora_targets: LoraTargets = "query,key,value,dense", encoder: EncoderPath = "default", max_length: MaxLength = 128,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch (1 is fastest on a busy machine).")] = None,
+    augment: Annotated[int, typer.Option(help="Mention-replaced copies of each training sentence with entities (0: none; validation and test are never augmented).")] = 0,
     json_output: JsonOutput = False,
 ) -> dict[str, Any]:
     """Train an entity tagger (NLU++ banking slots by default); LoRA fine-tuning unless --frozen."""
@@ -234,6 +235,10 @@ def ner(
         typer.echo(f"warning: {message}", err=True)
     if skipped:
         typer.echo(f"warning: {len(skipped)} span(s) in the data could not be used and were skipped", err=True)
+    if augment:
+        from finetune.augment import augment as augmented
+
+        dataset.train = augmented(dataset.train, augment, seed=seed)
     ansatz = AnsatzConfig(n_qubits=qubits, depth=depth, encoding=encoding, readout=readout)
     head_config = HeadConfig(kind=head, ansatz=ansatz, n_circuits=circuits, hidden=hidden, dropout=dropout)
     targets = tuple(t.strip() for t in lora_targets.split(",") if t.strip())
@@ -387,4 +392,62 @@ def decoding(
     else:
         typer.echo(f"decoding prior -> {model / 'decoding.json'}: weight {summary['weight']:g}; validation entity F1 "
                    f"by weight {summary['validation_entity_f1_by_weight']}")
+    return summary
+
+
+@app.command("ensemble")
+@friendly_errors
+def ensemble(
+    ctx: typer.Context,
+    members: Annotated[list[Path], typer.Argument(help="Two or more classifier checkpoints of one task (same labels).")],
+    out: Annotated[Path, typer.Option(help="Ensemble folder to write (the members are copied into it).")],
+    weights: Annotated[str | None, typer.Option(help="Comma-separated weight per member (default: equal).")] = None,
+    data: Annotated[str, typer.Option(help="Data whose validation split scores the members and the ensemble: 'auto' (what the first member was trained on), a data set name or file, or 'none'.")] = "auto",
+    data_dir: DataDir = None,
+    text_column: TextColumn = "text",
+    label_column: LabelColumn = "label",
+    val_fraction: ValFraction = 0.1,
+    seed: Seed = 0,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    json_output: JsonOutput = False,
+) -> dict[str, Any]:
+    """Combine classifiers into one model that averages their probabilities, and score each member and
+    the ensemble on the validation split (carved from train as in training; the test split is never read)."""
+    import torch
+
+    from finetune.checkpoint import read_json
+    from finetune.data import load_intents, load_sentiment
+    from finetune.ensemble import ClassifierEnsemble, record_metrics, save_ensemble, validation_scores
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        weight_values = None if weights is None else [float(w) for w in weights.split(",")]
+    except ValueError:
+        raise typer.BadParameter(f"--weights must be numbers separated by commas, got {weights!r}") from None
+    folder = save_ensemble(members, out, weights=weight_values, command=command_line(ctx))
+    model = ClassifierEnsemble.load(folder)
+    summary: dict[str, Any] = {"model": str(folder), "task": model.task, "members": model.checkpoint.members,
+                               "weights": model.weights}
+    if data == "auto":
+        data = str(read_json(members[0] / "config.json").get("training", {}).get("data") or "none")
+    if data != "none":
+        loader = load_intents if model.task == "intents" else load_sentiment
+        dataset = loader(data, data_dir=data_dir, text_column=text_column, label_column=label_column,
+                         val_fraction=val_fraction, seed=seed)
+        held_out = dataset.validation
+        scores = validation_scores(model, [ex.text for ex in held_out], [ex.label for ex in held_out],
+                                   progress=not json_output)
+        summary["validation"] = {"data": dataset.name, "val_fraction": val_fraction, "seed": seed, **scores}
+        record_metrics(folder, {"validation": summary["validation"]})
+    if json_output:
+        echo_json(summary)
+        return summary
+    typer.echo(f"{model.task} ensemble of {len(model.members)} -> {folder}")
+    if "validation" in summary:
+        validation = summary["validation"]
+        typer.echo(f"  validation ({validation['data']}, {validation['examples']} examples): accuracy / macro-F1")
+        for name, row in [*validation["members"].items(), ("ensemble", validation["ensemble"])]:
+            typer.echo(f"    {name:<40} {row['accuracy']:.4f} / {row['macro_f1']:.4f}")
+    typer.echo(f"  evaluate: agent eval {model.task} {folder}")
     return summary

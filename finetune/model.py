@@ -64,6 +64,15 @@ class CheckpointModel(ABC):
             self._encoder = encoder
         return self._encoder
 
+    @property
+    def encoders(self) -> list[Encoder]:
+        """The encoders this model runs on: one (an ensemble of models has several)."""
+        return [self.encoder]
+
+    def use_runtime(self, runtime: str) -> None:
+        """Run this model's encoder passes on ``runtime`` (``torch``, ``onnx``, ``onnx-int8``)."""
+        self.encoder.use_runtime(runtime)
+
     def set_backend(self, backend: str) -> None:
         """Run the head's circuits elsewhere from now on (same weights)."""
         self.head.set_backend(backend)

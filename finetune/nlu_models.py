@@ -10,7 +10,7 @@ Usage::
 
     encoder = Encoder.load()
     intents = TextClassifier.load(task="intents", encoder=encoder)
-    sentiment = TextClassifier.load(task="sentiment", encoder=encoder)
+    sentiment = TextClassifier.load("agent/assets/models/chat-sentiment", encoder=encoder)
     entities = EntityTagger.load(encoder=encoder)
     analyze(["Send 20 pounds to Anna"], encoder=encoder, intents=intents, entities=entities, sentiment=sentiment)
 """

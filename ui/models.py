@@ -16,11 +16,12 @@ from typing import Any
 
 
 def default_model_dirs() -> dict[str, Path]:
-    """The shipped checkpoints the assistant loads by default (the monitor tags news with agent/assets/models/news-ner)."""
+    """The shipped checkpoints the assistant loads by default (the monitor's are agent/assets/models/news-*)."""
+    from agent.nlu import CHAT_SENTIMENT_DIR
     from finetune.classifier import default_model_dir
     from finetune.tagger import ASSETS as NER_DIR
 
-    return {"Intents": default_model_dir("intents"), "Entities": NER_DIR, "Sentiment": default_model_dir("sentiment")}
+    return {"Intents": default_model_dir("intents"), "Entities": NER_DIR, "Sentiment": CHAT_SENTIMENT_DIR}
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,10 @@ def loaded_checkpoints(assistant: Any = None) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for name, attribute in (("Intents", "intents"), ("Entities", "entities"), ("Sentiment", "sentiment")):
         model = getattr(nlu, attribute, None)
-        if model is not None and hasattr(model, "checkpoint"):
+        members = getattr(model, "members", None)  # an ensemble (finetune.ensemble): one card per member
+        if members:
+            found.update({f"{name} {i + 1}/{len(members)}": m.checkpoint for i, m in enumerate(members)})
+        elif model is not None and hasattr(model, "checkpoint"):
             found[name] = model.checkpoint
     if found:
         return found

@@ -36,7 +36,7 @@ def score(
     tag_body: Annotated[bool, typer.Option("--tag-body/--no-tag-body", help="Also run the entity tagger on body sentences (the watch-list always reads the whole body).")] = False,
     headline_weight: Annotated[float, typer.Option(help="Share of the headline in an item's overall sentiment.")] = 0.5,
     min_entity_score: Annotated[float, typer.Option(help="Ignore tagger company names below this score.")] = 0.5,
-    sentiment_model: Annotated[str, typer.Option(help="Sentiment checkpoint directory, or 'default' (the news sentiment model).")] = "default",
+    sentiment_model: Annotated[str, typer.Option(help="Sentiment checkpoint or ensemble directory, or 'default' (the news sentiment model; agent/assets/models/sentiment is the most accurate, at two more encoder passes a headline).")] = "default",
     ner_model: Annotated[str, typer.Option(help="Entity-tagger checkpoint directory, 'default' (the news tagger that shares the sentiment model's encoder pass), or 'none' (watch-list only).")] = "default",
     threads: Annotated[int, typer.Option(help="Threads per scoring process (0: one per core, fastest on an idle machine; 1 degrades least on a busy one).")] = 0,
     runtime: Annotated[str, typer.Option(help="Where the encoder runs: onnx-int8 (ONNX Runtime, int8 weights; fastest), onnx (float32) or torch.")] = "onnx-int8",

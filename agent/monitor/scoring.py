@@ -248,8 +248,10 @@ def _clean_name(text: str) -> str:
 
 # The monitor's default models: a sentiment classifier and a tagger trained together on one
 # adapter, so a headline takes one encoder pass for both (BENCHMARKS.md, "News monitor"). The
-# assistant keeps its own pair (agent/assets/models/sentiment and ner): its stand-alone tagger is
+# assistant keeps its own pair (agent/assets/models/chat-sentiment and ner): its stand-alone tagger is
 # steadier on chat messages, and its frozen sentiment head shares the pass retrieval needs anyway.
+# The most accurate sentiment model, agent/assets/models/sentiment (an ensemble of two LoRA models),
+# is one --sentiment-model away at two extra passes a headline.
 NEWS_SENTIMENT_DIR = Path(__file__).resolve().parents[1] / "assets" / "models" / "news-sentiment"
 NEWS_TAGGER_DIR = NEWS_SENTIMENT_DIR.parent / "news-ner"
 
@@ -263,19 +265,19 @@ def load_scorer(config: ScoringConfig, watchlist: Watchlist) -> ModelScorer:
     """Load the encoder and models named in ``config`` (from local files) into a :class:`ModelScorer`."""
     import torch
 
-    from finetune.classifier import TextClassifier
     from finetune.encoder import Encoder
+    from finetune.ensemble import load_classifier
     from finetune.tagger import EntityTagger
 
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     encoder = Encoder.load()
-    sentiment = TextClassifier.load(model_dir(config.sentiment_model, NEWS_SENTIMENT_DIR), task="sentiment", encoder=encoder)
+    sentiment = load_classifier(model_dir(config.sentiment_model, NEWS_SENTIMENT_DIR), task="sentiment", encoder=encoder)
     tagger = None
     if config.ner_model != "none":
         tagger = EntityTagger.load(model_dir(config.ner_model, NEWS_TAGGER_DIR), encoder=encoder)
     # The encoders the models run on (a frozen model's is the plain one), each set up once.
-    for model_encoder in {id(m.encoder): m.encoder for m in (sentiment, tagger) if m is not None}.values():
+    for model_encoder in {id(e): e for m in (sentiment, tagger) if m is not None for e in m.encoders}.values():
         model_encoder.config.batch_size = config.encoder_batch_size
         model_encoder.use_runtime(config.runtime)
     return ModelScorer(encoder, sentiment, tagger, watchlist, config)

@@ -99,7 +99,7 @@ def command_argv(ctx: typer.Context, prefix: Sequence[str], skip: Sequence[str] 
             continue
         # Duck-typed: typer's options need not subclass the installed click's classes.
         if param.param_type_name == "argument":
-            parts.append(str(value))
+            parts += [str(item) for item in (value if isinstance(value, (list, tuple)) else [value])]
             continue
         if param.is_flag:
             if param.secondary_opts:

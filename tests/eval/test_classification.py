@@ -16,7 +16,7 @@ from finetune.quantum.ansatz import AnsatzConfig
 from finetune.trainer import TrainingArguments
 
 # Accuracy of the shipped frozen-feature sentiment model on valid.csv, less a small margin.
-SHIPPED_SENTIMENT_FLOOR = 0.79
+CHAT_SENTIMENT_FLOOR = 0.79
 
 
 @pytest.fixture(scope="module")
@@ -88,17 +88,32 @@ def test_shipped_intents_model_scores_on_banking77_and_clinc_oos(data_dir, base_
 @pytest.mark.slow
 def test_shipped_sentiment_model_scores_on_fin_tweets_valid(data_dir, base_encoder):
     from eval.classification import load_eval_data
-    from finetune.classifier import TextClassifier
+    from finetune.ensemble import ClassifierEnsemble, load_classifier
 
-    classifier = TextClassifier.load(task="sentiment", encoder=base_encoder)
+    classifier = load_classifier(task="sentiment", encoder=base_encoder)
+    assert isinstance(classifier, ClassifierEnsemble)  # two LoRA models, probabilities averaged
     data = load_eval_data("sentiment", "fin_tweets", "test", data_dir=data_dir)
     report = evaluate_classifier(classifier, data, cache=FeatureCache())
     assert report["n"] == 2388  # rows of valid.csv
-    # Frozen-feature model as shipped; the 0.88 target of issue 4 is not met (see BENCHMARKS.md).
-    assert report["accuracy"] >= SHIPPED_SENTIMENT_FLOOR
+    # Issue 4's target; measured 0.8853 (BENCHMARKS.md). Members and weights were chosen on the
+    # validation split carved from train, never on valid.csv.
+    assert report["accuracy"] >= 0.88
     labels = [p.label for p in classifier.predict(["Shares of Acme plunge after profit warning",
                                                    "Acme beats estimates and raises full-year guidance"])]
     assert labels == ["negative", "positive"]
+
+
+@pytest.mark.slow
+def test_chat_sentiment_model_scores_on_fin_tweets_valid(data_dir, base_encoder):
+    from agent.nlu import CHAT_SENTIMENT_DIR
+    from eval.classification import load_eval_data
+    from finetune.classifier import TextClassifier
+
+    classifier = TextClassifier.load(CHAT_SENTIMENT_DIR, encoder=base_encoder)
+    data = load_eval_data("sentiment", "fin_tweets", "test", data_dir=data_dir)
+    report = evaluate_classifier(classifier, data, cache=FeatureCache())
+    # The assistant's frozen-feature model (no encoder pass of its own): measured 0.8086.
+    assert report["n"] == 2388 and report["accuracy"] >= CHAT_SENTIMENT_FLOOR
 
 
 @pytest.mark.slow

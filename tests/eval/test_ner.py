@@ -76,6 +76,17 @@ def test_finetune_ner_reports_skipped_spans_with_their_line(tiny_entities_dir, t
     assert json.loads(result.stdout)["skipped_spans"] == 1
 
 
+def test_finetune_ner_augments_the_training_split_only(tiny_entities_dir, tmp_path):
+    from agent.cli import app
+
+    result = runner.invoke(app, ["finetune", "ner", "--data", str(tiny_entities_dir), "--frozen", "--epochs", "1",
+                                 "--augment", "2", "--out", str(tmp_path / "m"), "--json"])
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["training"]["train_examples"] == 24 * 3  # 24 sentences, each with entities, + 2 copies each
+    assert "--augment 2" in config["command"]
+
+
 def test_cli_errors_are_one_line(tmp_path):
     from agent.cli import app
 

@@ -35,10 +35,11 @@ COMPARED = {
 @pytest.fixture(scope="module")
 def models(base_encoder):
     """The assistant's shipped sentiment classifier and entity tagger on the session's encoder, loaded once."""
+    from agent.nlu import CHAT_SENTIMENT_DIR
     from finetune.classifier import TextClassifier
     from finetune.tagger import EntityTagger
 
-    return base_encoder, TextClassifier.load(task="sentiment", encoder=base_encoder), EntityTagger.load(encoder=base_encoder)
+    return base_encoder, TextClassifier.load(CHAT_SENTIMENT_DIR, encoder=base_encoder), EntityTagger.load(encoder=base_encoder)
 
 
 def model_scorer(models, watchlist):
@@ -123,7 +124,7 @@ def test_cli_scores_a_feed_with_the_shipped_models(tmp_path):
 
 def test_the_ray_engine_stores_exactly_what_the_local_engine_stores(tmp_path, models):
     ray = pytest.importorskip("ray", reason="the Ray engine needs pip install 'qagent[ray]'")
-    from finetune.classifier import default_model_dir
+    from agent.nlu import CHAT_SENTIMENT_DIR
     from finetune.tagger import ASSETS as NER_ASSETS
 
     sample = write_sample(tmp_path / "sample")
@@ -141,7 +142,7 @@ def test_the_ray_engine_stores_exactly_what_the_local_engine_stores(tmp_path, mo
         result = runner.invoke(app, ["monitor", "score", str(small), "--db", str(tmp_path / "ray.db"), "--watchlist",
                                      sample["watchlist"], "--engine", "ray", "--workers", "2", "--batch-size", "16",
                                      "--runtime", "torch", "--json",  # the local scorer above runs in torch,
-                                     "--sentiment-model", str(default_model_dir("sentiment")),  # on these models
+                                     "--sentiment-model", str(CHAT_SENTIMENT_DIR),  # on these models
                                      "--ner-model", str(NER_ASSETS)])
     finally:
         ray.shutdown()
