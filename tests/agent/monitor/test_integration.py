@@ -172,14 +172,14 @@ def test_scorer_reads_headline_body_watchlist_and_tagger(models, tag_body):
     watchlist = Watchlist.from_dict({"companies": [{"name": "Northwind Bank", "ticker": "NWB"}]})
     encoder, sentiment, tagger = models
     scorer = ModelScorer(encoder, sentiment, tagger, watchlist, ScoringConfig(tag_body=tag_body))
-    item = FeedItem("x", "-", 1, None, "", "$NWB: Northwind Bank cut to underperform at Jefferies",
-                    "Analysts at Goldman Sachs also cut their price target on Northwind Bank. Shares of Barclays fell 3% in London.")
+    item = FeedItem("x", "-", 1, None, "", "$NWB: Northwind Bank cut to underperform at Morgan Stanley",
+                    "Analysts at Goldman Sachs also cut their price target on Northwind Bank. Shares of Barclays plc fell 3% in London.")
     score = scorer.score([item])[0]
     assert score.headline.label == "negative" and score.overall.label == "negative" and score.body_sentences == 2
     found = {(m.key, m.method, m.field) for m in score.mentions}
-    assert {("Northwind Bank", "watchlist", "title"), ("Northwind Bank", "watchlist", "body"), ("Jefferies", "tagger", "title")} <= found
+    assert {("Northwind Bank", "watchlist", "title"), ("Northwind Bank", "watchlist", "body"), ("Morgan Stanley", "tagger", "title")} <= found
     body_tags = {m.key for m in score.mentions if m.method == "tagger" and m.field == "body"}
-    assert body_tags == ({"Goldman Sachs", "Barclays"} if tag_body else set())
+    assert body_tags == ({"Goldman Sachs", "Barclays plc"} if tag_body else set())
     for m in score.mentions:
         assert (item.title if m.field == "title" else item.body)[m.start:m.end] == m.text
 
