@@ -41,8 +41,10 @@ def default_data_dir() -> Path:
 def shared_scorer(assistant: Any) -> Callable[[Any], Any] | None:
     """Score with the assistant's already-loaded sentiment and entity models (None: let the monitor load its own).
 
-    The monitor's defaults are the same shipped checkpoints, so sharing them only saves memory
-    and the seconds a second load would take.
+    These are not the command line's defaults (``agent monitor score`` uses the news pair,
+    ``agent/assets/models/news-*``): sharing saves the memory and the load of two more models in
+    the web server, at the cost of two encoder passes a headline and the assistant's tagger,
+    which finds fewer company names in news sentences (BENCHMARKS.md, Entities).
     """
     nlu = getattr(assistant, "nlu", None)
     if nlu is None or getattr(nlu, "sentiment", None) is None or getattr(nlu, "encoder", None) is None:
