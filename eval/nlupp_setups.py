@@ -24,16 +24,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from finetune.cli import SETUPS, parse_folds, setup_folds
 from finetune.data import NLUPP_FOLDS
-
-SETUPS = ("large", "20-fold")
 
 
 def test_folds(setup: str, fold: int) -> list[int]:
-    """The folds a setup tests on for ``fold`` (the CLI's ``setup_folds``, test side)."""
-    if setup not in SETUPS:
+    """The folds a setup tests on for ``fold`` (the test side of the CLI's ``setup_folds``)."""
+    if setup not in SETUPS:  # a ValueError here, not the CLI's usage error
         raise ValueError(f"setup must be one of {', '.join(SETUPS)}; got {setup!r}")
-    return [fold] if setup == "large" else [k for k in range(NLUPP_FOLDS) if k != fold]
+    return setup_folds(setup, fold, NLUPP_FOLDS)[1]
 
 
 def fold_row(report: dict[str, Any]) -> dict[str, float]:
@@ -100,8 +99,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(own)
 
     from tqdm import tqdm
-
-    from finetune.cli import parse_folds
 
     try:
         folds = parse_folds(args.folds)

@@ -113,7 +113,11 @@ class ClassifierEnsemble:
     def probabilities(self, features: torch.Tensor) -> np.ndarray:
         """Weighted mean of the members' probabilities ``[N, C]`` (``self.labels`` order) from
         :meth:`encode`'s features."""
-        return sum(w * p for w, p in zip(self.weights, self.member_probabilities(features)))
+        return self.average(self.member_probabilities(features))
+
+    def average(self, member_probs: Sequence[np.ndarray]) -> np.ndarray:
+        """The weighted mean of :meth:`member_probabilities`' arrays."""
+        return sum(w * p for w, p in zip(self.weights, member_probs))
 
     def member_probabilities(self, features: torch.Tensor) -> list[np.ndarray]:
         """Each member's probabilities ``[N, C]`` (``self.labels`` order) from :meth:`encode`'s features."""
@@ -162,7 +166,7 @@ def validation_scores(ensemble: ClassifierEnsemble, texts: Sequence[str], labels
     return {
         "examples": len(texts),
         "members": {name: scores(p) for name, p in zip(ensemble.checkpoint.members, members)},
-        "ensemble": scores(sum(w * p for w, p in zip(ensemble.weights, members))),
+        "ensemble": scores(ensemble.average(members)),
     }
 
 
