@@ -2,6 +2,7 @@ import logging
 
 import numpy as np
 import pytest
+import torch
 
 from finetune.data import load_entities
 from finetune.heads import HeadConfig
@@ -112,6 +113,27 @@ def test_lora_tagger_keeps_the_shared_encoder_plain(tiny, encoder, base_encoder,
     tagger = EntityTagger.load(trained.path, encoder=base_encoder)
     assert not tagger.uses_frozen_encoder and not base_encoder.has_adapter
     assert len(tagger.predict(["pay 5 euros to Tom on Monday"])) == 1
+
+
+def test_hybrid_quantum_head_tagger_saves_loads_and_runs_on_aer(tiny, base_encoder, tmp_path):
+    from finetune.quantum.ansatz import AnsatzConfig
+
+    head = HeadConfig(kind="hybrid", n_circuits=1, ansatz=AnsatzConfig(n_qubits=3, depth=1, encoding="amplitude"))
+    args = TrainingArguments(epochs=2, batch_size=16, lr=1e-2, patience=2, progress=False)
+    trained = train_tagger(tiny, TaggerSpec(head=head), args, base_encoder, tmp_path / "hybrid")
+    texts = [ex.text for ex in tiny.test]
+    exact = EntityTagger.load(trained.path, encoder=base_encoder)
+    assert exact.head.config.kind == "hybrid"
+    features = torch.cat([w.features for w in exact.encode(texts[:2])])
+    with torch.no_grad():
+        saved, loaded = trained.tagger.head.eval()(features), exact.head.eval()(features)
+    np.testing.assert_allclose(loaded.numpy(), saved.numpy(), atol=1e-5)  # the circuit weights round-trip
+    sampled = EntityTagger.load(trained.path, encoder=base_encoder, backend="aer:shots=256")
+    assert sampled.head.quantum.backend == "aer:shots=256"
+    with torch.no_grad():
+        assert not np.allclose(sampled.head.eval()(features).numpy(), loaded.numpy())  # shot noise: Aer really ran
+    for text, entities in zip(texts[:2], sampled.predict(texts[:2])):
+        assert all(text[e.start : e.end] == e.text for e in entities)
 
 
 def test_spans_that_cannot_be_tagged_are_counted_not_mislabelled(tiny, base_encoder, tmp_path):
