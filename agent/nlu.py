@@ -106,13 +106,13 @@ class NLU:
         from finetune.classifier import TextClassifier
         from finetune.encoder import Encoder
         from finetune.ensemble import load_classifier
-        from finetune.tagger import EntityTagger
+        from finetune.tagger_ensemble import load_tagger
 
         encoder = encoder if encoder is not None else Encoder.load()
         return cls(
             encoder,
             intents=TextClassifier.load(intents_dir, task="intents", encoder=encoder, backend=backend),
-            entities=EntityTagger.load(entities_dir, encoder=encoder, backend=backend),
+            entities=load_tagger(entities_dir, encoder=encoder, backend=backend),
             sentiment=load_classifier(sentiment_dir or CHAT_SENTIMENT_DIR, task="sentiment", encoder=encoder,
                                       backend=backend),
         )

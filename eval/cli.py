@@ -218,15 +218,15 @@ def eval_ner(
     from eval.ner import evaluate_tagger, format_report
     from finetune.cli import parse_folds
     from finetune.data import NLUPP_FOLDS, load_entities
-    from finetune.tagger import EntityTagger
+    from finetune.tagger_ensemble import load_tagger
     from finetune.tagger_training import recorded_data_warnings
 
     if threads is not None:
         torch.set_num_threads(threads)
     if split not in ("train", "validation", "test"):
         raise typer.BadParameter(f"split must be train, validation or test; got {split!r}")
-    tagger = EntityTagger.load(None if model == "default" else model)
-    tagger.encoder.use_runtime(runtime)
+    tagger = load_tagger(None if model == "default" else model)
+    tagger.use_runtime(runtime)
     with recorded_data_warnings() as skipped:
         if data.lower() == "nlupp":
             scored = parse_folds(folds)

@@ -15,6 +15,7 @@ from typing import Any
 
 from eval.reports import plot_bars, plot_training_curves, write_report
 from finetune.tagger import Entity, EntityTagger
+from finetune.tagger_ensemble import TaggerEnsemble
 from finetune.tagger_training import recorded_data_warnings
 from finetune.tagging import Span, TaggedExample, spans_to_bio
 
@@ -59,7 +60,7 @@ def entities_to_tags(text: str, entities: Sequence[Entity]) -> list[str]:
 
 
 def evaluate_tagger(
-    tagger: EntityTagger,
+    tagger: EntityTagger | TaggerEnsemble,
     examples: Sequence[TaggedExample],
     *,
     out: str | Path | None = None,

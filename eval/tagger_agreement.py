@@ -67,10 +67,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from finetune.checkpoint import CheckpointError
     from finetune.data import load_sentiment
-    from finetune.tagger import EntityTagger
+    from finetune.tagger_ensemble import load_tagger
 
     try:
-        taggers = {"model": EntityTagger.load(args.model), "reference": EntityTagger.load(args.reference)}
+        taggers = {"model": load_tagger(args.model), "reference": load_tagger(args.reference)}
         headlines = [as_headline(e.text) for e in load_sentiment("fin_tweets", data_dir=args.data_dir).test]
     except (OSError, ValueError, CheckpointError) as exc:  # a missing data folder or checkpoint: say which, no traceback
         parser.exit(1, f"error: {exc}\n")

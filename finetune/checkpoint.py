@@ -108,8 +108,9 @@ def load_checkpoint(directory: str | Path, backend: str = "exact") -> Checkpoint
     if not path.is_dir():
         raise CheckpointError(f"model directory not found: {path} (train one with 'agent finetune …')")
     if (path / ENSEMBLE).is_file() and not (path / CONFIG).is_file():
-        raise CheckpointError(f"{path} is an ensemble of classifiers, not one model: load it with "
-                              "finetune.ensemble.load_classifier (the CLI commands do)")
+        raise CheckpointError(f"{path} is an ensemble of models, not one: load it with "
+                              "finetune.ensemble.load_classifier or finetune.tagger_ensemble.load_tagger "
+                              "(the CLI commands do)")
     for name in (CONFIG, LABELS, WEIGHTS):
         if not (path / name).is_file():
             raise CheckpointError(f"{path} is not a qagent model: {name} is missing")

@@ -198,7 +198,9 @@ def ner(
     test_folds: Annotated[str, typer.Option(help="NLU++ folds held out for testing (never trained on).")] = "18,19",
     setup: Annotated[str | None, typer.Option(help="NLU++ setup instead of the fold options: 'large' (train on 19 folds, test on --fold) or '20-fold' (train on --fold, test on the other 19).")] = None,
     fold: Annotated[int, typer.Option(help="The fold of --setup.")] = 0,
-    val_fraction: ValFraction = 0.1,
+    val_fraction: Annotated[float, typer.Option(help="Share of train carved (seeded) as validation when the data has none; 0 trains on all of it for exactly --epochs, with --prior-weight (a refit after a run with validation chose both).")] = 0.1,
+    prior_weight: Annotated[float | None, typer.Option(help="Weight of the tag-transition prior (default: chosen on validation from 0, 0.25, 0.5, 0.75, 1).", min=0)] = None,
+    split_seed: Annotated[int | None, typer.Option(help="Seed of the validation carve (default: --seed); keep it to train models with another --seed on the same validation split, e.g. for an ensemble.")] = None,
     head: HeadKind = "linear", qubits: Qubits = 6, depth: Depth = 2, encoding: Encoding = "amplitude",
     readout: Readout = "probs", circuits: Circuits = 4, hidden: Hidden = 64, dropout: Dropout = 0.1,
     backend: Backend = "exact", epochs: Annotated[int, typer.Option(help="Most epochs (early stopping on validation entity micro-F1).")] = 10,
@@ -230,11 +232,16 @@ def ner(
     elif setup:
         raise typer.BadParameter("--setup only applies to --data nlupp")
     with recorded_data_warnings() as skipped:
-        dataset = load_entities(data, data_dir=data_dir, val_fraction=val_fraction, seed=seed, **folds)
+        dataset = load_entities(data, data_dir=data_dir, val_fraction=val_fraction,
+                                seed=seed if split_seed is None else split_seed, **folds)
     for message in skipped[:5]:
         typer.echo(f"warning: {message}", err=True)
     if skipped:
         typer.echo(f"warning: {len(skipped)} span(s) in the data could not be used and were skipped", err=True)
+    if not dataset.validation and prior_weight is None:
+        raise typer.BadParameter("training without validation data needs --prior-weight: run once with "
+                                 "validation first and take the weight from its decoding.json (and --epochs "
+                                 "from its best epoch)", param_hint="--val-fraction")
     if augment:
         from finetune.augment import augment as augmented
 
@@ -248,15 +255,16 @@ def ner(
                              progress=not json_output)
     model = Encoder.load(EncoderConfig(model=encoder, max_length=max_length))
     trained = train_tagger(dataset, spec, args, model, out, backend=backend, command=command_line(ctx),
-                           skipped_spans=len(skipped), **training_hooks(ctx))
+                           skipped_spans=len(skipped), prior_weight=prior_weight, **training_hooks(ctx))
     summary = {key: value for key, value in trained.metrics.items() if key != "history"}
     summary = {"model": str(trained.path), "task": "ner", "entity_types": len(dataset.entity_types), **folds, **summary}
     if json_output:
         echo_json(summary)
         return summary
     typer.echo(f"trained entity tagger ({head} head, {'LoRA' if lora else 'frozen encoder'}) -> {trained.path}")
-    typer.echo(f"  best epoch {summary['best_epoch']}, validation entity micro-F1 {summary['val_entity_f1']:.4f}, "
-               f"{summary['train_seconds']:.0f} s, {summary['skipped_spans']} span(s) skipped")
+    selected = (f"best epoch {summary['best_epoch']}, validation entity micro-F1 {summary['val_entity_f1']:.4f}"
+                if summary["val_entity_f1"] is not None else f"{summary['best_epoch']} epochs, no validation data")
+    typer.echo(f"  {selected}, {summary['train_seconds']:.0f} s, {summary['skipped_spans']} span(s) skipped")
     scored = f" --folds {','.join(map(str, folds['test_folds']))}" if folds else ""
     typer.echo(f"  evaluate: agent eval ner {trained.path} --data {data}{scored}")
     return summary
@@ -376,7 +384,7 @@ def decoding(
     import torch
 
     from finetune.data import load_entities
-    from finetune.tagger import EntityTagger
+    from finetune.tagger_ensemble import load_tagger
     from finetune.tagger_training import fit_decoding, recorded_data_warnings
 
     if threads is not None:
@@ -386,7 +394,7 @@ def decoding(
         folds = {"train_folds": parse_folds(train_folds), "test_folds": parse_folds(test_folds)}
     with recorded_data_warnings():
         dataset = load_entities(data, data_dir=data_dir, val_fraction=val_fraction, seed=seed, **folds)
-    summary = {"model": str(model), **fit_decoding(EntityTagger.load(model), dataset)}
+    summary = {"model": str(model), **fit_decoding(load_tagger(model), dataset)}
     if json_output:
         echo_json(summary)
     else:
@@ -399,7 +407,7 @@ def decoding(
 @friendly_errors
 def ensemble(
     ctx: typer.Context,
-    members: Annotated[list[Path], typer.Argument(help="Two or more classifier checkpoints of one task (same labels).")],
+    members: Annotated[list[Path], typer.Argument(help="Two or more checkpoints of one task: classifiers (same labels) or entity taggers (same tags).")],
     out: Annotated[Path, typer.Option(help="Ensemble folder to write (the members are copied into it).")],
     weights: Annotated[str | None, typer.Option(help="Comma-separated weight per member (default: equal).")] = None,
     data: Annotated[str, typer.Option(help="Data whose validation split scores the members and the ensemble: 'auto' (what the first member was trained on), a data set name or file, or 'none'.")] = "auto",
@@ -408,11 +416,14 @@ def ensemble(
     label_column: LabelColumn = "label",
     val_fraction: ValFraction = 0.1,
     seed: Seed = 0,
+    train_folds: Annotated[str, typer.Option(help="Taggers on NLU++: the folds validation is carved from, as in training.")] = "0-17",
+    prior_weight: Annotated[float | None, typer.Option(help="Taggers: weight of the ensemble's tag-transition prior (default: chosen on validation). Needed with --data none, e.g. for members refitted without validation.", min=0)] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
     json_output: JsonOutput = False,
 ) -> dict[str, Any]:
-    """Combine classifiers into one model that averages their probabilities, and score each member and
-    the ensemble on the validation split (carved from train as in training; the test split is never read)."""
+    """Combine classifiers (or entity taggers) into one model that averages their probabilities, and
+    score each member and the ensemble on the validation split (carved from train as in training;
+    the test split is never read)."""
     import torch
 
     from finetune.checkpoint import read_json
@@ -425,6 +436,9 @@ def ensemble(
         weight_values = None if weights is None else [float(w) for w in weights.split(",")]
     except ValueError:
         raise typer.BadParameter(f"--weights must be numbers separated by commas, got {weights!r}") from None
+    if members and (members[0] / "config.json").is_file() and read_json(members[0] / "config.json").get("task") == "ner":
+        return _tagger_ensemble(ctx, members, out, weight_values, data, data_dir, val_fraction, seed, train_folds,
+                                prior_weight, json_output)
     folder = save_ensemble(members, out, weights=weight_values, command=command_line(ctx))
     model = ClassifierEnsemble.load(folder)
     summary: dict[str, Any] = {"model": str(folder), "task": model.task, "members": model.checkpoint.members,
@@ -450,4 +464,55 @@ def ensemble(
         for name, row in [*validation["members"].items(), ("ensemble", validation["ensemble"])]:
             typer.echo(f"    {name:<40} {row['accuracy']:.4f} / {row['macro_f1']:.4f}")
     typer.echo(f"  evaluate: agent eval {model.task} {folder}")
+    return summary
+
+
+def _tagger_ensemble(ctx: typer.Context, members: list[Path], out: Path, weights: list[float] | None, data: str,
+                     data_dir: Path | None, val_fraction: float, seed: int, train_folds: str,
+                     prior_weight: float | None, json_output: bool) -> dict[str, Any]:
+    """``agent finetune ensemble`` for entity taggers: average word probabilities, fit the ensemble's
+    prior on validation (or take --prior-weight), and score members and ensemble there."""
+    from finetune.checkpoint import read_json
+    from finetune.data import NLUPP_FOLDS, load_entities
+    from finetune.ensemble import record_metrics
+    from finetune.tagger_ensemble import TaggerEnsemble, save_tagger_ensemble, validation_f1
+    from finetune.tagger_training import fit_decoding, recorded_data_warnings
+
+    if data == "auto":
+        data = str(read_json(members[0] / "config.json").get("training", {}).get("data") or "none")
+    if data == "none":
+        raise typer.BadParameter("taggers need their training data (the prior's transitions are counted on it); "
+                                 "name it, with --val-fraction 0 and --prior-weight if the members trained on all of it",
+                                 param_hint="--data")
+    folds: dict[str, Any] = {}
+    if data.lower() == "nlupp":
+        train_ids = parse_folds(train_folds)
+        folds = {"train_folds": train_ids, "test_folds": [i for i in range(NLUPP_FOLDS) if i not in train_ids] or None}
+    with recorded_data_warnings():
+        dataset = load_entities(data, data_dir=data_dir, val_fraction=val_fraction, seed=seed, **folds)
+    if not dataset.validation and prior_weight is None:
+        raise typer.BadParameter("without validation data the ensemble's prior needs --prior-weight",
+                                 param_hint="--val-fraction")
+    folder = save_tagger_ensemble(members, out, weights=weights, command=command_line(ctx))
+    model = TaggerEnsemble.load(folder)
+    summary: dict[str, Any] = {"model": str(folder), "task": "ner", "members": model.checkpoint.members,
+                               "weights": model.weights}
+    held_out = dataset.validation
+    member_probs = model.member_probabilities([ex.text for ex in held_out], progress=not json_output) if held_out else None
+    predicted = model.average(member_probs) if member_probs else None
+    summary["decoding"] = fit_decoding(model, dataset, weight=prior_weight, predicted=predicted)
+    if member_probs:
+        summary["validation"] = {"data": dataset.name, "val_fraction": val_fraction, "seed": seed,
+                                 "examples": len(held_out), "entity_f1": validation_f1(model, held_out, member_probs)}
+        record_metrics(folder, {"validation": summary["validation"]})
+    if json_output:
+        echo_json(summary)
+        return summary
+    typer.echo(f"ner ensemble of {len(model.members)} -> {folder} (prior weight {model.prior.weight:g})")
+    if "validation" in summary:
+        validation = summary["validation"]
+        typer.echo(f"  validation ({validation['data']}, {validation['examples']} sentences): entity micro-F1")
+        for name, f1 in validation["entity_f1"].items():
+            typer.echo(f"    {name:<40} {f1:.4f}")
+    typer.echo(f"  evaluate: agent eval ner {folder}")
     return summary

@@ -42,6 +42,8 @@ def friendly_errors(command: F) -> F:
 
 def describe(exc: BaseException) -> str:
     """The one line a user sees for ``exc``."""
+    if isinstance(exc, typer.BadParameter):  # a bad option found after parsing: "Invalid value for --x: why"
+        return exc.format_message()
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     known = getattr(exc, "__module__", "").split(".")[0] in ("finetune", "agent", "retrieval", "eval", "ui")
     if known or isinstance(exc, (ValueError, FileNotFoundError, PermissionError, MemoryError)):

@@ -150,13 +150,14 @@ def load_entities(
         data_dir: Folder of the built-in data sets (see :func:`resolve_data_dir`).
         train_folds: NLU++ folds to train on (default 0-17); ``[0]`` is the paper's "20-fold" setup.
         test_folds: NLU++ folds to test on (default 18-19).
-        val_fraction: Share carved (seeded by ``seed``) for each held-out split the source lacks.
+        val_fraction: Share carved (seeded by ``seed``) for each held-out split the source lacks;
+            0 carves nothing (a refit on all the training data, without validation).
 
     Returns:
         The splits. Raises DataError, in one line, on any problem with the source; a span out of
         range or not matching its slot text is skipped with a :class:`DataWarning` naming where.
     """
-    _check_fraction(val_fraction)
+    _check_fraction(val_fraction, allow_zero=True)
     if source.lower() == "nlupp":
         return _nlupp(resolve_data_dir(data_dir), train_folds, test_folds, val_fraction, seed)
     if train_folds is not None or test_folds is not None:
@@ -360,10 +361,11 @@ def _assemble_tagged(
     return TaggedDataset(name, sorted(seen | set(known_types)), train, validation, test)
 
 
-def _check_fraction(val_fraction: float) -> None:
+def _check_fraction(val_fraction: float, *, allow_zero: bool = False) -> None:
     # Below 0.5 so that carving both validation and test from one file still leaves training data.
-    if not 0 < val_fraction < 0.5:
-        raise DataError(f"val_fraction must be between 0 and 0.5, got {val_fraction}")
+    if not (0 <= val_fraction if allow_zero else 0 < val_fraction) or not val_fraction < 0.5:
+        low = "from 0 up to" if allow_zero else "between 0 and"
+        raise DataError(f"val_fraction must be {low} 0.5, got {val_fraction}")
 
 
 def _fill_splits(
@@ -389,6 +391,9 @@ def _carve(
 ) -> tuple[list[T], list[T]]:
     """Split off ``share`` of ``examples``, stratified by ``label_of`` when the classes allow it."""
     from sklearn.model_selection import train_test_split
+
+    if share == 0:
+        return examples, []
 
     labels = [label_of(ex) for ex in examples] if label_of else None
     counts = Counter(labels or [])

@@ -196,14 +196,26 @@ def save_ensemble(members: Sequence[str | Path], out: str | Path, *, weights: Se
     Members must be classifiers of one task with one label set (checked by loading them).
     """
     sources = [Path(m) for m in members]
-    if len(sources) < 2:
-        raise ValueError("an ensemble needs at least two member models")
-    weights = [1.0] * len(sources) if weights is None else [float(w) for w in weights]
-    if len(weights) != len(sources) or any(w <= 0 for w in weights):
-        raise ValueError(f"give one positive weight per member ({len(sources)}), got {list(weights)}")
+    weights = checked_weights(len(sources), weights)
     loaded = [TextClassifier.load(source) for source in sources]
     record = EnsembleRecord(Path(out), loaded[0].task, list(loaded[0].labels), [], weights)
     ClassifierEnsemble(record, loaded)  # checks task, labels and thresholds before anything is written
+    return write_ensemble(sources, out, record.task, record.labels, weights, metrics=metrics, command=command)
+
+
+def checked_weights(n_members: int, weights: Sequence[float] | None) -> list[float]:
+    """One positive weight per member (default: equal); ValueError otherwise."""
+    if n_members < 2:
+        raise ValueError("an ensemble needs at least two member models")
+    weights = [1.0] * n_members if weights is None else [float(w) for w in weights]
+    if len(weights) != n_members or any(w <= 0 for w in weights):
+        raise ValueError(f"give one positive weight per member ({n_members}), got {list(weights)}")
+    return weights
+
+
+def write_ensemble(sources: Sequence[Path], out: str | Path, task: str, labels: Sequence[str], weights: Sequence[float],
+                   *, metrics: dict[str, Any] | None = None, command: str | None = None) -> Path:
+    """Copy already checked member checkpoints into ``out/members/`` and write ``out/ensemble.json``."""
     folder = Path(out)
     if folder.resolve() in {s.resolve() for s in sources}:
         raise ValueError(f"--out {folder} is one of the members; write the ensemble to a new folder")
@@ -214,7 +226,7 @@ def save_ensemble(members: Sequence[str | Path], out: str | Path, *, weights: Se
         shutil.copytree(source, folder / name, ignore=shutil.ignore_patterns("tensorboard", "checkpoints", "onnx*"))
         names.append(name)
     write_json(folder / ENSEMBLE_FILE, {
-        "format": FORMAT, "task": record.task, "labels": record.labels, "members": names, "weights": weights,
+        "format": FORMAT, "task": task, "labels": list(labels), "members": names, "weights": list(weights),
         "metrics": metrics or {}, "command": command,
     })
     return folder

@@ -109,35 +109,55 @@ def load_prior(directory: str | Path, tags: Sequence[str]) -> TransitionPrior | 
                          "with 'agent finetune decoding'") from exc
 
 
-def fit_prior(tagger: Any, train: Sequence[Any], validation: Sequence[Any]) -> tuple[TransitionPrior, dict[str, Any]]:
+def fit_prior(
+    tagger: Any, train: Sequence[Any], validation: Sequence[Any], weight: float | None = None,
+    predicted: Sequence[tuple[Sequence[Any], np.ndarray]] | None = None,
+) -> tuple[TransitionPrior, dict[str, Any]]:
     """Count transitions on ``train`` and choose their weight on ``validation`` (``TaggedExample`` lists).
 
     Args:
-        tagger: The :class:`~finetune.tagger.EntityTagger` to decode for (its encoder runs once
-            over the validation texts).
+        tagger: The :class:`~finetune.tagger.EntityTagger` (or tagger ensemble) to decode for: its
+            ``tag_probabilities`` runs once over the validation texts.
         train, validation: The splits the tagger was trained and selected on; never test data.
+        weight: Use this weight instead of choosing one (a refit without validation takes the
+            weight its validated run chose).
+        predicted: The tagger's ``tag_probabilities`` of the validation texts, when the caller has them.
 
     Returns:
         The prior and what to record beside it (validation F1 for every weight tried).
+
+    Raises:
+        ValueError: Neither validation data nor a weight to use.
     """
     import warnings
 
-    import torch
-
     from finetune.tagging import DataWarning, spans_to_bio
 
+    if weight is None and not validation:
+        raise ValueError("no validation data to choose the tag-transition prior's weight on; give the weight")
+    if weight is not None and weight < 0:
+        raise ValueError(f"the prior's weight must be 0 or more, got {weight}")
     tags = tagger.tags
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)  # the training run already counted these spans
         transitions = count_transitions([spans_to_bio(ex.text, ex.spans)[1] for ex in train], tags)
         bio = [spans_to_bio(ex.text, ex.spans) for ex in validation]
-    log_probs, gold = [], []
-    with torch.no_grad():
-        for (words, word_tags), wf in zip(bio, tagger.encode([ex.text for ex in validation])):
-            at = {start: tag for (_, start, _), tag in zip(words, word_tags)}
-            gold.append([at[start] for _, start, _ in wf.words])
-            scores = tagger.head(wf.features).float() if wf.words else torch.zeros(0, len(tags))
-            log_probs.append(torch.log_softmax(scores, -1).numpy())
-    weight, f1 = choose_weight(log_probs, gold, tags, transitions)
+    if weight is not None:
+        info = {"weight_given": weight, "train_sentences": len(train), "validation_sentences": len(validation)}
+        return TransitionPrior(transitions, weight), info
+    if predicted is None:
+        predicted = tagger.tag_probabilities([ex.text for ex in validation])
+    log_probs = [np.log(np.clip(probs, 1e-12, None)) for _, probs in predicted]  # as decoding reads them
+    weight, f1 = choose_weight(log_probs, featured_gold(bio, predicted), tags, transitions)
     info = {"validation_entity_f1_by_weight": f1, "train_sentences": len(train), "validation_sentences": len(validation)}
     return TransitionPrior(transitions, weight), info
+
+
+def featured_gold(bio: Sequence[tuple[Sequence[Any], Sequence[str]]], predicted: Sequence[tuple[Sequence[Any], Any]]) -> list[list[str]]:
+    """Gold tags of the words the tagger scored (``predicted``'s words; a word with no sub-token of
+    its own has none), from ``spans_to_bio``'s ``(words, tags)`` of the same texts."""
+    gold = []
+    for (words, word_tags), (featured, _) in zip(bio, predicted):
+        at = {start: tag for (_, start, _), tag in zip(words, word_tags)}
+        gold.append([at[start] for _, start, _ in featured])
+    return gold

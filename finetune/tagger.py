@@ -197,7 +197,6 @@ class EntityTagger(CheckpointModel):
             raise TypeError("predict takes a list of texts; wrap a single text in a list")
         return self.predict_words(texts, self.encode(texts, progress=progress))
 
-    @torch.no_grad()
     def predict_words(self, texts: Sequence[str], word_features: Sequence[WordFeatures]) -> list[list[Entity]]:
         """Entities from word features computed elsewhere (one shared encoder pass).
 
@@ -206,21 +205,28 @@ class EntityTagger(CheckpointModel):
         """
         if len(texts) != len(word_features):
             raise ValueError(f"got {len(word_features)} word features for {len(texts)} texts")
+        probs = self.word_probabilities(word_features)
+        return [decode_entities(text, wf.words, rows, self.tags, words_with_offsets(text), self.prior) if len(rows) else []
+                for text, wf, rows in zip(texts, word_features, probs)]
+
+    def tag_probabilities(self, texts: Sequence[str], *, progress: bool = False) -> list[tuple[list[Word], np.ndarray]]:
+        """Per text: the words that got a feature, and their tag probabilities ``[n_words, C]``
+        (``self.tags`` order), before decoding. What an ensemble averages and the prior is fitted on."""
+        features = self.encode(texts, progress=progress)
+        return [(wf.words, rows) for wf, rows in zip(features, self.word_probabilities(features))]
+
+    @torch.no_grad()
+    def word_probabilities(self, word_features: Sequence[WordFeatures]) -> list[np.ndarray]:
+        """Tag probabilities ``[n_words, C]`` of each text's word features."""
         sizes = [len(wf.words) for wf in word_features]
         if not sum(sizes):
-            return [[] for _ in texts]
+            return [np.zeros((0, len(self.tags)), dtype=np.float32) for _ in word_features]
         features = torch.cat([wf.features for wf in word_features if len(wf.words)])
         if features.shape[-1] != self.head.config.in_features:
             raise ValueError(f"word features must have width {self.head.config.in_features}, got {features.shape[-1]}")
         self.head.eval()
         probs = torch.cat([torch.softmax(self.head(chunk).float(), -1) for chunk in features.split(1024)]).numpy()
-        out, offset = [], 0
-        for text, wf, size in zip(texts, word_features, sizes):
-            rows = probs[offset : offset + size]
-            offset += size
-            out.append(decode_entities(text, wf.words, rows, self.tags, words_with_offsets(text), self.prior)
-                       if size else [])
-        return out
+        return np.split(probs, np.cumsum(sizes)[:-1])
 
     def _check_encoder(self, encoder: Encoder) -> None:
         # Word features are token states, taken before pooling and normalization: only the model must match.

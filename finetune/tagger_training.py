@@ -94,6 +94,7 @@ def train_tagger(
     skipped_spans: int = 0,
     callbacks: Sequence[TrainerCallback | Callable[[dict[str, float]], None]] = (),
     checkpointing: Checkpointing | None = None,
+    prior_weight: float | None = None,
 ) -> TrainedTagger:
     """Train a word head (and optionally LoRA adapters) and write a ``ner`` checkpoint to ``out``.
 
@@ -108,7 +109,13 @@ def train_tagger(
         skipped_spans: Spans the loader skipped, recorded beside the training settings.
         callbacks, checkpointing: Passed to the :class:`~finetune.trainer.Trainer` (progress of a
             recorded run; mid-run checkpoints and the one to resume from).
+        prior_weight: The tag-transition prior's weight; None chooses it on validation. A dataset
+            without validation (a refit on all the training data) trains every epoch, keeps the
+            last weights, and needs this weight.
     """
+    if not dataset.validation and prior_weight is None:
+        raise ValueError("training without validation data needs the prior's weight (prior_weight), "
+                         "taken from a run that had validation")
     start = time.perf_counter()
     tags = bio_tags(dataset.entity_types)
     head = Head(replace(spec.head, in_features=encoder.dim, n_classes=len(tags)), backend=backend)
@@ -151,16 +158,21 @@ def train_tagger(
         encoder.save_adapter(path / "adapter")
     tagger = EntityTagger.load(path, backend=backend)
     tagger._encoder = encoder  # frozen: the shared encoder; LoRA: the encoder now carrying the adapter
-    metrics["decoding"] = fit_decoding(tagger, dataset)
+    metrics["decoding"] = fit_decoding(tagger, dataset, weight=prior_weight)
     return TrainedTagger(path, tagger, result, metrics)
 
 
-def fit_decoding(tagger: EntityTagger, dataset: TaggedDataset) -> dict[str, Any]:
+def fit_decoding(tagger: Any, dataset: TaggedDataset, weight: float | None = None,
+                 predicted: Sequence[Any] | None = None) -> dict[str, Any]:
     """Fit the tag-transition prior on ``dataset``'s train and validation splits, save it beside the
-    tagger (``decoding.json``) and use it from now on; returns the weight and validation scores."""
+    tagger (``decoding.json``) and use it from now on; returns the weight and validation scores.
+
+    ``tagger`` is an :class:`EntityTagger` or a :class:`~finetune.tagger_ensemble.TaggerEnsemble`.
+    A given ``weight`` is used as it is (only the transitions are counted); ``predicted``: the
+    tagger's ``tag_probabilities`` of the validation texts, when the caller has them."""
     from finetune.tag_transitions import fit_prior, save_prior
 
-    prior, info = fit_prior(tagger, dataset.train, dataset.validation)
+    prior, info = fit_prior(tagger, dataset.train, dataset.validation, weight, predicted)
     save_prior(tagger.checkpoint.path, prior, tagger.tags, {"data": dataset.name, **info})
     tagger.prior = prior
     return {"weight": prior.weight, **info}

@@ -84,7 +84,7 @@ class TrainResult:
     """What a run did: the best epoch and score, and one record per epoch."""
 
     best_epoch: int
-    best_score: float
+    best_score: float | None  # None: trained without validation
     seconds: float
     history: list[dict[str, float]] = field(default_factory=list)
 
@@ -200,8 +200,11 @@ class Trainer:
         args = self.args
         if len(train_inputs) != len(train_labels) or len(val_inputs) != len(val_labels):
             raise ValueError("inputs and labels must have the same length")
-        if len(train_inputs) == 0 or len(val_inputs) == 0:
-            raise ValueError("training and validation data must not be empty")
+        if len(train_inputs) == 0:
+            raise ValueError("training data must not be empty")
+        # No validation data: a refit on all the data, with the epochs chosen by an earlier run
+        # that had validation; it runs every epoch and keeps the last weights.
+        validating = len(val_inputs) > 0
         seed_everything(args.seed)
         generator = torch.Generator().manual_seed(args.seed)
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -247,21 +250,21 @@ class Trainer:
                     # The last batch of an epoch is checkpointed after validation, just below.
                     if every and loop.step % every == 0 and loop.next_batch < steps_per_epoch:
                         self._checkpoint(loop, time.perf_counter() - start)
-                val_logits = self.predict_logits(val_inputs)
-                val_loss = loss_fn(val_logits, val_labels).item()
-                score = self.score_fn(val_labels.numpy(), val_logits.numpy())
-                record = {
-                    "epoch": epoch,
-                    "train_loss": loop.epoch_loss / len(train_inputs),
-                    "val_loss": val_loss,
-                    "val_score": score,
-                    "seconds": time.perf_counter() - start,
-                }
+                record = {"epoch": epoch, "train_loss": loop.epoch_loss / len(train_inputs)}
+                if validating:
+                    val_logits = self.predict_logits(val_inputs)
+                    record["val_loss"] = loss_fn(val_logits, val_labels).item()
+                    record["val_score"] = score = self.score_fn(val_labels.numpy(), val_logits.numpy())
+                else:
+                    score = float(epoch)  # the last epoch is the one kept
+                record["seconds"] = time.perf_counter() - start
                 loop.history.append(record)
-                bar.set_postfix(epoch=epoch, loss=f"{record['train_loss']:.3f}", val=f"{score:.4f}")
+                shown = {"val": f"{record['val_score']:.4f}"} if validating else {}
+                bar.set_postfix(epoch=epoch, loss=f"{record['train_loss']:.3f}", **shown)
                 if writer is not None:
                     for key in ("train_loss", "val_loss", "val_score"):
-                        writer.add_scalar(key, record[key], epoch)
+                        if key in record:
+                            writer.add_scalar(key, record[key], epoch)
                 for callback in self.callbacks:
                     if hasattr(callback, "on_epoch_end"):
                         callback.on_epoch_end(record)
@@ -285,7 +288,8 @@ class Trainer:
         if loop.best_state is not None:
             # Only trainable weights and buffers are kept: the frozen rest never changed.
             self.model.load_state_dict(loop.best_state, strict=False)
-        return TrainResult(loop.best_epoch, loop.best_score, time.perf_counter() - start, loop.history)
+        best_score = loop.best_score if validating else None
+        return TrainResult(loop.best_epoch, best_score, time.perf_counter() - start, loop.history)
 
     def _notify(self, hook: str, *values: Any) -> None:
         for callback in self.callbacks:

@@ -55,8 +55,15 @@ def loaded_checkpoints(assistant: Any = None) -> dict[str, Any]:
     if found:
         return found
     from finetune.checkpoint import load_checkpoint
+    from finetune.ensemble import is_ensemble, read_record
 
-    return {name: load_checkpoint(path) for name, path in default_model_dirs().items()}
+    for name, path in default_model_dirs().items():
+        if is_ensemble(path):  # one card per member, as for a loaded ensemble
+            members = read_record(path).members
+            found.update({f"{name} {i + 1}/{len(members)}": load_checkpoint(path / m) for i, m in enumerate(members)})
+        else:
+            found[name] = load_checkpoint(path)
+    return found
 
 
 def model_card(name: str, checkpoint: Any) -> ModelCard:

@@ -267,7 +267,7 @@ def load_scorer(config: ScoringConfig, watchlist: Watchlist) -> ModelScorer:
 
     from finetune.encoder import Encoder
     from finetune.ensemble import load_classifier
-    from finetune.tagger import EntityTagger
+    from finetune.tagger_ensemble import load_tagger
 
     if config.threads is not None:
         torch.set_num_threads(config.threads)
@@ -275,7 +275,7 @@ def load_scorer(config: ScoringConfig, watchlist: Watchlist) -> ModelScorer:
     sentiment = load_classifier(model_dir(config.sentiment_model, NEWS_SENTIMENT_DIR), task="sentiment", encoder=encoder)
     tagger = None
     if config.ner_model != "none":
-        tagger = EntityTagger.load(model_dir(config.ner_model, NEWS_TAGGER_DIR), encoder=encoder)
+        tagger = load_tagger(model_dir(config.ner_model, NEWS_TAGGER_DIR), encoder=encoder)
     # The encoders the models run on (a frozen model's is the plain one), each set up once.
     for model_encoder in {id(e): e for m in (sentiment, tagger) if m is not None for e in m.encoders}.values():
         model_encoder.config.batch_size = config.encoder_batch_size

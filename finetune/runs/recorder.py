@@ -168,8 +168,9 @@ class ActiveRun:
     def on_epoch_end(self, record: dict[str, float]) -> None:
         self.record.progress["last_epoch"] = {key: value for key, value in record.items() if key != "seconds"}
         self.save()
-        self.note(f"epoch {record['epoch']}: train loss {record['train_loss']:.4f}, validation loss "
-                  f"{record['val_loss']:.4f}, validation score {record['val_score']:.4f}")
+        validation = (f", validation loss {record['val_loss']:.4f}, validation score {record['val_score']:.4f}"
+                      if "val_score" in record else " (no validation data)")
+        self.note(f"epoch {record['epoch']}: train loss {record['train_loss']:.4f}{validation}")
 
     def on_checkpoint(self, step: int, path: Path, error: OSError | None) -> None:
         if error is None:

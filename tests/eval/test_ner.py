@@ -87,6 +87,31 @@ def test_finetune_ner_augments_the_training_split_only(tiny_entities_dir, tmp_pa
     assert "--augment 2" in config["command"]
 
 
+def test_finetune_ner_refits_on_all_training_data_with_a_given_prior_weight(tiny_entities_dir, tmp_path):
+    from agent.cli import app
+    from finetune.tagger import EntityTagger
+
+    for split in ("train", "test"):  # no validation file, and --val-fraction 0 carves none
+        (tmp_path / f"{split}.jsonl").write_text((tiny_entities_dir / f"{split}.jsonl").read_text())
+    options = ["finetune", "ner", "--data", str(tmp_path), "--frozen", "--epochs", "3", "--val-fraction", "0"]
+    refused = runner.invoke(app, [*options, "--out", str(tmp_path / "m")])
+    assert refused.exit_code == 1 and "Invalid value for --val-fraction" in refused.stderr
+    assert "needs --prior-weight" in refused.stderr and "Traceback" not in refused.output
+    assert not (tmp_path / "m" / "config.json").exists()
+    result = runner.invoke(app, [*options, "--prior-weight", "0.5", "--out", str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output
+    assert "3 epochs, no validation data" in result.output
+    metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    assert metrics["val_entity_f1"] is None and metrics["best_epoch"] == 3 and len(metrics["history"]) == 3
+    decoding = json.loads((tmp_path / "m" / "decoding.json").read_text())
+    assert decoding["weight"] == decoding["weight_given"] == 0.5 and decoding["validation_sentences"] == 0
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["training"]["train_examples"] == 24  # every training sentence, none carved off
+    tagger = EntityTagger.load(tmp_path / "m")
+    assert tagger.prior is not None and tagger.prior.weight == 0.5
+    assert isinstance(tagger.predict(["send 20 pounds to Anna tomorrow"])[0], list)
+
+
 def test_cli_errors_are_one_line(tmp_path):
     from agent.cli import app
 

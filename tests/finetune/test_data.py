@@ -233,6 +233,15 @@ def test_nlupp_folds_choose_splits_and_mismatched_slot_warns(tmp_path: Path) -> 
     assert data.test[0].spans == (Span(5, 14, "amount_of_money"),)
 
 
+def test_entities_with_val_fraction_0_keep_every_training_sentence(tmp_path: Path) -> None:
+    root = fake_nlupp(tmp_path)
+    with pytest.warns(DataWarning):
+        data = load_entities("nlupp", data_dir=root, train_folds=[0, 3], test_folds=[4], val_fraction=0)
+    assert len(data.train) == 12 and data.validation == [] and len(data.test) == 6
+    with pytest.raises(DataError, match=r"val_fraction must be from 0 up to 0.5, got -0.1"):
+        load_entities("nlupp", data_dir=root, val_fraction=-0.1)
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

@@ -85,7 +85,7 @@ def test_validation_scores_report_members_and_ensemble(ensemble_dir, base_encode
 def test_load_classifier_takes_either_kind(ensemble_dir, frozen_sentiment):
     assert isinstance(load_classifier(ensemble_dir, task="sentiment"), ClassifierEnsemble)
     assert isinstance(load_classifier(frozen_sentiment, task="sentiment"), TextClassifier)
-    with pytest.raises(CheckpointError, match="ensemble of classifiers"):
+    with pytest.raises(CheckpointError, match="ensemble of models"):
         load_checkpoint(ensemble_dir)  # a single-model loader says what the folder is
 
 

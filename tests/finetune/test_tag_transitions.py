@@ -65,3 +65,20 @@ def test_transition_prior_validates_its_shape_and_weight():
         TransitionPrior(np.zeros((3, 3)), 0.5)
     with pytest.raises(ValueError, match="weight"):
         TransitionPrior(np.zeros((4, 3)), -1.0)
+
+
+def test_fit_prior_takes_a_given_weight_and_needs_one_without_validation():
+    from types import SimpleNamespace
+
+    from finetune.tag_transitions import fit_prior
+    from finetune.tagging import Span
+
+    tagger = SimpleNamespace(tags=TAGS)  # with a weight given, the tagger's encoder never runs
+    train = [SimpleNamespace(text="pay on Friday", spans=(Span(7, 13, "date"),))]
+    prior, info = fit_prior(tagger, train, [], weight=0.5)
+    assert prior.weight == 0.5 and info["weight_given"] == 0.5 and info["validation_sentences"] == 0
+    assert np.allclose(prior.log_probs, count_transitions([["O", "O", "B-date"]], TAGS))
+    with pytest.raises(ValueError, match="no validation data"):
+        fit_prior(tagger, train, [])
+    with pytest.raises(ValueError, match="0 or more"):
+        fit_prior(tagger, train, [], weight=-1)

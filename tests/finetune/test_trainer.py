@@ -95,6 +95,27 @@ def test_empty_or_mismatched_data_is_refused():
         trainer.fit(x[:0], torch.zeros(0, dtype=torch.long), x, torch.zeros(4, dtype=torch.long))
 
 
+def test_without_validation_data_every_epoch_runs_and_the_last_weights_stay():
+    x, y = blobs()
+    head = Head(HeadConfig(kind="linear", in_features=8, n_classes=3, dropout=0.0))
+    seen, logits_by_epoch = [], []
+
+    def on_epoch_end(record):
+        seen.append(record)
+        with torch.no_grad():
+            logits_by_epoch.append(head(x).clone())
+
+    trainer = Trainer(head, TrainingArguments(epochs=4, batch_size=16, lr=0.05, patience=1, progress=False),
+                      callbacks=[on_epoch_end])
+    result = trainer.fit(x, y, x[:0], y[:0])
+    assert result.best_epoch == 4 and result.best_score is None
+    assert [row["epoch"] for row in result.history] == [1, 2, 3, 4]  # patience plays no part
+    assert "val_score" not in seen[-1] and seen[-1]["train_loss"] < seen[0]["train_loss"]
+    assert torch.equal(trainer.predict_logits(x), logits_by_epoch[-1])
+    assert not torch.equal(logits_by_epoch[0], logits_by_epoch[-1])
+    assert macro_f1(y.numpy(), trainer.predict_logits(x).numpy()) > 0.9
+
+
 def test_macro_f1_matches_sklearn_on_a_known_case():
     labels = np.array([0, 0, 1, 1])
     logits = np.array([[1, 0], [0, 1], [0, 1], [0, 1]], dtype=float)
