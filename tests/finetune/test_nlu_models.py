@@ -96,6 +96,6 @@ def test_analyze_refuses_an_encoder_with_an_adapter(encoder):
 
 
 def test_the_shipped_tagger_decodes_with_its_fitted_transition_prior():
-    from finetune.tagger import EntityTagger
+    from finetune.tagger_ensemble import load_tagger
 
-    assert EntityTagger.load().prior is not None
+    assert load_tagger().prior is not None

@@ -37,9 +37,9 @@ def models(base_encoder):
     """The assistant's shipped sentiment classifier and entity tagger on the session's encoder, loaded once."""
     from agent.nlu import CHAT_SENTIMENT_DIR
     from finetune.classifier import TextClassifier
-    from finetune.tagger import EntityTagger
+    from finetune.tagger_ensemble import load_tagger
 
-    return base_encoder, TextClassifier.load(CHAT_SENTIMENT_DIR, encoder=base_encoder), EntityTagger.load(encoder=base_encoder)
+    return base_encoder, TextClassifier.load(CHAT_SENTIMENT_DIR, encoder=base_encoder), load_tagger(encoder=base_encoder)
 
 
 def model_scorer(models, watchlist):
