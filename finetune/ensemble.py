@@ -52,7 +52,31 @@ class EnsembleRecord:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
-class ClassifierEnsemble:
+class MemberModels:
+    """What any ensemble does to its ``members`` alike: their encoders, runtime and circuit backend."""
+
+    members: list[Any]
+
+    @property
+    def encoders(self) -> list[Encoder]:
+        """Every member's encoder (each LoRA member has its own)."""
+        return [m.encoder for m in self.members]
+
+    def use_runtime(self, runtime: str) -> None:
+        """Run every member's encoder on ``runtime`` (``torch``, ``onnx``, ``onnx-int8``)."""
+        for encoder in {id(e): e for e in self.encoders}.values():
+            encoder.use_runtime(runtime)
+
+    def set_backend(self, backend: str) -> None:
+        """Run every member's head circuits on ``backend``."""
+        for member in self.members:
+            member.set_backend(backend)
+
+    def shares_encoder_with(self, other: Any) -> bool:
+        return False  # members run their own passes; none is another model's joint partner
+
+
+class ClassifierEnsemble(MemberModels):
     """Averages the class probabilities of member :class:`TextClassifier` s (weighted).
 
     It answers the calls a single classifier answers (``predict``, ``encode`` + ``probabilities``,
@@ -87,24 +111,6 @@ class ClassifierEnsemble:
         members = [TextClassifier.load(record.path / member, encoder=encoder, backend=backend)
                    for member in record.members]
         return cls(record, members)
-
-    @property
-    def encoders(self) -> list[Encoder]:
-        """Every member's encoder (each LoRA member has its own)."""
-        return [m.encoder for m in self.members]
-
-    def use_runtime(self, runtime: str) -> None:
-        """Run every member's encoder on ``runtime`` (``torch``, ``onnx``, ``onnx-int8``)."""
-        for encoder in {id(e): e for e in self.encoders}.values():
-            encoder.use_runtime(runtime)
-
-    def set_backend(self, backend: str) -> None:
-        """Run every member's head circuits on ``backend``."""
-        for member in self.members:
-            member.set_backend(backend)
-
-    def shares_encoder_with(self, other: Any) -> bool:
-        return False
 
     def encode(self, texts: Sequence[str], *, cache: FeatureCache | None = None, progress: bool = False) -> torch.Tensor:
         """Every member's sentence features of ``texts``, side by side: ``[N, sum of widths]``."""

@@ -28,13 +28,13 @@ import numpy as np
 
 from finetune.checkpoint import CheckpointError
 from finetune.encoder import Encoder, WordFeatures
-from finetune.ensemble import EnsembleRecord, checked_weights, is_ensemble, read_record, write_ensemble
+from finetune.ensemble import EnsembleRecord, MemberModels, checked_weights, is_ensemble, read_record, write_ensemble
 from finetune.tag_transitions import TransitionPrior, load_prior
 from finetune.tagger import TASK, Entity, EntityTagger, decode_entities
 from finetune.tagging import Span, Word, words_with_offsets
 
 
-class TaggerEnsemble:
+class TaggerEnsemble(MemberModels):
     """Averages the word tag probabilities of member :class:`EntityTagger` s (weighted), then decodes
     once with the ensemble's prior.
 
@@ -82,22 +82,6 @@ class TaggerEnsemble:
     def encoder(self) -> Encoder:
         """The first member's encoder (what a caller needs for tokenizer settings; each member runs its own)."""
         return self.members[0].encoder
-
-    @property
-    def encoders(self) -> list[Encoder]:
-        return [m.encoder for m in self.members]
-
-    def use_runtime(self, runtime: str) -> None:
-        """Run every member's encoder on ``runtime`` (``torch``, ``onnx``, ``onnx-int8``)."""
-        for encoder in {id(e): e for e in self.encoders}.values():
-            encoder.use_runtime(runtime)
-
-    def set_backend(self, backend: str) -> None:
-        for member in self.members:
-            member.set_backend(backend)
-
-    def shares_encoder_with(self, other: Any) -> bool:
-        return False
 
     def member_probabilities(self, texts: Sequence[str], *, progress: bool = False) -> list[list[tuple[list[Word], np.ndarray]]]:
         """Each member's :meth:`EntityTagger.tag_probabilities` of ``texts`` (one encoder pass each)."""
