@@ -20,7 +20,7 @@ Llm = Annotated[str, typer.Option("--llm", help="Reply model: local (SmolLM2-135
 IndexDir = Annotated[Path | None, typer.Option("--index", help="Knowledge-base index from 'agent index build' (default: the shipped base).")]
 Kb = Annotated[Path | None, typer.Option("--kb", help="A knowledge base (JSONL/CSV/Markdown) to index and answer from instead.")]
 Intents = Annotated[Path | None, typer.Option("--intents", help="Intent model directory (default: shipped).")]
-Entities = Annotated[Path | None, typer.Option("--entities", help="Entity model directory (default: shipped).")]
+Entities = Annotated[Path | None, typer.Option("--entities", help="Entity tagger checkpoint or tagger ensemble folder (default: shipped).")]
 Sentiment = Annotated[Path | None, typer.Option("--sentiment", help="Sentiment model directory (default: shipped).")]
 Router = Annotated[Path | None, typer.Option("--router", help="Router thresholds JSON (default: agent/assets/router.json).")]
 Backend = Annotated[str, typer.Option(help="Where the quantum heads run: exact, aer[:shots=N][,noise=fake_…].")]

@@ -112,6 +112,24 @@ def test_finetune_ner_refits_on_all_training_data_with_a_given_prior_weight(tiny
     assert isinstance(tagger.predict(["send 20 pounds to Anna tomorrow"])[0], list)
 
 
+@pytest.mark.parametrize(("options", "carve_seed"), [(["--seed", "1"], 1), (["--seed", "1", "--split-seed", "0"], 0)])
+def test_split_seed_keeps_the_validation_carve_while_seed_changes(options, carve_seed, tmp_path, monkeypatch):
+    import finetune.data
+    from agent.cli import app
+
+    seen = {}
+
+    def load_entities(*args, **kwargs):
+        seen.update(kwargs)
+        raise finetune.data.DataError("stop here")  # the carve's seed is all this test looks at
+
+    monkeypatch.setattr(finetune.data, "load_entities", load_entities)
+    result = runner.invoke(app, ["finetune", "ner", "--data", str(tmp_path), "--frozen", *options,
+                                 "--out", str(tmp_path / "m")])
+    assert result.exit_code == 1 and "stop here" in result.stderr
+    assert seen["seed"] == carve_seed
+
+
 def test_cli_errors_are_one_line(tmp_path):
     from agent.cli import app
 
