@@ -363,9 +363,10 @@ def _assemble_tagged(
 
 def _check_fraction(val_fraction: float, *, allow_zero: bool = False) -> None:
     # Below 0.5 so that carving both validation and test from one file still leaves training data.
-    if not (0 <= val_fraction if allow_zero else 0 < val_fraction) or not val_fraction < 0.5:
-        low = "from 0 up to" if allow_zero else "between 0 and"
-        raise DataError(f"val_fraction must be {low} 0.5, got {val_fraction}")
+    if allow_zero and not 0 <= val_fraction < 0.5:
+        raise DataError(f"val_fraction must be from 0 up to 0.5, got {val_fraction}")
+    if not allow_zero and not 0 < val_fraction < 0.5:
+        raise DataError(f"val_fraction must be between 0 and 0.5, got {val_fraction}")
 
 
 def _fill_splits(

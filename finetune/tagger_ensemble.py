@@ -4,7 +4,8 @@ Taggers trained alike from different seeds tag the same sentence differently at 
 entities; averaging their word probabilities before the one constrained decoding keeps what they
 agree on (BENCHMARKS.md, "Entities"). An ensemble folder has the layout of a classifier ensemble
 (:mod:`finetune.ensemble`), with task ``ner``, the BIO tags as its labels, and its own
-tag-transition prior (``decoding.json``, weight chosen on validation for the averaged probabilities)::
+tag-transition prior (``decoding.json``: transitions counted on the training sentences as written,
+without the members' mention-replaced copies; weight chosen on validation for the averaged probabilities)::
 
     ensemble.json     {"format": "qagent-ensemble/1", "task": "ner", "labels", "members", "weights", "metrics"}
     decoding.json     the ensemble's prior (finetune.tag_transitions)

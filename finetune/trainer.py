@@ -255,8 +255,6 @@ class Trainer:
                     val_logits = self.predict_logits(val_inputs)
                     record["val_loss"] = loss_fn(val_logits, val_labels).item()
                     record["val_score"] = score = self.score_fn(val_labels.numpy(), val_logits.numpy())
-                else:
-                    score = float(epoch)  # the last epoch is the one kept
                 record["seconds"] = time.perf_counter() - start
                 loop.history.append(record)
                 shown = {"val": f"{record['val_score']:.4f}"} if validating else {}
@@ -271,7 +269,9 @@ class Trainer:
                     else:
                         callback(record)
                 loop.next_epoch()
-                if score > loop.best_score:
+                if not validating:
+                    loop.best_epoch = epoch  # the model already holds the last weights: nothing to copy
+                elif score > loop.best_score:
                     loop.best_score, loop.best_epoch, loop.stale = score, epoch, 0
                     loop.best_state = self._trainable_state()
                 else:
