@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from finetune.console import echo_json, friendly_errors
 from finetune.runs.command import command_argv, tracked_run, training_hooks
+
+if TYPE_CHECKING:  # the CLI imports its heavy modules inside the commands
+    from finetune.data import TaggedDataset
+    from finetune.tagging import TaggedExample
 
 app = typer.Typer(no_args_is_help=True, help="Train intent, sentiment (and entity) models.")
 
@@ -210,6 +214,8 @@ def ner(
     lora_targets: LoraTargets = "query,key,value,dense", encoder: EncoderPath = "default", max_length: MaxLength = 128,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch (1 is fastest on a busy machine).")] = None,
     augment: Annotated[int, typer.Option(help="Mention-replaced copies of each training sentence with entities (0: none; validation and test are never augmented).")] = 0,
+    mentions: Annotated[str | None, typer.Option(help="More mentions for --augment to draw half its replacements from: 'faker' (made-up people's and company names) or a JSON file {entity type: [mentions]}, e.g. your payees and merchants.")] = None,
+    share_mentions: Annotated[list[str] | None, typer.Option(help="Entity types that are one kind of mention in different roles, comma-separated, e.g. date,date_from,date_to: --augment swaps in mentions of any of them. Repeat for more groups.")] = None,
     json_output: JsonOutput = False,
 ) -> dict[str, Any]:
     """Train an entity tagger (NLU++ banking slots by default); LoRA fine-tuning unless --frozen."""
@@ -242,10 +248,7 @@ def ner(
         raise typer.BadParameter("training without validation data needs --prior-weight: run once with "
                                  "validation first and take the weight from its decoding.json (and --epochs "
                                  "from its best epoch)", param_hint="--val-fraction")
-    if augment:
-        from finetune.augment import augment as augmented
-
-        dataset.train = augmented(dataset.train, augment, seed=seed)
+    dataset.train = _augmented(dataset, augment, mentions, share_mentions or [], seed)
     ansatz = AnsatzConfig(n_qubits=qubits, depth=depth, encoding=encoding, readout=readout)
     head_config = HeadConfig(kind=head, ansatz=ansatz, n_circuits=circuits, hidden=hidden, dropout=dropout)
     targets = tuple(t.strip() for t in lora_targets.split(",") if t.strip())
@@ -268,6 +271,47 @@ def ner(
     scored = f" --folds {','.join(map(str, folds['test_folds']))}" if folds else ""
     typer.echo(f"  evaluate: agent eval ner {trained.path} --data {data}{scored}")
     return summary
+
+
+def _augmented(dataset: TaggedDataset, copies: int, mentions: str | None, share: list[str], seed: int) -> list[TaggedExample]:
+    """The training split with --augment's copies, drawing on --mentions and --share-mentions."""
+    for option, value in (("--mentions", mentions), ("--share-mentions", share)):
+        if value and not copies:
+            raise typer.BadParameter(f"{option} is only used by --augment; add --augment N (e.g. 6)", param_hint=option)
+    groups = [_mention_group(g, dataset.entity_types) for g in share]
+    if len({t for g in groups for t in g}) < sum(map(len, groups)):
+        raise typer.BadParameter("an entity type may be in one group only", param_hint="--share-mentions")
+    if not copies:
+        return dataset.train
+    from finetune.augment import augment, faker_mentions, load_mentions, mention_pool
+
+    extra = None
+    if mentions == "faker":
+        extra = faker_mentions(mention_pool(dataset.train), seed=seed)
+    elif mentions is not None:
+        try:
+            extra = load_mentions(mentions, dataset.entity_types)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--mentions") from exc
+    if extra:
+        typer.echo("extra mentions: " + ", ".join(f"{len(v)} {k}" for k, v in extra.items()), err=True)
+    elif mentions == "faker":
+        typer.echo("warning: --mentions faker makes up person_name and company_name mentions; the data has neither",
+                   err=True)
+    return augment(dataset.train, copies, seed=seed, extra=extra, shared=groups)
+
+
+def _mention_group(value: str, entity_types: list[str]) -> list[str]:
+    """One --share-mentions group: two or more of the data's entity types."""
+    group = [t.strip() for t in value.split(",") if t.strip()]
+    unknown = [t for t in group if t not in entity_types]
+    if unknown:
+        raise typer.BadParameter(f"{', '.join(unknown)}: not an entity type of the data (have: {', '.join(entity_types)})",
+                                 param_hint="--share-mentions")
+    if len(set(group)) < 2:
+        raise typer.BadParameter(f"{value!r} names one type; a group shares mentions between two or more",
+                                 param_hint="--share-mentions")
+    return list(dict.fromkeys(group))
 
 
 @app.command("joint")

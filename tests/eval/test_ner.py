@@ -87,6 +87,43 @@ def test_finetune_ner_augments_the_training_split_only(tiny_entities_dir, tmp_pa
     assert "--augment 2" in config["command"]
 
 
+def test_finetune_ner_draws_extra_mentions_from_faker_or_a_file(tiny_entities_dir, tmp_path):
+    from agent.cli import app
+
+    options = ["finetune", "ner", "--data", str(tiny_entities_dir), "--frozen", "--epochs", "1", "--json"]
+    made_up = runner.invoke(app, [*options, "--augment", "1", "--mentions", "faker", "--out", str(tmp_path / "f")])
+    assert made_up.exit_code == 0, made_up.output
+    assert "extra mentions: " in made_up.stderr and " person_name" in made_up.stderr
+    assert "--mentions faker" in json.loads((tmp_path / "f" / "config.json").read_text())["command"]
+
+    payees = tmp_path / "payees.json"
+    payees.write_text('{"payee": ["Zoe"]}')
+    wrong_type = runner.invoke(app, [*options, "--augment", "1", "--mentions", str(payees), "--out", str(tmp_path / "p")])
+    assert wrong_type.exit_code == 1 and "Invalid value for --mentions" in wrong_type.stderr
+    assert "'payee' is not an entity type" in wrong_type.stderr and "Traceback" not in wrong_type.output
+    unused = runner.invoke(app, [*options, "--mentions", "faker", "--out", str(tmp_path / "u")])
+    assert unused.exit_code == 1 and "only used by --augment" in unused.stderr
+    assert not (tmp_path / "p" / "config.json").exists() and not (tmp_path / "u" / "config.json").exists()
+
+
+def test_finetune_ner_share_mentions_groups_are_checked(tiny_entities_dir, tmp_path):
+    from agent.cli import app
+
+    options = ["finetune", "ner", "--data", str(tiny_entities_dir), "--frozen", "--epochs", "1", "--augment", "1"]
+    cases = {("date,when",): "when: not an entity type of the data",
+             ("date",): "names one type",
+             ("date,person_name", "person_name,amount_of_money"): "in one group only"}
+    for groups, message in cases.items():
+        result = runner.invoke(app, [*options, *[a for g in groups for a in ("--share-mentions", g)],
+                                     "--out", str(tmp_path / "m")])
+        assert result.exit_code == 1 and "Invalid value for --share-mentions" in result.stderr, result.output
+        assert message in result.stderr and "Traceback" not in result.output
+    assert not (tmp_path / "m" / "config.json").exists()
+    shared = runner.invoke(app, [*options, "--share-mentions", "person_name,date", "--out", str(tmp_path / "s"), "--json"])
+    assert shared.exit_code == 0, shared.output
+    assert "--share-mentions person_name,date" in json.loads((tmp_path / "s" / "config.json").read_text())["command"]
+
+
 def test_finetune_ner_refits_on_all_training_data_with_a_given_prior_weight(tiny_entities_dir, tmp_path):
     from agent.cli import app
     from finetune.tagger import EntityTagger
