@@ -277,7 +277,7 @@ def _augmented(dataset: TaggedDataset, copies: int, mentions: str | None, share:
     """The training split with --augment's copies, drawing on --mentions and --share-mentions."""
     for option, value in (("--mentions", mentions), ("--share-mentions", share)):
         if value and not copies:
-            raise typer.BadParameter(f"{option} is only used by --augment; add --augment N (e.g. 6)", param_hint=option)
+            raise typer.BadParameter("only used by --augment; add --augment N (e.g. 6)", param_hint=option)
     groups = [_mention_group(g, dataset.entity_types) for g in share]
     if len({t for g in groups for t in g}) < sum(map(len, groups)):
         raise typer.BadParameter("an entity type may be in one group only", param_hint="--share-mentions")
