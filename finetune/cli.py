@@ -283,7 +283,7 @@ def _augmented(dataset: TaggedDataset, copies: int, mentions: str | None, share:
         raise typer.BadParameter("an entity type may be in one group only", param_hint="--share-mentions")
     if not copies:
         return dataset.train
-    from finetune.augment import augment, faker_mentions, load_mentions, mention_pool
+    from finetune.augment import FAKER_TYPES, augment, faker_mentions, load_mentions, mention_pool
 
     extra = None
     if mentions == "faker":
@@ -296,7 +296,7 @@ def _augmented(dataset: TaggedDataset, copies: int, mentions: str | None, share:
     if extra:
         typer.echo("extra mentions: " + ", ".join(f"{len(v)} {k}" for k, v in extra.items()), err=True)
     elif mentions == "faker":
-        typer.echo("warning: --mentions faker makes up person_name and company_name mentions; the data has neither",
+        typer.echo(f"warning: --mentions faker makes up {' and '.join(FAKER_TYPES)} mentions; the data has neither",
                    err=True)
     return augment(dataset.train, copies, seed=seed, extra=extra, shared=groups)
 
