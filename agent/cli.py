@@ -77,6 +77,7 @@ def serve(
     auth: Annotated[str | None, typer.Option(envvar="QAGENT_UI_AUTH", show_default=False, help="user:password a browser must log in with (or set QAGENT_UI_AUTH, which keeps it out of the process list).")] = None,
     monitor_db: Annotated[Path | None, typer.Option("--monitor-db", help="A news-monitor database to open on the Monitor tab.")] = None,
     max_upload_mb: Annotated[float, typer.Option(help="Largest file the page accepts, in MB.")] = 20.0,
+    monitor_models: Annotated[str, typer.Option(help="What scores feeds uploaded on the Monitor tab: 'news' (the monitor's own models, as `agent monitor score`; loaded at the first upload) or 'assistant' (its loaded models: less memory, two encoder passes a headline).")] = "news",
     llm: Llm = "local", index: IndexDir = None, kb: Kb = None, intents: Intents = None, entities: Entities = None,
     sentiment: Sentiment = None, router: Router = None, backend: Backend = "exact",
     max_new_tokens: MaxNewTokens = 96, threads: Threads = None,
@@ -84,11 +85,14 @@ def serve(
     """Serve the web UI: chat with the assistant, watch the news monitor, inspect the models."""
     from agent.chat_cli import load_assistant
     from ui.app import AppConfig
+    from ui.monitor import MONITOR_MODELS
     from ui.server import ServeConfig
     from ui.server import serve as run_server
 
     config = ServeConfig(host=host, port=port, share=share, auth=auth, max_upload_mb=max_upload_mb)
-    app_config = AppConfig(monitor_db=monitor_db, max_upload_mb=max_upload_mb)
+    if monitor_models not in MONITOR_MODELS:
+        raise typer.BadParameter(f"must be one of {', '.join(MONITOR_MODELS)}; got {monitor_models!r}", param_hint="--monitor-models")
+    app_config = AppConfig(monitor_db=monitor_db, max_upload_mb=max_upload_mb, monitor_models=monitor_models)
     run_server(
         config,
         lambda say: load_assistant(llm, index, kb, intents, entities, sentiment, router, backend, max_new_tokens, threads),

@@ -21,6 +21,7 @@ from typing import Any
 
 import ui  # noqa: F401  (switches Gradio's analytics off before gradio is imported)
 from ui.feedback import FeedbackLog
+from ui.monitor import MONITOR_MODELS
 
 TITLE = "qagent: banking assistant and news monitor"
 # Layout only: keep the side panel's source blocks readable and the circuit images unstretched.
@@ -42,16 +43,23 @@ class AppConfig:
         data_dir: Where feeds uploaded on the Monitor tab are scored into databases (default:
             ``$QAGENT_HOME/ui/monitor``).
         max_upload_mb: Largest file the page accepts; bigger uploads get a message, not a crash.
+        monitor_models: What scores uploaded feeds: ``news``, the monitor's own models (the same
+            scores as ``agent monitor score``; loaded at the first upload), or ``assistant``, the
+            assistant's loaded models (no extra memory, but two encoder passes a headline and a
+            tagger that finds fewer company names in news).
     """
 
     feedback_path: Path | None = None
     monitor_db: Path | None = None
     data_dir: Path | None = None
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB
+    monitor_models: str = "news"
 
     def __post_init__(self) -> None:
         if not self.max_upload_mb > 0:
             raise ValueError(f"max_upload_mb must be > 0, got {self.max_upload_mb}")
+        if self.monitor_models not in MONITOR_MODELS:
+            raise ValueError(f"monitor_models must be one of {', '.join(MONITOR_MODELS)}; got {self.monitor_models!r}")
 
     @property
     def max_upload_bytes(self) -> int:

@@ -28,6 +28,9 @@ logger = logging.getLogger("ui.monitor")
 FEED_TYPES = [".jsonl", ".ndjson", ".json", ".csv", ".xml", ".rss", ".atom"]
 WATCHLIST_TYPES = [".json", ".yaml", ".yml", ".csv"]
 DB_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+# Which models score uploads: the monitor's own pair (what ``agent monitor score`` uses, so the page
+# and the command line agree on a feed), or the assistant's already-loaded ones (less memory).
+MONITOR_MODELS = ("news", "assistant")
 ALERT_COLUMNS = ["id", "company / topic", "kind", "from", "to", "negative / items", "share", "statistic", "evidence"]
 
 
@@ -38,13 +41,41 @@ def default_data_dir() -> Path:
     return qagent_home().expanduser() / "ui" / "monitor"
 
 
-def shared_scorer(assistant: Any) -> Callable[[Any], Any] | None:
-    """Score with the assistant's already-loaded sentiment and entity models (None: let the monitor load its own).
+class NewsScorer:
+    """Makes scorers with the news monitor's own models (``agent monitor score``'s defaults,
+    ``agent/assets/models/news-*``), loaded at the first upload and kept for the next ones.
 
-    These are not the command line's defaults (``agent monitor score`` uses the news pair,
-    ``agent/assets/models/news-*``): sharing saves the memory and the load of two more models in
-    the web server, at the cost of two encoder passes a headline and the assistant's tagger,
-    which finds fewer company names in news sentences (BENCHMARKS.md, Entities).
+    Args:
+        config: Scoring settings, models included (default: the command line's).
+        load: Loads a scorer for a watch-list (default :func:`agent.monitor.scoring.load_scorer`).
+    """
+
+    def __init__(self, config: Any = None, load: Callable[[Any, Any], Any] | None = None) -> None:
+        self.config = config
+        self._load = load
+        self._loaded: Any = None
+        self._lock = threading.Lock()  # two first uploads at once load the models once
+
+    def __call__(self, watchlist: Any) -> Any:
+        from agent.monitor.scoring import ModelScorer, ScoringConfig, load_scorer
+
+        with self._lock:
+            if self._loaded is None:
+                load = self._load or load_scorer
+                self._loaded = load(self.config or ScoringConfig(), watchlist)
+                return self._loaded
+        base = self._loaded
+        return ModelScorer(base.encoder, base.sentiment, base.tagger, watchlist, base.config)
+
+
+def shared_scorer(assistant: Any) -> Callable[[Any], Any] | None:
+    """Score with the assistant's already-loaded sentiment and entity models (None: it has none).
+
+    These are not the command line's defaults (``agent monitor score`` and the page use the news
+    pair, see :class:`NewsScorer`): sharing saves the memory and the load of two more models in
+    the web server (``agent serve --monitor-models assistant``), at the cost of two encoder passes a
+    headline and the assistant's tagger, which finds fewer company names in news sentences
+    (BENCHMARKS.md, Entities), so a feed may score differently here than on the command line.
     """
     nlu = getattr(assistant, "nlu", None)
     if nlu is None or getattr(nlu, "sentiment", None) is None or getattr(nlu, "encoder", None) is None:
@@ -56,6 +87,14 @@ def shared_scorer(assistant: Any) -> Callable[[Any], Any] | None:
         return ModelScorer(nlu.encoder, nlu.sentiment, getattr(nlu, "entities", None), watchlist)
 
     return make
+
+
+def upload_scorer(models: str, assistant: Any = None) -> Callable[[Any], Any]:
+    """The scorer factory for ``models``: ``news`` (the monitor's pair) or ``assistant`` (its loaded
+    models; the news pair where the assistant has none, as a scripted one in tests)."""
+    if models not in MONITOR_MODELS:
+        raise ValueError(f"monitor models must be one of {', '.join(MONITOR_MODELS)}; got {models!r}")
+    return (models == "assistant" and shared_scorer(assistant)) or NewsScorer()
 
 
 @dataclass(frozen=True)
@@ -75,7 +114,8 @@ class MonitorHandlers:
         data_dir: Folder for the databases of uploaded feeds (created when first needed).
         max_upload_bytes: Largest feed or watch-list accepted.
         known_db: A database to offer first (``agent serve --monitor-db``).
-        scorer: Makes a scorer for a watch-list (see :func:`shared_scorer`); None loads the shipped models.
+        scorer: Makes a scorer for a watch-list (:class:`NewsScorer` or :func:`shared_scorer`); None
+            loads the monitor's models for each upload.
     """
 
     def __init__(self, data_dir: Path, max_upload_bytes: int, known_db: Path | None = None,
@@ -213,14 +253,15 @@ def build_monitor_tab(config: Any, assistant: Any = None, tab: Any = None) -> Mo
     """Lay out the Monitor tab inside the current ``gr.Blocks``/``gr.Tab`` context.
 
     Args:
-        config: The page's :class:`ui.app.AppConfig` (data folder, ``--monitor-db``, upload limit).
-        assistant: Its loaded models score uploads (see :func:`shared_scorer`).
+        config: The page's :class:`ui.app.AppConfig` (data folder, ``--monitor-db``, upload limit,
+            which models score uploads).
+        assistant: Its loaded models score uploads with ``monitor_models="assistant"`` (see :func:`shared_scorer`).
         tab: The ``gr.Tab``; opening it refreshes the database list and the shown database.
     """
     import gradio as gr
 
-    handlers = MonitorHandlers(config.data_dir or default_data_dir(), config.max_upload_bytes,
-                               config.monitor_db, shared_scorer(assistant))
+    handlers = MonitorHandlers(config.data_dir or default_data_dir(), config.max_upload_bytes, config.monitor_db,
+                               upload_scorer(config.monitor_models, assistant))
     choices = _choices(handlers.databases())
     with gr.Row():
         with gr.Column(scale=1):

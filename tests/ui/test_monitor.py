@@ -89,3 +89,42 @@ def test_an_uploaded_feed_is_scored_plotted_and_its_alert_shown_with_evidence(tm
     assert alert[2] == "company" and alert[5].endswith("/ 9")
     assert alert[-1].startswith("9 items: Northwind Bank slashes outlook")  # the evidence, by headline
     assert handlers.show(db).alerts == view.alerts  # picking it again shows the same
+
+
+def test_the_news_models_load_at_the_first_upload_and_are_kept():
+    from types import SimpleNamespace
+
+    from agent.monitor.scoring import ModelScorer, ScoringConfig
+    from ui.monitor import NewsScorer
+
+    sentiment = SimpleNamespace(labels=["negative", "neutral", "positive"])
+    loads = []
+
+    def load(config, watchlist):  # load_scorer without the models
+        loads.append(config)
+        return ModelScorer("encoder", sentiment, "tagger", watchlist, ScoringConfig(threads=1))
+
+    make = NewsScorer(load=load)
+    first, second = make("watch-a"), make("watch-b")
+    assert len(loads) == 1 and first.watchlist == "watch-a"
+    assert (second.encoder, second.sentiment, second.tagger, second.watchlist) == ("encoder", sentiment, "tagger", "watch-b")
+    assert second.config.threads == 1
+
+
+def test_uploads_are_scored_by_the_news_models_unless_the_assistant_is_asked_for():
+    from ui.app import AppConfig
+    from ui.monitor import NewsScorer, upload_scorer
+
+    class Nlu:
+        encoder, sentiment, entities = "encoder", "sentiment", "tagger"
+
+    class WithModels:
+        nlu = Nlu()
+
+    assert isinstance(upload_scorer("news", WithModels()), NewsScorer)
+    assert not isinstance(upload_scorer("assistant", WithModels()), NewsScorer)
+    assert isinstance(upload_scorer("assistant", object()), NewsScorer)  # an assistant without models
+    assert AppConfig().monitor_models == "news"
+    for bad in (lambda: upload_scorer("both"), lambda: AppConfig(monitor_models="both")):
+        with pytest.raises(ValueError, match="must be one of news, assistant; got 'both'"):
+            bad()

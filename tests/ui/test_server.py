@@ -56,12 +56,18 @@ def test_serve_command_passes_its_options_on(monkeypatch):
         seen.update(config=config, app_config=app_config)
 
     monkeypatch.setattr("ui.server.serve", fake_serve)
-    result = runner.invoke(cli, ["serve", "--host", "0.0.0.0", "--port", "8123", "--share", "--max-upload-mb", "5"],
-                           env={"QAGENT_UI_AUTH": "alice:pw"})
+    result = runner.invoke(cli, ["serve", "--host", "0.0.0.0", "--port", "8123", "--share", "--max-upload-mb", "5",
+                                 "--monitor-models", "assistant"], env={"QAGENT_UI_AUTH": "alice:pw"})
     assert result.exit_code == 0, result.output
     config = seen["config"]
     assert (config.host, config.port, config.share, config.credentials) == ("0.0.0.0", 8123, True, ("alice", "pw"))
-    assert seen["app_config"].max_upload_mb == 5
+    assert (seen["app_config"].max_upload_mb, seen["app_config"].monitor_models) == (5, "assistant")
+
+
+def test_unknown_monitor_models_fail_in_one_line():
+    result = runner.invoke(cli, ["serve", "--monitor-models", "both"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "--monitor-models" in result.output and "must be one of news, assistant; got 'both'" in result.output
 
 
 def test_bad_auth_fails_in_one_line_without_loading_models():
