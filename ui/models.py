@@ -103,10 +103,14 @@ def model_card(name: str, checkpoint: Any) -> ModelCard:
 
 
 def metric_rows(metrics: dict[str, Any], prefix: str = "") -> list[list[Any]]:
-    """Flatten ``metrics.json`` into [name, value] rows; per-epoch history becomes its length."""
+    """Flatten ``metrics.json`` into [name, value] rows; per-epoch history becomes its length, and
+    what was not measured (``None``, e.g. the validation score of a model refitted on all its data)
+    is left out."""
     rows: list[list[Any]] = []
     for key, value in metrics.items():
         name = f"{prefix}{key}"
+        if value is None:
+            continue
         if isinstance(value, dict):
             rows += metric_rows(value, prefix=f"{name}.")
         elif isinstance(value, list):
