@@ -94,7 +94,8 @@ def upload_scorer(models: str, assistant: Any = None) -> Callable[[Any], Any]:
     models; the news pair where the assistant has none, as a scripted one in tests)."""
     if models not in MONITOR_MODELS:
         raise ValueError(f"monitor models must be one of {', '.join(MONITOR_MODELS)}; got {models!r}")
-    return (models == "assistant" and shared_scorer(assistant)) or NewsScorer()
+    shared = shared_scorer(assistant) if models == "assistant" else None
+    return shared if shared is not None else NewsScorer()
 
 
 @dataclass(frozen=True)
