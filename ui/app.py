@@ -46,7 +46,7 @@ class AppConfig:
         monitor_models: What scores uploaded feeds: ``news``, the monitor's own models (the same
             scores as ``agent monitor score``; loaded at the first upload), or ``assistant``, the
             assistant's loaded models (no extra memory, but two encoder passes a headline and a
-            tagger that finds fewer company names in news).
+            sentiment model made for chat, less accurate on news).
     """
 
     feedback_path: Path | None = None
