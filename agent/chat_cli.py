@@ -14,7 +14,7 @@ from typing import Annotated, Any, TextIO
 
 import typer
 
-from finetune.console import echo_json, friendly_errors
+from finetune.cli.console import echo_json, friendly_errors
 
 Llm = Annotated[str, typer.Option("--llm", help="Reply model: local (SmolLM2-135M), hf:/path/to/model, or openai:URL:MODEL.")]
 IndexDir = Annotated[Path | None, typer.Option("--index", help="Knowledge-base index from 'agent index build' (default: the shipped base).")]

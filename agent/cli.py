@@ -16,8 +16,8 @@ from agent.chat_cli import ask, chat
 from agent.chat_cli import Backend, Entities, IndexDir, Intents, Kb, Llm, MaxNewTokens, Router, Sentiment, Threads
 from agent.monitor.cli import app as monitor_app
 from eval.cli import bench_app, eval_app
-from finetune.cli import app as finetune_app
-from finetune.console import echo_json, friendly_errors
+from finetune.cli.commands import app as finetune_app
+from finetune.cli.console import echo_json, friendly_errors
 from finetune.quantum.cli import app as backends_app
 from finetune.runs.cli import app as jobs_app
 from retrieval.cli import app as index_app

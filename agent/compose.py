@@ -77,7 +77,7 @@ _COURTESY = frozenset(
 
 
 class EntityLike(Protocol):
-    """Anything with an entity ``type`` and the ``text`` it covers (e.g. ``finetune.tagger.Entity``)."""
+    """Anything with an entity ``type`` and the ``text`` it covers (e.g. ``finetune.models.tagger.Entity``)."""
 
     type: str
     text: str

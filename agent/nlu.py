@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from finetune.tagger import Entity
+from finetune.models.tagger import Entity
 
 OUT_OF_SCOPE = "out_of_scope"
 # The assistant's sentiment model: a hybrid head on the plain encoder's features, so it reads the
@@ -80,8 +80,8 @@ class NLU:
 
     Args:
         encoder: The plain (adapter-free) encoder; also embeds retrieval queries.
-        intents: Intent classifier (``finetune.classifier.TextClassifier``) or None.
-        entities: Entity tagger (``finetune.tagger.EntityTagger``) or None.
+        intents: Intent classifier (``finetune.models.classifier.TextClassifier``) or None.
+        entities: Entity tagger (``finetune.models.tagger.EntityTagger``) or None.
         sentiment: Sentiment classifier or None.
         max_chars: Longer messages are cut to this many characters before the models run.
     """
@@ -101,12 +101,12 @@ class NLU:
         """Load the shipped models (or the given checkpoint directories) around one shared encoder.
 
         The default sentiment model is :data:`CHAT_SENTIMENT_DIR`; ``sentiment_dir`` may also name an
-        ensemble folder (:mod:`finetune.ensemble`).
+        ensemble folder (:mod:`finetune.models.ensemble`).
         """
-        from finetune.classifier import TextClassifier
-        from finetune.encoder import Encoder
-        from finetune.ensemble import load_classifier
-        from finetune.tagger_ensemble import load_tagger
+        from finetune.models.classifier import TextClassifier
+        from finetune.models.encoder import Encoder
+        from finetune.models.ensemble import load_classifier
+        from finetune.models.tagger_ensemble import load_tagger
 
         encoder = encoder if encoder is not None else Encoder.load()
         return cls(
@@ -124,7 +124,7 @@ class NLU:
     @torch.no_grad()
     def understand_batch(self, messages: Sequence[str]) -> list[Understanding]:
         """Understand many messages with batched model passes."""
-        from finetune.nlu_models import analyze_with_features
+        from finetune.models.passes import analyze_with_features
 
         if isinstance(messages, str):
             raise TypeError("understand_batch takes a list of messages")
@@ -150,7 +150,7 @@ class NLU:
         """Each model with its own (LoRA) encoder runs its pass on a worker thread while this thread
         runs the shared plain pass: torch releases the GIL inside its kernels, so on a 2-core
         machine with one torch thread per pass the passes overlap instead of queueing."""
-        from finetune.nlu_models import Analysis, analyze, analyze_with_features
+        from finetune.models.passes import Analysis, analyze, analyze_with_features
 
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="qagent-nlu")
@@ -159,7 +159,7 @@ class NLU:
                if model is not None and not model.uses_frozen_encoder}
         futures = {}
         if "entities" in own and "sentiment" in own and own["sentiment"].shares_encoder_with(own["entities"]):
-            # Trained together on one adapter (finetune.joint_training): one pass serves both.
+            # Trained together on one adapter (finetune.training.joint): one pass serves both.
             pair = {"entities": own.pop("entities"), "sentiment": own.pop("sentiment")}
             futures["pair"] = self._pool.submit(_no_grad(lambda t: analyze(t, encoder=self.encoder, **pair)), texts)
         futures.update({name: self._pool.submit(_no_grad(model.predict), texts) for name, model in own.items()})

@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from finetune.data import load_intents
-from finetune.encoder import Encoder, EncoderConfig, FeatureCache
-from finetune.heads import Head, HeadConfig, count_parameters, matched_mlp
+from finetune.data.loaders import load_intents
+from finetune.models.encoder import Encoder, EncoderConfig, FeatureCache
+from finetune.models.heads import Head, HeadConfig, count_parameters, matched_mlp
 from finetune.quantum.kernel import QSVCBaseline, QSVCConfig
-from finetune.trainer import Trainer, TrainingArguments
+from finetune.training.trainer import Trainer, TrainingArguments
 
 ROWS = ("linear", "quantum", "mlp=quantum", "hybrid", "mlp=hybrid", "qsvc")
 

@@ -27,7 +27,7 @@ def _percentiles(values: Sequence[float]) -> dict[str, float]:
 def benchmark_messages(data_dir: str | Path | None, limit: int) -> list[str]:
     """BANKING77 test queries (or the scripted conversations' messages), the first ``limit``."""
     try:
-        from finetune.data import load_intents
+        from finetune.data.loaders import load_intents
 
         texts = [e.text for e in load_intents("banking77", data_dir=data_dir).test]
     except (FileNotFoundError, ValueError):

@@ -17,9 +17,9 @@ import numpy as np
 
 from eval import metrics
 from eval.reports import plot_confusion_matrix, plot_training_curves, write_report
-from finetune.classifier import TextClassifier
-from finetune.data import OUT_OF_SCOPE, DataError, TextExample, load_intents, load_sentiment
-from finetune.encoder import FeatureCache
+from finetune.models.classifier import TextClassifier
+from finetune.data.loaders import OUT_OF_SCOPE, DataError, TextExample, load_intents, load_sentiment
+from finetune.models.encoder import FeatureCache
 
 SPLITS = ("train", "validation", "test")
 
@@ -51,7 +51,7 @@ def load_eval_data(
     dataset = loader(source, data_dir=data_dir, text_column=text_column, label_column=label_column)
     oos: list[TextExample] = []
     if oos_source is not None:
-        from finetune.oos import clinc_oos_examples
+        from finetune.data.oos import clinc_oos_examples
 
         clinc = load_intents(oos_source, data_dir=data_dir)
         oos = getattr(clinc_oos_examples(clinc, data_dir=data_dir), split)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from finetune.console import echo_json, friendly_errors
+from finetune.cli.console import echo_json, friendly_errors
 from finetune.runs.command import tracked_run
 
 bench_app = typer.Typer(no_args_is_help=True, help="Speed benchmarks (ratios measured in one run).")
@@ -78,7 +78,7 @@ def bench_monitor(
 ) -> None:
     """Throughput of 'agent monitor score' (local engine): items/s with the shipped models and SQLite writes."""
     from eval.monitor_bench import format_results, run_monitor_benchmark, write_benchmark_feed
-    from finetune.data import resolve_data_dir
+    from finetune.data.loaders import resolve_data_dir
 
     folder = resolve_data_dir(data_dir)
     modes = [m.strip() for m in mode.split(",") if m.strip()]
@@ -111,7 +111,7 @@ def bench_ablation(
     from eval.ablation import format_table, run_ablation
     from eval.reports import write_report
     from finetune.quantum.kernel import QSVCConfig
-    from finetune.trainer import TrainingArguments
+    from finetune.training.trainer import TrainingArguments
 
     report = run_ablation(
         data_dir=data_dir, rows=tuple(r.strip() for r in rows.split(",") if r.strip()),
@@ -179,8 +179,8 @@ def eval_sentiment(
 def _evaluate(task, model, data, data_dir, split, oos_data, backend, limit, seed, text_column, label_column,
               out, json_output, runtime="torch") -> dict:
     from eval.classification import evaluate_classifier, format_report, load_eval_data
-    from finetune.encoder import FeatureCache
-    from finetune.ensemble import load_classifier
+    from finetune.models.encoder import FeatureCache
+    from finetune.models.ensemble import load_classifier
 
     classifier = load_classifier(None if model == "default" else model, task=task)
     if classifier.task != task:
@@ -216,10 +216,10 @@ def eval_ner(
     import torch
 
     from eval.ner import evaluate_tagger, format_report
-    from finetune.cli import parse_folds
-    from finetune.data import NLUPP_FOLDS, load_entities
-    from finetune.tagger_ensemble import load_tagger
-    from finetune.tagger_training import recorded_data_warnings
+    from finetune.cli.commands import parse_folds
+    from finetune.data.loaders import NLUPP_FOLDS, load_entities
+    from finetune.models.tagger_ensemble import load_tagger
+    from finetune.training.tagger import recorded_data_warnings
 
     if threads is not None:
         torch.set_num_threads(threads)

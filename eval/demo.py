@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from finetune.heads import Head, HeadConfig
+from finetune.models.heads import Head, HeadConfig
 from finetune.quantum.ansatz import AnsatzConfig
-from finetune.trainer import Trainer, TrainingArguments
+from finetune.training.trainer import Trainer, TrainingArguments
 
 DEFAULT_BACKENDS = ("exact", "aer", "aer:shots=1024", "aer:noise=fake_sherbrooke,shots=1024")
 

@@ -2,7 +2,7 @@
 
 Spans are matched with seqeval's strict IOB2 mode: an entity counts only when its type and both
 edges are right. Gold and predicted entities are both written as BIO tags over the same words
-(:func:`finetune.tagging.words_with_offsets`), so a predicted span is judged on exactly the words
+(:func:`finetune.data.tagging.words_with_offsets`), so a predicted span is judged on exactly the words
 the gold one covers, whatever the encoder's truncation did.
 """
 
@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from eval.reports import plot_bars, plot_training_curves, write_report
-from finetune.tagger import Entity, EntityTagger
-from finetune.tagger_ensemble import TaggerEnsemble
-from finetune.tagger_training import recorded_data_warnings
-from finetune.tagging import Span, TaggedExample, spans_to_bio
+from finetune.models.tagger import Entity, EntityTagger
+from finetune.models.tagger_ensemble import TaggerEnsemble
+from finetune.training.tagger import recorded_data_warnings
+from finetune.data.tagging import Span, TaggedExample, spans_to_bio
 
 
 def entity_report(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> dict[str, Any]:

@@ -31,8 +31,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from finetune.cli import SETUPS, parse_folds, setup_folds
-from finetune.data import NLUPP_FOLDS
+from finetune.cli.commands import SETUPS, parse_folds, setup_folds
+from finetune.data.loaders import NLUPP_FOLDS
 
 CV = "cv"
 DEFAULT_FOLDS = {"large": "0-19", "20-fold": "0-19", CV: "0-17"}  # cv stays off the test folds 18-19

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from finetune.checkpoint import write_json
+from finetune.models.checkpoint import write_json
 
 
 def write_report(directory: str | Path, name: str, report: Mapping[str, Any]) -> Path:

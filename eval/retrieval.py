@@ -56,7 +56,7 @@ def recall_at_k(index: Index, texts: Sequence[str], labels: Sequence[str], *, ks
 def evaluate_banking77(index: Index, *, data_dir: str | Path | None = None, limit: int | None = None,
                        progress: bool = False) -> dict[str, Any]:
     """``recall_at_k`` on the BANKING77 test split (the first ``limit`` queries when given)."""
-    from finetune.data import load_intents
+    from finetune.data.loaders import load_intents
 
     test = load_intents("banking77", data_dir=data_dir).test[:limit]
     report = recall_at_k(index, [e.text for e in test], [e.label for e in test], progress=progress)
@@ -71,8 +71,8 @@ def main(
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Recall@1/@3 of the right knowledge-base answer for BANKING77 test queries."""
-    from finetune.console import echo_json
-    from finetune.encoder import Encoder, EncoderConfig
+    from finetune.cli.console import echo_json
+    from finetune.models.encoder import Encoder, EncoderConfig
     from retrieval.documents import default_knowledge_base_path, load_documents
     from retrieval.index import build_index, read_meta
 
@@ -96,6 +96,6 @@ def main(
 
 
 if __name__ == "__main__":  # pragma: no cover
-    from finetune.console import friendly_errors
+    from finetune.cli.console import friendly_errors
 
     typer.run(friendly_errors(main))

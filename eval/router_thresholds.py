@@ -68,9 +68,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     from agent.nlu import CHAT_SENTIMENT_DIR
-    from finetune.classifier import TextClassifier
-    from finetune.data import load_intents, load_sentiment
-    from finetune.encoder import Encoder
+    from finetune.models.classifier import TextClassifier
+    from finetune.data.loaders import load_intents, load_sentiment
+    from finetune.models.encoder import Encoder
 
     encoder = Encoder.load()
     intents = TextClassifier.load(task="intents", encoder=encoder)

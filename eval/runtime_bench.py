@@ -32,9 +32,9 @@ def run_runtime_benchmark(texts: list[str], *, threads: int, batch_size: int = 6
 
     import torch
 
-    from finetune.encoder import Encoder, EncoderConfig
-    from finetune.tagging import words_with_offsets
-    from finetune.tagger import EntityTagger
+    from finetune.models.encoder import Encoder, EncoderConfig
+    from finetune.data.tagging import words_with_offsets
+    from finetune.models.tagger import EntityTagger
 
     torch.set_num_threads(threads)
     if model is None:
@@ -64,7 +64,7 @@ def run_runtime_benchmark(texts: list[str], *, threads: int, batch_size: int = 6
 
 
 def main(argv: list[str] | None = None) -> None:
-    from finetune.data import resolve_data_dir
+    from finetune.data.loaders import resolve_data_dir
 
     parser = argparse.ArgumentParser(prog="python -m eval.runtime_bench", description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=1024)

@@ -3,7 +3,7 @@
 Run: ``python -m eval.tagger_agreement MODEL [--reference agent/assets/models/ner] [--data-dir ../shared/data] [--json]``
 
 The news monitor tags headlines like the finance tweets, but no data set labels their entities.
-A tagger trained jointly with sentiment (:mod:`finetune.joint_training`) must keep tagging them as
+A tagger trained jointly with sentiment (:mod:`finetune.training.joint`) must keep tagging them as
 the tagger trained alone does. This measures that on the tweets' test split (``valid.csv``, links
 stripped as the monitor benchmark strips them), which no model trains on, not even through a
 teacher's pseudo-labels:
@@ -23,7 +23,7 @@ from typing import Any
 
 from agent.monitor.scoring import ScoringConfig
 from eval.monitor_bench import as_headline
-from finetune.tagger import Entity
+from finetune.models.tagger import Entity
 
 MONITOR_MIN_SCORE = ScoringConfig().min_entity_score  # the confidence at which the monitor counts a name
 
@@ -65,9 +65,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--examples", type=int, default=0, help="Also list this many headlines whose counted companies differ.")
     args = parser.parse_args(argv)
 
-    from finetune.checkpoint import CheckpointError
-    from finetune.data import load_sentiment
-    from finetune.tagger_ensemble import load_tagger
+    from finetune.models.checkpoint import CheckpointError
+    from finetune.data.loaders import load_sentiment
+    from finetune.models.tagger_ensemble import load_tagger
 
     try:
         taggers = {"model": load_tagger(args.model), "reference": load_tagger(args.reference)}

@@ -44,8 +44,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
     args = parser.parse_args(argv)
 
-    from finetune.encoder import Encoder
-    from finetune.tagger_ensemble import load_tagger
+    from finetune.models.encoder import Encoder
+    from finetune.models.tagger_ensemble import load_tagger
 
     texts = args.text or [*CHAT, *NEWS]
     encoder = Encoder.load()

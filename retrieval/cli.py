@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from finetune.console import echo_json, friendly_errors
+from finetune.cli.console import echo_json, friendly_errors
 from retrieval.documents import DEFAULT_CHUNK_SIZE
 from retrieval.index import DEFAULT_INTENT_BOOST, DEFAULT_MAX_LENGTH
 
@@ -25,7 +25,7 @@ def build(
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Embed a knowledge base and write a verified FAISS index directory."""
-    from finetune.encoder import Encoder, EncoderConfig
+    from finetune.models.encoder import Encoder, EncoderConfig
     from retrieval.documents import load_documents
     from retrieval.index import build_index
 
@@ -53,7 +53,7 @@ def search(
     json_output: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False,
 ) -> None:
     """Search an index: best answers with their scores."""
-    from finetune.encoder import Encoder, EncoderConfig
+    from finetune.models.encoder import Encoder, EncoderConfig
     from retrieval.index import Index
 
     if not query.strip():

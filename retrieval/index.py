@@ -45,7 +45,7 @@ class RetrievalError(RuntimeError):
 
 
 class TextEncoder(Protocol):
-    """What an index needs from an encoder (``finetune.encoder.Encoder`` is one)."""
+    """What an index needs from an encoder (``finetune.models.encoder.Encoder`` is one)."""
 
     dim: int
 
@@ -142,7 +142,7 @@ class Index:
         """Write ``index.faiss``, ``docs.jsonl`` and, last, ``meta.json`` into ``directory``."""
         import faiss
 
-        from finetune.checkpoint import write_json
+        from finetune.models.checkpoint import write_json
 
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)

@@ -39,7 +39,7 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def base_encoder():
     """The default all-MiniLM-L6-v2 encoder, loaded once for the whole test session."""
-    from finetune.encoder import Encoder, EncoderConfig
+    from finetune.models.encoder import Encoder, EncoderConfig
 
     return Encoder.load(EncoderConfig())
 
@@ -88,12 +88,12 @@ def tiny_entities_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_joint(tiny_entities_dir, tmp_path_factory):
     """A sentiment classifier and an entity tagger trained together on one LoRA adapter (tiny data)."""
-    from finetune.classifier_training import LoraSettings
-    from finetune.data import TextDataset, TextExample, load_entities
-    from finetune.encoder import Encoder
-    from finetune.heads import HeadConfig
-    from finetune.joint_training import JointSpec, train_joint
-    from finetune.trainer import TrainingArguments
+    from finetune.training.classifier import LoraSettings
+    from finetune.data.loaders import TextDataset, TextExample, load_entities
+    from finetune.models.encoder import Encoder
+    from finetune.models.heads import HeadConfig
+    from finetune.training.joint import JointSpec, train_joint
+    from finetune.training.trainer import TrainingArguments
 
     texts = {"positive": ["shares soar after record profit", "company beats estimates and raises guidance",
                           "stock rallies on strong sales"],

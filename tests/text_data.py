@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from finetune.data import OUT_OF_SCOPE, TextDataset, TextExample
-from finetune.oos import OOSExamples
+from finetune.data.loaders import OUT_OF_SCOPE, TextDataset, TextExample
+from finetune.data.oos import OOSExamples
 
 TEXTS = {
     "card_lost": [

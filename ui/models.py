@@ -18,8 +18,8 @@ from typing import Any
 def default_model_dirs() -> dict[str, Path]:
     """The shipped checkpoints the assistant loads by default (the monitor's are agent/assets/models/news-*)."""
     from agent.nlu import CHAT_SENTIMENT_DIR
-    from finetune.classifier import default_model_dir
-    from finetune.tagger import ASSETS as NER_DIR
+    from finetune.models.classifier import default_model_dir
+    from finetune.models.tagger import ASSETS as NER_DIR
 
     return {"Intents": default_model_dir("intents"), "Entities": NER_DIR, "Sentiment": CHAT_SENTIMENT_DIR}
 
@@ -37,7 +37,7 @@ class ModelCard:
 
 
 def loaded_checkpoints(assistant: Any = None) -> dict[str, Any]:
-    """Display name → :class:`~finetune.checkpoint.Checkpoint` of the models the assistant runs.
+    """Display name → :class:`~finetune.models.checkpoint.Checkpoint` of the models the assistant runs.
 
     The assistant's own loaded models are used when it has them (``assistant.nlu``), so the page
     shows exactly what answers and the backend their heads run on; otherwise the shipped
@@ -47,15 +47,15 @@ def loaded_checkpoints(assistant: Any = None) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for name, attribute in (("Intents", "intents"), ("Entities", "entities"), ("Sentiment", "sentiment")):
         model = getattr(nlu, attribute, None)
-        members = getattr(model, "members", None)  # an ensemble (finetune.ensemble): one card per member
+        members = getattr(model, "members", None)  # an ensemble (finetune.models.ensemble): one card per member
         if members:
             found.update({f"{name} {i + 1}/{len(members)}": m.checkpoint for i, m in enumerate(members)})
         elif model is not None and hasattr(model, "checkpoint"):
             found[name] = model.checkpoint
     if found:
         return found
-    from finetune.checkpoint import load_checkpoint
-    from finetune.ensemble import is_ensemble, read_record
+    from finetune.models.checkpoint import load_checkpoint
+    from finetune.models.ensemble import is_ensemble, read_record
 
     for name, path in default_model_dirs().items():
         if is_ensemble(path):  # one card per member, as for a loaded ensemble
@@ -71,7 +71,7 @@ def model_card(name: str, checkpoint: Any) -> ModelCard:
 
     Args:
         name: Display name ("Intents").
-        checkpoint: A loaded :class:`~finetune.checkpoint.Checkpoint`; its head's backend is the
+        checkpoint: A loaded :class:`~finetune.models.checkpoint.Checkpoint`; its head's backend is the
             one in use.
     """
     head = checkpoint.head
@@ -182,7 +182,7 @@ def build_models_tab(assistant: Any = None) -> None:
     try:
         checkpoints = loaded_checkpoints(assistant)
     except Exception as exc:  # a missing checkpoint must not take the whole page down
-        from finetune.console import describe
+        from finetune.cli.console import describe
 
         gr.Markdown(f"Could not read the models: {describe(exc)}")
         return

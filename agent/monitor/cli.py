@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from finetune.console import echo_json, friendly_errors
+from finetune.cli.console import echo_json, friendly_errors
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Score news feeds into a SQLite database and raise negative-news alerts.")

@@ -1,7 +1,7 @@
 """Score news items: sentiment of the headline and of the body's sentences, and who is named.
 
 :class:`ModelScorer` runs the shipped sentiment classifier and entity tagger (through
-:func:`finetune.nlu_models.analyze`, one batched call for a whole batch of items) and the
+:func:`finetune.models.passes.analyze`, one batched call for a whole batch of items) and the
 watch-list matcher. Engines only need the :class:`Scorer` protocol, so unit tests can hand in a
 fake; the integration tests use the real models.
 
@@ -74,7 +74,7 @@ class ScoringConfig:
     encoder_batch_size: int = 32
 
     def __post_init__(self) -> None:
-        from finetune.encoder import RUNTIMES
+        from finetune.models.encoder import RUNTIMES
 
         if self.runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}; got {self.runtime!r}")
@@ -160,9 +160,9 @@ class ModelScorer:
 
     Args:
         encoder: The plain encoder the frozen models share.
-        sentiment: A :class:`finetune.classifier.TextClassifier` whose labels include negative,
+        sentiment: A :class:`finetune.models.classifier.TextClassifier` whose labels include negative,
             neutral and positive.
-        tagger: A :class:`finetune.tagger.EntityTagger`, or None for watch-list matching only.
+        tagger: A :class:`finetune.models.tagger.EntityTagger`, or None for watch-list matching only.
         watchlist: Companies and topics to find.
         config: Scoring settings.
     """
@@ -178,7 +178,7 @@ class ModelScorer:
 
     def score(self, items: Sequence[FeedItem]) -> list[ItemScore]:
         """Score ``items`` in one batched model call; returns one :class:`ItemScore` per item, in order."""
-        from finetune.nlu_models import analyze
+        from finetune.models.passes import analyze
 
         sentences = [self._body_sentences(item) for item in items]
         # Identical texts (syndicated headlines, boilerplate lines) are scored once.
@@ -265,9 +265,9 @@ def load_scorer(config: ScoringConfig, watchlist: Watchlist) -> ModelScorer:
     """Load the encoder and models named in ``config`` (from local files) into a :class:`ModelScorer`."""
     import torch
 
-    from finetune.encoder import Encoder
-    from finetune.ensemble import load_classifier
-    from finetune.tagger_ensemble import load_tagger
+    from finetune.models.encoder import Encoder
+    from finetune.models.ensemble import load_classifier
+    from finetune.models.tagger_ensemble import load_tagger
 
     if config.threads is not None:
         torch.set_num_threads(config.threads)

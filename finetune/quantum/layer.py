@@ -175,7 +175,7 @@ class CircuitLayer(torch.nn.Module):
         return base, slope[:, :, None] * delta[:, None, :]
 
     def training_state(self) -> dict[str, Any]:
-        """What a resumed training run needs besides the weights (see :class:`finetune.trainer.Trainer`):
+        """What a resumed training run needs besides the weights (see :class:`finetune.training.trainer.Trainer`):
         SPSA's random stream, and the backend's job count, which seeds each job's shots and
         names the job a resumed run looks up instead of submitting it again."""
         return {"rng": self._rng.bit_generator.state, "jobs": getattr(self.backend, "_jobs", 0)}

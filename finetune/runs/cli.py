@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from finetune.console import echo_json, friendly_errors
+from finetune.cli.console import echo_json, friendly_errors
 from finetune.runs.registry import LOG, STATUSES, RunCorruptError, RunError, RunRecord, RunRegistry
 
 app = typer.Typer(no_args_is_help=True, help="Recorded fine-tuning and evaluation runs.")

@@ -181,7 +181,7 @@ def _plain(value: Any) -> Any:
 
 def _echo_started(run_id: str, pid: int, *, json_output: bool) -> None:
     if json_output:
-        from finetune.console import echo_json
+        from finetune.cli.console import echo_json
 
         echo_json({"run": run_id, "pid": pid, "status": "queued"})
         return

@@ -4,7 +4,7 @@
 run's log file, turns SIGTERM (``agent jobs cancel``) into a clean ``cancelled``, and makes the
 run the ledger IBM Runtime jobs are recorded in. It ends the run as ``succeeded``, ``failed``
 (with the error's one-line message) or ``cancelled`` (Ctrl-C, SIGTERM). ``run.training_hooks()``
-gives a :class:`~finetune.trainer.Trainer` its progress callback and checkpoint settings.
+gives a :class:`~finetune.training.trainer.Trainer` its progress callback and checkpoint settings.
 
 Bookkeeping never kills a run: when the record cannot be written (the run folder was deleted,
 the disk is full) the run says so once on stderr and goes on.
@@ -78,10 +78,10 @@ class ActiveRun:
         return None
 
     def training_hooks(self) -> dict[str, Any]:
-        """``callbacks`` and ``checkpointing`` for a :class:`~finetune.trainer.Trainer` (or the
+        """``callbacks`` and ``checkpointing`` for a :class:`~finetune.training.trainer.Trainer` (or the
         training functions that build one): progress into the record, checkpoints into the run folder,
         resuming from the last checkpoint when an earlier attempt left one."""
-        from finetune.trainer import Checkpointing
+        from finetune.training.trainer import Checkpointing
 
         checkpointing = Checkpointing(self.dir / CHECKPOINTS, every_steps=self.checkpoint_every,
                                       resume_from=self.resume_point)
@@ -154,7 +154,7 @@ class ActiveRun:
         sys.stderr.write(message + "\n")
         sys.stderr.flush()
 
-    # --- finetune.trainer.TrainerCallback --------------------------------------------------------------
+    # --- finetune.training.trainer.TrainerCallback --------------------------------------------------------------
 
     def on_step(self, epoch: int, step: int, total_steps: int) -> None:
         if self._clock is None:
@@ -283,7 +283,7 @@ def run_record(
                 run.finish("cancelled", error="aborted")
                 raise
             except BaseException as exc:
-                from finetune.console import describe
+                from finetune.cli.console import describe
 
                 run.finish("failed", error=describe(exc))
                 raise

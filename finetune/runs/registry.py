@@ -5,7 +5,7 @@ Records live under ``$QAGENT_RUNS_DIR``, by default ``$QAGENT_HOME/runs`` (``~/.
     <run-id>/record.json      the record, replaced atomically (temp file, then rename) at each update
     <run-id>/run.log          everything the run printed
     <run-id>/lock             held by the run's process while it runs (finetune.runs.lock)
-    <run-id>/checkpoints/     the trainer's mid-run checkpoint (finetune.train_state)
+    <run-id>/checkpoints/     the trainer's mid-run checkpoint (finetune.training.train_state)
 
 Run ids sort by start time and name what ran: ``20250612-143015-finetune-intents-3fa2``. Commands
 accept an id, any unique prefix or suffix of one (``3fa2``), or ``latest``.
@@ -171,7 +171,7 @@ class RunRegistry:
         Raises:
             FileNotFoundError: The run folder was deleted.
         """
-        from finetune.checkpoint import write_json  # here: it imports torch, and `agent --help` should not
+        from finetune.models.checkpoint import write_json  # here: it imports torch, and `agent --help` should not
 
         record.updated_at = now()
         write_json(self.path(record.id) / RECORD, record.to_dict())

@@ -50,8 +50,8 @@ def test_settings_are_checked():
 
 @pytest.mark.slow
 def test_models_trained_on_one_adapter_share_a_pass_in_both_paths(tiny_joint, base_encoder):
-    from finetune.classifier import TextClassifier
-    from finetune.tagger import EntityTagger
+    from finetune.models.classifier import TextClassifier
+    from finetune.models.tagger import EntityTagger
 
     sentiment = TextClassifier.load(tiny_joint.sentiment_path, encoder=base_encoder)
     entities = EntityTagger.load(tiny_joint.ner_path, encoder=base_encoder)

@@ -8,12 +8,12 @@ import pytest
 from text_data import tiny_intents, tiny_oos
 
 from eval.classification import EvalData, evaluate_classifier, format_report
-from finetune.classifier_training import ClassifierSpec, train_classifier
-from finetune.data import DataError, TextExample
-from finetune.encoder import FeatureCache
-from finetune.heads import HeadConfig
+from finetune.training.classifier import ClassifierSpec, train_classifier
+from finetune.data.loaders import DataError, TextExample
+from finetune.models.encoder import FeatureCache
+from finetune.models.heads import HeadConfig
 from finetune.quantum.ansatz import AnsatzConfig
-from finetune.trainer import TrainingArguments
+from finetune.training.trainer import TrainingArguments
 
 # Accuracy of the shipped frozen-feature sentiment model on valid.csv, less a small margin.
 CHAT_SENTIMENT_FLOOR = 0.79
@@ -73,7 +73,7 @@ def test_backend_runs_the_same_head_on_aer(model):
 @pytest.mark.slow
 def test_shipped_intents_model_scores_on_banking77_and_clinc_oos(data_dir, base_encoder):
     from eval.classification import load_eval_data
-    from finetune.classifier import TextClassifier
+    from finetune.models.classifier import TextClassifier
 
     classifier = TextClassifier.load(task="intents", encoder=base_encoder)
     data = load_eval_data("intents", "banking77", "test", data_dir=data_dir, oos_source="clinc150")
@@ -88,7 +88,7 @@ def test_shipped_intents_model_scores_on_banking77_and_clinc_oos(data_dir, base_
 @pytest.mark.slow
 def test_shipped_sentiment_model_scores_on_fin_tweets_valid(data_dir, base_encoder):
     from eval.classification import load_eval_data
-    from finetune.ensemble import ClassifierEnsemble, load_classifier
+    from finetune.models.ensemble import ClassifierEnsemble, load_classifier
 
     classifier = load_classifier(task="sentiment", encoder=base_encoder)
     assert isinstance(classifier, ClassifierEnsemble)  # two LoRA models, probabilities averaged
@@ -107,7 +107,7 @@ def test_shipped_sentiment_model_scores_on_fin_tweets_valid(data_dir, base_encod
 def test_chat_sentiment_model_scores_on_fin_tweets_valid(data_dir, base_encoder):
     from agent.nlu import CHAT_SENTIMENT_DIR
     from eval.classification import load_eval_data
-    from finetune.classifier import TextClassifier
+    from finetune.models.classifier import TextClassifier
 
     classifier = TextClassifier.load(CHAT_SENTIMENT_DIR, encoder=base_encoder)
     data = load_eval_data("sentiment", "fin_tweets", "test", data_dir=data_dir)
@@ -120,7 +120,7 @@ def test_chat_sentiment_model_scores_on_fin_tweets_valid(data_dir, base_encoder)
 def test_news_sentiment_model_scores_on_fin_tweets_valid(data_dir, base_encoder):
     from agent.monitor.scoring import NEWS_SENTIMENT_DIR
     from eval.classification import load_eval_data
-    from finetune.classifier import TextClassifier
+    from finetune.models.classifier import TextClassifier
 
     classifier = TextClassifier.load(NEWS_SENTIMENT_DIR, encoder=base_encoder)
     report = evaluate_classifier(classifier, load_eval_data("sentiment", "fin_tweets", "test", data_dir=data_dir),

@@ -4,7 +4,7 @@ import pytest
 from typer.testing import CliRunner
 
 from eval.ner import entities_to_tags, entity_report, evaluate_tagger, format_report
-from finetune.tagger import Entity
+from finetune.models.tagger import Entity
 
 runner = CliRunner()
 
@@ -126,7 +126,7 @@ def test_finetune_ner_share_mentions_groups_are_checked(tiny_entities_dir, tmp_p
 
 def test_finetune_ner_refits_on_all_training_data_with_a_given_prior_weight(tiny_entities_dir, tmp_path):
     from agent.cli import app
-    from finetune.tagger import EntityTagger
+    from finetune.models.tagger import EntityTagger
 
     for split in ("train", "test"):  # no validation file, and --val-fraction 0 carves none
         (tmp_path / f"{split}.jsonl").write_text((tiny_entities_dir / f"{split}.jsonl").read_text())
@@ -151,16 +151,16 @@ def test_finetune_ner_refits_on_all_training_data_with_a_given_prior_weight(tiny
 
 @pytest.mark.parametrize(("options", "carve_seed"), [(["--seed", "1"], 1), (["--seed", "1", "--split-seed", "0"], 0)])
 def test_split_seed_keeps_the_validation_carve_while_seed_changes(options, carve_seed, tmp_path, monkeypatch):
-    import finetune.data
+    import finetune.data.loaders
     from agent.cli import app
 
     seen = {}
 
     def load_entities(*args, **kwargs):
         seen.update(kwargs)
-        raise finetune.data.DataError("stop here")  # the carve's seed is all this test looks at
+        raise finetune.data.loaders.DataError("stop here")  # the carve's seed is all this test looks at
 
-    monkeypatch.setattr(finetune.data, "load_entities", load_entities)
+    monkeypatch.setattr(finetune.data.loaders, "load_entities", load_entities)
     result = runner.invoke(app, ["finetune", "ner", "--data", str(tmp_path), "--frozen", *options,
                                  "--out", str(tmp_path / "m")])
     assert result.exit_code == 1 and "stop here" in result.stderr

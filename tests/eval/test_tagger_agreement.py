@@ -1,7 +1,7 @@
 import pytest
 
 from eval.tagger_agreement import agreement, differing_companies, headlines_with_company
-from finetune.tagger import Entity
+from finetune.models.tagger import Entity
 
 
 def _company(start, end, score=0.9):

@@ -74,7 +74,7 @@ def test_only_listed_databases_can_be_opened(tmp_path):
 def test_an_uploaded_feed_is_scored_plotted_and_its_alert_shown_with_evidence(tmp_path, sample, base_encoder):
     from agent.monitor.scoring import ModelScorer
     from agent.nlu import CHAT_SENTIMENT_DIR
-    from finetune.classifier import TextClassifier
+    from finetune.models.classifier import TextClassifier
 
     sentiment = TextClassifier.load(CHAT_SENTIMENT_DIR, encoder=base_encoder)
     # Watch-list matching only (no tagger): the alert comes from the watched names.

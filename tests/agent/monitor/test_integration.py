@@ -36,8 +36,8 @@ COMPARED = {
 def models(base_encoder):
     """The assistant's shipped sentiment classifier and entity tagger on the session's encoder, loaded once."""
     from agent.nlu import CHAT_SENTIMENT_DIR
-    from finetune.classifier import TextClassifier
-    from finetune.tagger_ensemble import load_tagger
+    from finetune.models.classifier import TextClassifier
+    from finetune.models.tagger_ensemble import load_tagger
 
     return base_encoder, TextClassifier.load(CHAT_SENTIMENT_DIR, encoder=base_encoder), load_tagger(encoder=base_encoder)
 
@@ -125,7 +125,7 @@ def test_cli_scores_a_feed_with_the_shipped_models(tmp_path):
 def test_the_ray_engine_stores_exactly_what_the_local_engine_stores(tmp_path, models):
     ray = pytest.importorskip("ray", reason="the Ray engine needs pip install 'qagent[ray]'")
     from agent.nlu import CHAT_SENTIMENT_DIR
-    from finetune.tagger import ASSETS as NER_ASSETS
+    from finetune.models.tagger import ASSETS as NER_ASSETS
 
     sample = write_sample(tmp_path / "sample")
     lines = Path(sample["feed"]).read_text().splitlines()

@@ -185,8 +185,8 @@ def test_training_on_a_fake_ibm_device_resumes_without_paying_twice(tmp_path):
     the jobs submitted after that checkpoint are fetched, and the model ends as if never killed."""
     import torch
 
-    from finetune.heads import Head, HeadConfig
-    from finetune.trainer import Trainer, TrainerCallback, TrainingArguments
+    from finetune.models.heads import Head, HeadConfig
+    from finetune.training.trainer import Trainer, TrainerCallback, TrainingArguments
 
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(30, 4, generator=generator)

@@ -10,10 +10,10 @@ import pytest
 import torch
 import typer
 
-from finetune.heads import Head, HeadConfig
+from finetune.models.heads import Head, HeadConfig
 from finetune.runs.recorder import RunCancelled, run_record
 from finetune.runs.registry import RunBusyError, RunError, RunNotFoundError, RunRegistry
-from finetune.trainer import Trainer, TrainerCallback, TrainingArguments
+from finetune.training.trainer import Trainer, TrainerCallback, TrainingArguments
 
 COMMAND = ["agent", "finetune", "intents", "--epochs", "3"]
 

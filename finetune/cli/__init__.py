@@ -1,0 +1,1 @@
+"""The ``agent finetune`` commands and the console helpers every command line of qagent uses."""

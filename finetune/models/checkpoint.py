@@ -1,0 +1,184 @@
+"""Model directories: safetensors weights and JSON metadata, never pickle.
+
+A checkpoint directory holds::
+
+    config.json       format, task, head config (with the ansatz), encoder config, training
+                      settings, the command that made it, task settings (e.g. a threshold)
+    labels.json       class names in logit order
+    head.safetensors  the head's weights
+    metrics.json      evaluation results (optional)
+    adapter/          LoRA adapter of the encoder (optional, peft's safetensors format)
+
+Loading rebuilds the head from ``config.json`` — the same circuit, from the same ansatz
+config — and then loads the weights, so a checkpoint cannot silently run a different circuit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from finetune.models.heads import Head, HeadConfig
+
+FORMAT = "qagent-checkpoint/1"
+CONFIG, LABELS, WEIGHTS, METRICS, ADAPTER = (
+    "config.json",
+    "labels.json",
+    "head.safetensors",
+    "metrics.json",
+    "adapter",
+)
+ENSEMBLE = "ensemble.json"  # marks a folder of several checkpoints (finetune.models.ensemble), not one
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint directory is missing, incomplete or inconsistent."""
+
+
+@dataclass
+class Checkpoint:
+    """A loaded model directory."""
+
+    path: Path
+    task: str
+    head: Head
+    labels: list[str]
+    encoder: dict[str, Any]
+    settings: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def adapter_dir(self) -> Path | None:
+        path = self.path / ADAPTER
+        return path if path.is_dir() else None
+
+
+def save_checkpoint(
+    directory: str | Path,
+    *,
+    task: str,
+    head: Head,
+    labels: list[str],
+    encoder: dict[str, Any],
+    training: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+    command: str | None = None,
+) -> Path:
+    """Write a checkpoint directory (created if needed) and return its path."""
+    from safetensors.torch import save_file
+
+    if len(labels) != head.config.n_classes:
+        raise CheckpointError(f"{len(labels)} labels for a head with {head.config.n_classes} classes")
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    state = {name: tensor.detach().contiguous().cpu() for name, tensor in head.state_dict().items()}
+    write_atomic(path / WEIGHTS, lambda tmp: save_file(state, str(tmp), metadata={"format": FORMAT}))
+    config = {
+        "format": FORMAT,
+        "task": task,
+        "head": head.config.to_dict(),
+        "encoder": encoder,
+        "training": training or {},
+        "settings": settings or {},
+        "command": command,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": _versions(),
+    }
+    write_json(path / CONFIG, config)
+    write_json(path / LABELS, list(labels))
+    if metrics is not None:
+        write_json(path / METRICS, metrics)
+    return path
+
+
+def load_checkpoint(directory: str | Path, backend: str = "exact") -> Checkpoint:
+    """Load a checkpoint; ``backend`` chooses where the head's circuits run."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(directory)
+    if not path.is_dir():
+        raise CheckpointError(f"model directory not found: {path} (train one with 'agent finetune …')")
+    if (path / ENSEMBLE).is_file() and not (path / CONFIG).is_file():
+        raise CheckpointError(f"{path} is an ensemble of models, not one: load it with "
+                              "finetune.models.ensemble.load_classifier or finetune.models.tagger_ensemble.load_tagger "
+                              "(the CLI commands do)")
+    for name in (CONFIG, LABELS, WEIGHTS):
+        if not (path / name).is_file():
+            raise CheckpointError(f"{path} is not a qagent model: {name} is missing")
+    config = read_json(path / CONFIG)
+    if config.get("format") != FORMAT:
+        raise CheckpointError(f"{path / CONFIG}: unknown format {config.get('format')!r}, expected {FORMAT}")
+    labels = read_json(path / LABELS)
+    try:
+        head_config = HeadConfig.from_dict(config["head"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path / CONFIG}: invalid head config: {exc}") from exc
+    if not isinstance(labels, list) or len(labels) != head_config.n_classes:
+        raise CheckpointError(f"{path / LABELS} must list {head_config.n_classes} class names")
+    head = Head(head_config, backend=backend)
+    try:
+        state = load_file(str(path / WEIGHTS))
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{path / WEIGHTS} is unreadable ({exc}); retrain or restore it") from exc
+    try:
+        head.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise CheckpointError(f"{path / WEIGHTS} does not match config.json: {first}") from exc
+    head.eval()
+    metrics = read_json(path / METRICS) if (path / METRICS).is_file() else {}
+    return Checkpoint(
+        path=path,
+        task=config.get("task", ""),
+        head=head,
+        labels=labels,
+        encoder=config.get("encoder", {}),
+        settings=config.get("settings", {}),
+        metrics=metrics,
+        config=config,
+    )
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path} is not valid JSON: {exc}") from exc
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically: a crash leaves the old file or the new one, never half of one."""
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
+    """Call ``write(tmp)`` on a file beside ``path``, then rename it over ``path``; on any error the
+    old file stays as it was and the temporary file is removed."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for package in ("qagent", "torch", "qiskit", "qiskit-aer", "transformers"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            pass
+    return found

@@ -1,0 +1,174 @@
+"""Text classification (intents, sentiment): the model a caller loads once and asks many times.
+
+A trained classifier is a checkpoint directory (see :mod:`finetune.models.checkpoint`): a head on
+sentence features of the encoder, optionally a LoRA adapter of the encoder, and task settings
+such as the out-of-scope threshold. Training lives in :mod:`finetune.training.classifier`.
+
+Usage::
+
+    clf = TextClassifier.load(task="intents")          # the shipped default
+    clf.predict(["I lost my card"])[0].label           # 'lost_or_stolen_card'
+
+When several models share the frozen encoder, run it once and hand each the features::
+
+    features = encoder.encode(texts)
+    intents.predict_features(features); sentiment.predict_features(features)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from finetune.models.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from finetune.data.loaders import OUT_OF_SCOPE
+from finetune.models.encoder import Encoder, FeatureCache
+from finetune.models.heads import Head
+from finetune.models.base import CheckpointModel
+from finetune.data.oos import abstain
+
+TASKS = ("intents", "sentiment")
+ASSETS = Path(__file__).resolve().parents[2] / "agent" / "assets" / "models"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One text's prediction; ``label`` is ``out_of_scope`` when the classifier abstains."""
+
+    label: str
+    confidence: float
+    probs: dict[str, float]
+
+
+def default_model_dir(task: str) -> Path:
+    """Where the shipped default model of ``task`` lives (``agent/assets/models/<task>``)."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {', '.join(TASKS)}; got {task!r}")
+    return ASSETS / task
+
+
+class EncodedClassifier(nn.Module):
+    """Encoder + head as one module taking a list of texts (for LoRA training and inference)."""
+
+    def __init__(self, encoder: Encoder, head: Head) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+
+    def forward(self, texts: Sequence[str]) -> torch.Tensor:
+        sentence, _ = self.encoder(self.encoder.tokenize(list(texts)))
+        return self.head(sentence)
+
+
+class TextClassifier(CheckpointModel):
+    """A loaded classifier: labels, head, optional own encoder (LoRA), optional threshold.
+
+    Build one with :meth:`load`. ``predict`` runs the encoder; ``predict_features`` takes frozen
+    sentence features computed elsewhere (only for models whose encoder is frozen).
+    """
+
+    def __init__(self, checkpoint: Checkpoint, encoder: Encoder | None = None) -> None:
+        super().__init__(checkpoint, encoder)
+        self.labels: list[str] = list(checkpoint.labels)
+        self.task: str = checkpoint.task
+        threshold = checkpoint.settings.get("threshold")
+        self.threshold: float | None = None if threshold is None else float(threshold)
+
+    @classmethod
+    def load(
+        cls,
+        model_dir: str | Path | None = None,
+        *,
+        task: str = "intents",
+        encoder: Encoder | None = None,
+        backend: str = "exact",
+    ) -> TextClassifier:
+        """Load a classifier directory (``None``: the shipped default for ``task``).
+
+        Args:
+            model_dir: A checkpoint directory written by ``agent finetune intents|sentiment``.
+            task: Which shipped default to load when ``model_dir`` is None.
+            encoder: A loaded frozen encoder to share (it is copied, never changed, when the
+                model carries a LoRA adapter). Loaded on first use when not given.
+            backend: Where the head's circuits run (``exact``, ``aer:noise=fake_sherbrooke,shots=1024``…).
+        """
+        path = Path(model_dir) if model_dir is not None else default_model_dir(task)
+        checkpoint = load_checkpoint(path, backend=backend)
+        if checkpoint.task not in TASKS:
+            raise CheckpointError(f"{path} holds a {checkpoint.task!r} model, not a text classifier")
+        if model_dir is None and checkpoint.task != task:
+            raise CheckpointError(f"{path} holds a {checkpoint.task!r} model, expected {task!r}")
+        classifier = cls(checkpoint)
+        if encoder is not None:
+            classifier._attach(encoder)
+        return classifier
+
+    def encode(
+        self, texts: Sequence[str], *, cache: FeatureCache | None = None, progress: bool = False
+    ) -> torch.Tensor:
+        """Sentence features ``[N, D]`` of this model's encoder (cached on disk when ``cache`` is given)."""
+        if cache is not None:
+            return cache.get_or_compute(self.encoder, list(texts), progress=progress)
+        return self.encoder.encode(list(texts), progress=progress)
+
+    @torch.no_grad()
+    def probabilities(self, features: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities ``[N, C]`` (labels in ``self.labels`` order) from sentence features."""
+        if features.ndim != 2 or features.shape[1] != self.head.config.in_features:
+            raise ValueError(
+                f"features must be [N, {self.head.config.in_features}], got {list(features.shape)}"
+            )
+        self.head.eval()
+        chunks = [self.head(features[i : i + batch_size]) for i in range(0, len(features), batch_size)]
+        logits = torch.cat(chunks) if chunks else torch.zeros(0, len(self.labels))
+        return torch.softmax(logits.float(), dim=-1).numpy()
+
+    def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[Prediction]:
+        """Predict every text (empty strings are fine; long texts are truncated with a warning)."""
+        if isinstance(texts, str):
+            raise TypeError("predict takes a list of texts; wrap a single text in a list")
+        if not texts:
+            return []
+        features = torch.cat(
+            [self.encoder.encode(list(texts[i : i + batch_size])) for i in range(0, len(texts), batch_size)]
+        )
+        return self._predictions(self.probabilities(features))
+
+    def predict_features(self, features: torch.Tensor) -> list[Prediction]:
+        """Predict from precomputed frozen sentence features ``[N, D]`` (one shared encoder pass)."""
+        if not self.uses_frozen_encoder:
+            raise ValueError("this model has a LoRA adapter: call predict(texts), not predict_features")
+        return self.predict_encoded(features)
+
+    def predict_encoded(self, features: torch.Tensor) -> list[Prediction]:
+        """Predict from sentence features ``[N, D]`` of this model's own encoder, adapter included
+        (e.g. a pass shared with a tagger trained on the same adapter)."""
+        return self._predictions(self.probabilities(features))
+
+    def decide(self, probs: np.ndarray) -> list[str]:
+        """Labels for probability rows, abstaining (``out_of_scope``) below the threshold."""
+        index = abstain(probs, self.labels, self.threshold)
+        return [OUT_OF_SCOPE if i < 0 else self.labels[i] for i in index]
+
+    def _predictions(self, probs: np.ndarray) -> list[Prediction]:
+        out = []
+        for row, label in zip(probs, self.decide(probs)):
+            distribution = {name: float(p) for name, p in zip(self.labels, row)}
+            out.append(Prediction(label, float(row.max()), distribution))
+        return out
+
+    def _check_encoder(self, encoder: Encoder) -> None:
+        # Pooling and normalization shape the sentence features the head was fitted on, so they must match too.
+        want, have = self.encoder_config, encoder.config
+        if (want.model_id, want.pooling, want.normalize) != (have.model_id, have.pooling, have.normalize):
+            raise CheckpointError(
+                f"{self.checkpoint.path} was trained on encoder {want.model_id} "
+                f"(pooling={want.pooling}, normalize={want.normalize}); the given encoder differs"
+            )
+        if encoder.has_adapter:
+            raise CheckpointError("pass the plain (frozen) encoder; the model adds its own adapter")

@@ -1,0 +1,43 @@
+import typer
+from typer.testing import CliRunner
+
+from finetune.cli.console import describe, friendly_errors
+
+app = typer.Typer()
+
+
+@app.command()
+@friendly_errors
+def run(kind: str) -> None:
+    if kind == "value":
+        raise ValueError("shots must be > 0, got -1\nsecond line is dropped")
+    if kind == "bug":
+        raise KeyError("oops")
+    typer.echo("fine")
+
+
+def test_errors_become_one_line_and_exit_code_1():
+    result = CliRunner().invoke(app, ["value"])
+    assert result.exit_code == 1
+    assert result.output == "error: shots must be > 0, got -1\n"
+
+
+def test_unexpected_errors_say_how_to_get_the_traceback(monkeypatch):
+    monkeypatch.delenv("QAGENT_DEBUG", raising=False)
+    result = CliRunner().invoke(app, ["bug"])
+    assert result.exit_code == 1
+    assert "unexpected KeyError" in result.output and "QAGENT_DEBUG=1" in result.output
+
+
+def test_debug_mode_keeps_the_traceback(monkeypatch):
+    monkeypatch.setenv("QAGENT_DEBUG", "1")
+    result = CliRunner().invoke(app, ["bug"])
+    assert isinstance(result.exception, KeyError)
+
+
+def test_success_passes_through():
+    assert CliRunner().invoke(app, ["ok"]).output == "fine\n"
+
+
+def test_describe_keeps_messages_of_our_own_errors():
+    assert describe(FileNotFoundError("no such file: x.csv")) == "no such file: x.csv"

@@ -1,0 +1,163 @@
+import pytest
+import torch
+from torch.nn import functional as F
+
+from finetune.models.classifier import TextClassifier
+from finetune.training.joint import JointSpec, joint_loss, joint_scores, pseudo_tag_rows
+from finetune.models.passes import analyze
+from finetune.models.tagger import IGNORE, Entity, EntityTagger
+
+
+def test_joint_loss_reads_each_task_from_its_own_slots():
+    n_tags, n_sentiment, n_words = 3, 2, 2
+    logits = torch.randn(2, n_tags + n_sentiment, 1 + n_words)
+    labels = torch.full((2, 1 + n_words), IGNORE)
+    labels[0, 0] = n_tags + 1  # a sentiment example, class 1
+    labels[1, 1:] = torch.tensor([2, 0])  # a tagging example
+    expected = F.cross_entropy(logits[:1, n_tags:, 0], torch.tensor([1])) + 0.5 * F.cross_entropy(
+        logits[1:, :n_tags, 1:], labels[1:, 1:])
+    assert torch.allclose(joint_loss(n_tags, tagging_weight=0.5)(logits, labels), expected)
+    only_tags = labels.clone()
+    only_tags[0, 0] = IGNORE  # a batch without sentiment examples skips that term
+    assert torch.allclose(joint_loss(n_tags)(logits, only_tags), F.cross_entropy(logits[:, :n_tags, 1:], only_tags[:, 1:]))
+
+
+def test_joint_loss_weighs_pseudo_labels_on_sentiment_examples_apart():
+    n_tags, n_sentiment, n_words = 3, 2, 2
+    logits = torch.randn(2, n_tags + n_sentiment, 1 + n_words)
+    labels = torch.full((2, 1 + n_words), IGNORE)
+    labels[0, 0] = n_tags  # a sentiment example with a teacher's tags
+    labels[0, 1:] = torch.tensor([1, 0])
+    labels[1, 1:] = torch.tensor([2, 0])  # a gold tagging example
+    sentiment = F.cross_entropy(logits[:1, n_tags:, 0], torch.tensor([0]))
+    gold = F.cross_entropy(logits[1:, :n_tags, 1:], labels[1:, 1:])
+    pseudo = F.cross_entropy(logits[:1, :n_tags, 1:], labels[:1, 1:])
+    assert torch.allclose(joint_loss(n_tags, pseudo_weight=0.25)(logits, labels), sentiment + gold + 0.25 * pseudo)
+    assert torch.allclose(joint_loss(n_tags)(logits, labels), sentiment + gold)  # no teacher: its tags are not read
+
+
+class _Teacher:
+    """Tags the word 'shares' as a person's name: no gold example ever does, so only pseudo-labels teach it."""
+
+    entity_types = ["person_name"]
+    checkpoint = type("Checkpoint", (), {"path": "teacher"})()
+
+    def predict(self, texts, *, progress=False):
+        return [[Entity("person_name", "shares", i, i + 6, 0.9) for i in range(len(t)) if t.startswith("shares", i)]
+                for t in texts]
+
+
+def test_pseudo_tag_rows_turn_a_teachers_entities_into_word_tags():
+    tags = ["O", "B-person_name", "I-person_name"]
+    [(text, words, word_tags)] = pseudo_tag_rows(_Teacher(), ["shares soar"], tags)
+    assert text == "shares soar" and [w for w, _, _ in words] == ["shares", "soar"]
+    assert word_tags == ["B-person_name", "O"]
+    with pytest.raises(ValueError, match="teacher tagger has tags"):
+        pseudo_tag_rows(_Teacher(), ["shares soar"], ["O", "B-date", "I-date"])
+
+
+@pytest.mark.slow
+def test_a_teachers_pseudo_labels_teach_the_shared_tagger(tiny_entities_dir, tmp_path):
+    from finetune.training.classifier import LoraSettings
+    from finetune.data.loaders import TextDataset, TextExample, load_entities
+    from finetune.models.encoder import Encoder
+    from finetune.models.heads import HeadConfig
+    from finetune.training.joint import train_joint
+    from finetune.training.trainer import TrainingArguments
+
+    rows = [TextExample("shares soar after record profit", "positive"), TextExample("shares plunge on weak sales", "negative"),
+            TextExample("board to meet on Thursday", "neutral")]
+    sentiment = TextDataset("tiny-sentiment", ["negative", "neutral", "positive"], rows * 4, rows, rows)
+    spec = JointSpec(sentiment_head=HeadConfig(kind="linear"), tagger_head=HeadConfig(kind="linear"),
+                     lora=LoraSettings(r=2, alpha=4), pseudo_tagging_weight=1.0)
+    args = TrainingArguments(epochs=6, batch_size=16, lr=1e-2, patience=6, progress=False)
+    trained = train_joint(sentiment, load_entities(str(tiny_entities_dir)), spec, args, Encoder.load(),
+                          tmp_path / "sentiment", tmp_path / "ner", teacher=_Teacher())
+    joint = trained.tagger.checkpoint.settings["joint"]
+    assert joint["teacher"] == "teacher" and joint["pseudo_tagged_texts"] == 12 and joint["pseudo_entities"] == 8
+    found = trained.tagger.predict(["shares soar after record profit"])[0]
+    assert [(e.type, e.text) for e in found] == [("person_name", "shares")]
+
+
+def test_joint_scores_split_the_packed_logits():
+    tags = ["O", "B-date", "I-date"]
+    logits = torch.full((2, 5, 3), -5.0)
+    labels = torch.full((2, 3), IGNORE)
+    labels[0, 0] = 3 + 1
+    logits[0, 3 + 1, 0] = 5.0  # right sentiment
+    labels[1, 1:] = torch.tensor([1, 0])
+    logits[1, 1, 1], logits[1, 0, 2] = 5.0, 5.0  # B-date, O: right entity
+    scores = joint_scores(labels.numpy(), logits.numpy(), tags)
+    assert scores == {"sentiment_accuracy": 1.0, "sentiment_macro_f1": 1.0, "entity_f1": 1.0}
+
+
+def test_joint_spec_validates_itself():
+    with pytest.raises(ValueError, match="tagging_repeat"):
+        JointSpec(tagging_repeat=0)
+    with pytest.raises(ValueError, match="tagging_weight"):
+        JointSpec(tagging_weight=0)
+    with pytest.raises(ValueError, match="pseudo_tagging_weight"):
+        JointSpec(pseudo_tagging_weight=-1)
+
+
+@pytest.mark.slow
+def test_joint_training_writes_two_models_on_one_adapter(tiny_joint):
+    sentiment_adapter = (tiny_joint.sentiment_path / "adapter" / "adapter_model.safetensors").read_bytes()
+    assert sentiment_adapter == (tiny_joint.ner_path / "adapter" / "adapter_model.safetensors").read_bytes()
+    assert tiny_joint.metrics["val"]["sentiment_accuracy"] > 0.6 and tiny_joint.metrics["val"]["entity_f1"] > 0.5
+    sentiment = TextClassifier.load(tiny_joint.sentiment_path)
+    tagger = EntityTagger.load(tiny_joint.ner_path)
+    assert sentiment.task == "sentiment" and tagger.entity_types == ["amount_of_money", "date", "person_name"]
+    assert sentiment.checkpoint.settings["joint"]["partner"] == str(tiny_joint.ner_path)
+
+
+@pytest.mark.slow
+def test_a_shared_adapter_gives_one_pass_with_the_same_answers(tiny_joint, base_encoder, monkeypatch):
+    sentiment = TextClassifier.load(tiny_joint.sentiment_path, encoder=base_encoder)
+    tagger = EntityTagger.load(tiny_joint.ner_path, encoder=base_encoder)
+    texts = ["pay 5 euros to Tom on Monday", "shares plunge after profit warning", ""]
+    alone_sentiment, alone_entities = sentiment.predict(texts), tagger.predict(texts)
+    passes = []
+    for model in (sentiment, tagger):
+        original = model.encoder._passes
+        monkeypatch.setattr(model.encoder, "_passes", lambda *a, _o=original, **k: passes.append(1) or _o(*a, **k))
+    together = analyze(texts, encoder=base_encoder, sentiment=sentiment, entities=tagger)
+    assert len(passes) == 1
+    for analysis, s, e in zip(together, alone_sentiment, alone_entities):
+        assert analysis.sentiment.label == s.label and analysis.sentiment.confidence == pytest.approx(s.confidence, abs=1e-5)
+        assert [(x.type, x.start, x.end) for x in analysis.entities] == [(x.type, x.start, x.end) for x in e]
+
+
+@pytest.mark.slow
+def test_warm_start_begins_from_the_teachers_adapter_and_head(tiny_joint, tiny_entities_dir, tmp_path):
+    from finetune.training.classifier import LoraSettings
+    from finetune.data.loaders import TextDataset, TextExample, load_entities
+    from finetune.models.encoder import Encoder
+    from finetune.training.joint import train_joint
+    from finetune.training.trainer import TrainingArguments
+
+    teacher = EntityTagger.load(tiny_joint.ner_path)
+    rows = [TextExample("pay 5 euros to Tom", "neutral"), TextExample("shares plunge", "negative"),
+            TextExample("shares soar", "positive")]
+    sentiment = TextDataset("tiny-sentiment", ["negative", "neutral", "positive"], rows, rows, rows)
+    spec = JointSpec(lora=LoraSettings(r=8, alpha=8))  # ignored: the teacher's adapter (r=2) is used
+    args = TrainingArguments(epochs=1, batch_size=16, lr=1e-12, patience=1, progress=False)  # too small to move anything
+    trained = train_joint(sentiment, load_entities(str(tiny_entities_dir)), spec, args, Encoder.load(),
+                          tmp_path / "sentiment", tmp_path / "ner", teacher=teacher, warm_start=True)
+    assert trained.tagger.checkpoint.settings["lora"]["r"] == 2 and trained.tagger.checkpoint.settings["joint"]["warm_start"]
+    texts = ["send 20 pounds to Anna tomorrow", "wire 100 dollars to Maria next week"]
+    spans = lambda found: [[(e.type, e.start, e.end) for e in es] for es in found]  # noqa: E731
+    assert spans(trained.tagger.predict(texts)) == spans(teacher.predict(texts)) != [[], []]
+
+
+def test_warm_start_needs_a_lora_teacher(tiny_entities_dir, tmp_path):
+    from finetune.data.loaders import TextDataset, TextExample, load_entities
+    from finetune.models.encoder import Encoder
+    from finetune.training.joint import train_joint
+    from finetune.training.trainer import TrainingArguments
+
+    rows = [TextExample("shares soar", "positive"), TextExample("shares plunge", "negative")]
+    with pytest.raises(ValueError, match="warm_start needs a teacher"):
+        train_joint(TextDataset("s", ["negative", "positive"], rows, rows, rows), load_entities(str(tiny_entities_dir)),
+                    JointSpec(), TrainingArguments(epochs=1, progress=False), Encoder.load(), tmp_path / "s",
+                    tmp_path / "n", warm_start=True)
