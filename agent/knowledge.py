@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.llm import qagent_home
-from retrieval.documents import default_knowledge_base_path
+from agent.shipped import KNOWLEDGE_BASE
 
 logger = logging.getLogger("agent.knowledge")
 
@@ -44,7 +44,7 @@ def load_index(encoder: Any, *, index_dir: str | Path | None = None, kb: str | P
 
     if index_dir is not None:
         return Index.load(index_dir, encoder=encoder)
-    source = Path(kb) if kb is not None else default_knowledge_base_path()
+    source = Path(kb) if kb is not None else KNOWLEDGE_BASE
     if not source.exists():
         raise FileNotFoundError(f"knowledge base {source} not found")
     if source.is_file():

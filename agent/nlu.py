@@ -24,10 +24,6 @@ import torch
 from finetune.models.tagger import Entity
 
 OUT_OF_SCOPE = "out_of_scope"
-# The assistant's sentiment model: a hybrid head on the plain encoder's features, so it reads the
-# pass retrieval needs anyway and costs no pass of its own. The more accurate shipped default
-# (agent/assets/models/sentiment, an ensemble of two LoRA models) would add two passes a message.
-CHAT_SENTIMENT_DIR = Path(__file__).resolve().parent / "assets" / "models" / "chat-sentiment"
 
 
 @dataclass(frozen=True)
@@ -100,20 +96,20 @@ class NLU:
              sentiment_dir: str | Path | None = None, backend: str = "exact", encoder: Any = None) -> NLU:
         """Load the shipped models (or the given checkpoint directories) around one shared encoder.
 
-        The default sentiment model is :data:`CHAT_SENTIMENT_DIR`; ``sentiment_dir`` may also name an
+        The default sentiment model is :data:`agent.shipped.CHAT_SENTIMENT_MODEL`; ``sentiment_dir`` may also name an
         ensemble folder (:mod:`finetune.models.ensemble`).
         """
         from finetune.models.classifier import TextClassifier
         from finetune.models.encoder import Encoder
-        from finetune.models.ensemble import load_classifier
-        from finetune.models.tagger_ensemble import load_tagger
+        from agent.shipped import CHAT_SENTIMENT_MODEL, INTENTS_MODEL, NER_MODEL
+        from finetune.models.loading import load_classifier, load_tagger
 
         encoder = encoder if encoder is not None else Encoder.load()
         return cls(
             encoder,
-            intents=TextClassifier.load(intents_dir, task="intents", encoder=encoder, backend=backend),
-            entities=load_tagger(entities_dir, encoder=encoder, backend=backend),
-            sentiment=load_classifier(sentiment_dir or CHAT_SENTIMENT_DIR, task="sentiment", encoder=encoder,
+            intents=load_classifier(intents_dir or INTENTS_MODEL, task="intents", encoder=encoder, backend=backend),
+            entities=load_tagger(entities_dir or NER_MODEL, encoder=encoder, backend=backend),
+            sentiment=load_classifier(sentiment_dir or CHAT_SENTIMENT_MODEL, task="sentiment", encoder=encoder,
                                       backend=backend),
         )
 

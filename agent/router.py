@@ -35,10 +35,11 @@ from typing import Any, Literal
 
 from agent.memory import Topic, looks_like_follow_up
 from agent.nlu import OUT_OF_SCOPE, Understanding
+from agent.shipped import ROUTER_SETTINGS
 
 Route = Literal["answer", "clarify", "handoff", "out_of_scope", "smalltalk"]
 ROUTES: tuple[str, ...] = ("answer", "clarify", "handoff", "out_of_scope", "smalltalk")
-DEFAULT_CONFIG_FILE = Path(__file__).resolve().parent / "assets" / "router.json"
+DEFAULT_CONFIG_FILE = ROUTER_SETTINGS
 
 # Intents where an upset customer is about to lose money or fears fraud: a person should take over.
 MONEY_OR_FRAUD_INTENTS = frozenset(

@@ -180,9 +180,10 @@ def _evaluate(task, model, data, data_dir, split, oos_data, backend, limit, seed
               out, json_output, runtime="torch") -> dict:
     from eval.classification import evaluate_classifier, format_report, load_eval_data
     from finetune.models.encoder import FeatureCache
-    from finetune.models.ensemble import load_classifier
+    from agent.shipped import model_path
+    from finetune.models.loading import load_classifier
 
-    classifier = load_classifier(None if model == "default" else model, task=task)
+    classifier = load_classifier(model_path(model, task), task=task)
     if classifier.task != task:
         raise ValueError(f"{model} is a {classifier.task} model; use `agent eval {classifier.task}`")
     classifier.use_runtime(runtime)
@@ -218,14 +219,15 @@ def eval_ner(
     from eval.ner import evaluate_tagger, format_report
     from finetune.cli.commands import parse_folds
     from finetune.data.loaders import NLUPP_FOLDS, load_entities
-    from finetune.models.tagger_ensemble import load_tagger
+    from agent.shipped import model_path
+    from finetune.models.loading import load_tagger
     from finetune.training.tagger import recorded_data_warnings
 
     if threads is not None:
         torch.set_num_threads(threads)
     if split not in ("train", "validation", "test"):
         raise typer.BadParameter(f"split must be train, validation or test; got {split!r}")
-    tagger = load_tagger(None if model == "default" else model)
+    tagger = load_tagger(model_path(model, "ner"))
     tagger.use_runtime(runtime)
     with recorded_data_warnings() as skipped:
         if data.lower() == "nlupp":

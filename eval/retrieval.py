@@ -73,7 +73,8 @@ def main(
     """Recall@1/@3 of the right knowledge-base answer for BANKING77 test queries."""
     from finetune.cli.console import echo_json
     from finetune.models.encoder import Encoder, EncoderConfig
-    from retrieval.documents import default_knowledge_base_path, load_documents
+    from agent.shipped import KNOWLEDGE_BASE
+    from retrieval.documents import load_documents
     from retrieval.index import build_index, read_meta
 
     start = time.perf_counter()
@@ -81,7 +82,7 @@ def main(
         config = (read_meta(index_dir).get("encoder") or {}).get("config") or {}
         index = Index.load(index_dir, encoder=Encoder.load(EncoderConfig.from_dict(config)))
     else:
-        path = kb or default_knowledge_base_path()
+        path = kb or KNOWLEDGE_BASE
         encoder = Encoder.load(EncoderConfig(max_length=256))
         index = build_index(load_documents(path), encoder, progress=not json_output, source=str(path))
     report = evaluate_banking77(index, data_dir=data_dir, limit=limit, progress=not json_output)

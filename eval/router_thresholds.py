@@ -67,13 +67,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=DEFAULT_CONFIG_FILE)
     args = parser.parse_args(argv)
 
-    from agent.nlu import CHAT_SENTIMENT_DIR
+    from agent.shipped import CHAT_SENTIMENT_MODEL, INTENTS_MODEL
     from finetune.models.classifier import TextClassifier
     from finetune.data.loaders import load_intents, load_sentiment
     from finetune.models.encoder import Encoder
 
     encoder = Encoder.load()
-    intents = TextClassifier.load(task="intents", encoder=encoder)
+    intents = TextClassifier.load(INTENTS_MODEL, encoder=encoder)
     data = load_intents("banking77", data_dir=args.data_dir, val_fraction=0.05, seed=0)
     features = intents.encode([e.text for e in data.validation], progress=True)
     probs = intents.probabilities(features)
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> dict:
     labels = np.array([in_scope.index(intents.labels.index(e.label)) for e in data.validation])
     margin, margin_stats = choose_margin(probs[:, in_scope], labels, RouterConfig().clarify_below)
 
-    sentiment = TextClassifier.load(CHAT_SENTIMENT_DIR, encoder=encoder)  # the assistant's sentiment model
+    sentiment = TextClassifier.load(CHAT_SENTIMENT_MODEL, encoder=encoder)  # the assistant's sentiment model
     tweets = load_sentiment("fin_tweets", data_dir=args.data_dir)
     s_probs = sentiment.probabilities(sentiment.encode([e.text for e in tweets.validation], progress=True))
     negative = sentiment.labels.index("negative")

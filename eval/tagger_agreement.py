@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from finetune.models.checkpoint import CheckpointError
     from finetune.data.loaders import load_sentiment
-    from finetune.models.tagger_ensemble import load_tagger
+    from finetune.models.loading import load_tagger
 
     try:
         taggers = {"model": load_tagger(args.model), "reference": load_tagger(args.reference)}

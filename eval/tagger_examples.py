@@ -45,12 +45,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
 
     from finetune.models.encoder import Encoder
-    from finetune.models.tagger_ensemble import load_tagger
+    from agent.shipped import model_path
+    from finetune.models.loading import load_tagger
 
     texts = args.text or [*CHAT, *NEWS]
     encoder = Encoder.load()
     try:
-        taggers = {m: load_tagger(None if m == "default" else m, encoder=encoder) for m in args.models}
+        taggers = {m: load_tagger(model_path(m, "ner"), encoder=encoder) for m in args.models}
     except Exception as exc:  # a wrong path: one line, no traceback
         parser.exit(1, f"error: {exc}\n")
     result = {"texts": texts, "found": found(taggers, texts)}

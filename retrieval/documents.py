@@ -69,14 +69,6 @@ class Document:
         )
 
 
-def default_knowledge_base_path() -> Path:
-    """The banking knowledge base shipped with qagent (``agent/assets/knowledge/banking.jsonl``).
-
-    Resolved as a file path, not imported, so ``retrieval`` never imports ``agent``.
-    """
-    return Path(__file__).resolve().parents[1] / "agent" / "assets" / "knowledge" / "banking.jsonl"
-
-
 def load_documents(path: str | Path, *, chunk_size: int | None = DEFAULT_CHUNK_SIZE) -> list[Document]:
     """Load a knowledge base and chunk its long texts.
 

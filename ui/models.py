@@ -17,11 +17,9 @@ from typing import Any
 
 def default_model_dirs() -> dict[str, Path]:
     """The shipped checkpoints the assistant loads by default (the monitor's are agent/assets/models/news-*)."""
-    from agent.nlu import CHAT_SENTIMENT_DIR
-    from finetune.models.classifier import default_model_dir
-    from finetune.models.tagger import ASSETS as NER_DIR
+    from agent.shipped import CHAT_SENTIMENT_MODEL, INTENTS_MODEL, NER_MODEL
 
-    return {"Intents": default_model_dir("intents"), "Entities": NER_DIR, "Sentiment": CHAT_SENTIMENT_DIR}
+    return {"Intents": INTENTS_MODEL, "Entities": NER_MODEL, "Sentiment": CHAT_SENTIMENT_MODEL}
 
 
 @dataclass(frozen=True)

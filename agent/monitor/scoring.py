@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from agent.monitor.feeds import FeedItem
 from agent.monitor.watchlist import Mention, Watchlist, merge_mentions
+from agent.shipped import NEWS_NER_MODEL, NEWS_SENTIMENT_MODEL
 
 LABELS = ("negative", "neutral", "positive")
 DIGITS = 4
@@ -252,8 +253,8 @@ def _clean_name(text: str) -> str:
 # steadier on chat messages, and its frozen sentiment head shares the pass retrieval needs anyway.
 # The most accurate sentiment model, agent/assets/models/sentiment (an ensemble of two LoRA models),
 # is one --sentiment-model away at two extra passes a headline.
-NEWS_SENTIMENT_DIR = Path(__file__).resolve().parents[1] / "assets" / "models" / "news-sentiment"
-NEWS_TAGGER_DIR = NEWS_SENTIMENT_DIR.parent / "news-ner"
+NEWS_SENTIMENT_DIR = NEWS_SENTIMENT_MODEL
+NEWS_TAGGER_DIR = NEWS_NER_MODEL
 
 
 def model_dir(name: str, default: Path) -> Path:
@@ -266,8 +267,7 @@ def load_scorer(config: ScoringConfig, watchlist: Watchlist) -> ModelScorer:
     import torch
 
     from finetune.models.encoder import Encoder
-    from finetune.models.ensemble import load_classifier
-    from finetune.models.tagger_ensemble import load_tagger
+    from finetune.models.loading import load_classifier, load_tagger
 
     if config.threads is not None:
         torch.set_num_threads(config.threads)

@@ -428,7 +428,7 @@ def decoding(
     import torch
 
     from finetune.data.loaders import load_entities
-    from finetune.models.tagger_ensemble import load_tagger
+    from finetune.models.loading import load_tagger
     from finetune.training.tagger import fit_decoding, recorded_data_warnings
 
     if threads is not None:

@@ -109,7 +109,7 @@ def load_checkpoint(directory: str | Path, backend: str = "exact") -> Checkpoint
         raise CheckpointError(f"model directory not found: {path} (train one with 'agent finetune …')")
     if (path / ENSEMBLE).is_file() and not (path / CONFIG).is_file():
         raise CheckpointError(f"{path} is an ensemble of models, not one: load it with "
-                              "finetune.models.ensemble.load_classifier or finetune.models.tagger_ensemble.load_tagger "
+                              "finetune.models.loading.load_model "
                               "(the CLI commands do)")
     for name in (CONFIG, LABELS, WEIGHTS):
         if not (path / name).is_file():

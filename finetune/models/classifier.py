@@ -6,7 +6,7 @@ such as the out-of-scope threshold. Training lives in :mod:`finetune.training.cl
 
 Usage::
 
-    clf = TextClassifier.load(task="intents")          # the shipped default
+    clf = TextClassifier.load("agent/assets/models/intents")   # the shipped intents model
     clf.predict(["I lost my card"])[0].label           # 'lost_or_stolen_card'
 
 When several models share the frozen encoder, run it once and hand each the features::
@@ -33,7 +33,6 @@ from finetune.models.base import CheckpointModel
 from finetune.data.oos import abstain
 
 TASKS = ("intents", "sentiment")
-ASSETS = Path(__file__).resolve().parents[2] / "agent" / "assets" / "models"
 
 
 @dataclass(frozen=True)
@@ -43,13 +42,6 @@ class Prediction:
     label: str
     confidence: float
     probs: dict[str, float]
-
-
-def default_model_dir(task: str) -> Path:
-    """Where the shipped default model of ``task`` lives (``agent/assets/models/<task>``)."""
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {', '.join(TASKS)}; got {task!r}")
-    return ASSETS / task
 
 
 class EncodedClassifier(nn.Module):
@@ -82,27 +74,23 @@ class TextClassifier(CheckpointModel):
     @classmethod
     def load(
         cls,
-        model_dir: str | Path | None = None,
+        model_dir: str | Path,
         *,
-        task: str = "intents",
         encoder: Encoder | None = None,
         backend: str = "exact",
     ) -> TextClassifier:
-        """Load a classifier directory (``None``: the shipped default for ``task``).
+        """Load a classifier directory.
 
         Args:
             model_dir: A checkpoint directory written by ``agent finetune intents|sentiment``.
-            task: Which shipped default to load when ``model_dir`` is None.
             encoder: A loaded frozen encoder to share (it is copied, never changed, when the
                 model carries a LoRA adapter). Loaded on first use when not given.
             backend: Where the head's circuits run (``exact``, ``aer:noise=fake_sherbrooke,shots=1024``…).
         """
-        path = Path(model_dir) if model_dir is not None else default_model_dir(task)
+        path = Path(model_dir)
         checkpoint = load_checkpoint(path, backend=backend)
         if checkpoint.task not in TASKS:
             raise CheckpointError(f"{path} holds a {checkpoint.task!r} model, not a text classifier")
-        if model_dir is None and checkpoint.task != task:
-            raise CheckpointError(f"{path} holds a {checkpoint.task!r} model, expected {task!r}")
         classifier = cls(checkpoint)
         if encoder is not None:
             classifier._attach(encoder)

@@ -12,7 +12,7 @@ LoRA adapter runs its own encoder pass: an ensemble of two costs two passes per 
 
 Usage::
 
-    model = load_classifier("agent/assets/models/sentiment", task="sentiment")   # either kind
+    model = ClassifierEnsemble.load("agent/assets/models/sentiment")   # finetune.models.loading loads either kind
     model.predict(["Acme shares plunge after profit warning"])[0].label         # 'negative'
 """
 
@@ -29,7 +29,7 @@ import torch
 
 from finetune.models.checkpoint import ENSEMBLE as ENSEMBLE_FILE
 from finetune.models.checkpoint import CheckpointError, read_json, write_json
-from finetune.models.classifier import TASKS, Prediction, TextClassifier, default_model_dir
+from finetune.models.classifier import TASKS, Prediction, TextClassifier
 from finetune.models.encoder import Encoder, FeatureCache
 
 FORMAT = "qagent-ensemble/1"
@@ -244,15 +244,3 @@ def record_metrics(path: str | Path, metrics: dict[str, Any]) -> None:
     data = read_json(file)
     data["metrics"] = {**(data.get("metrics") or {}), **metrics}
     write_json(file, data)
-
-
-def load_classifier(model_dir: str | Path | None = None, *, task: str = "intents", encoder: Encoder | None = None,
-                    backend: str = "exact") -> TextClassifier | ClassifierEnsemble:
-    """Load a classifier checkpoint or an ensemble folder (``None``: the shipped default of ``task``)."""
-    path = Path(model_dir) if model_dir is not None else default_model_dir(task)
-    if not is_ensemble(path):
-        return TextClassifier.load(model_dir, task=task, encoder=encoder, backend=backend)
-    ensemble = ClassifierEnsemble.load(path, encoder=encoder, backend=backend)
-    if ensemble.task not in TASKS or (model_dir is None and ensemble.task != task):
-        raise CheckpointError(f"{path} holds a {ensemble.task!r} ensemble, expected {task!r}")
-    return ensemble

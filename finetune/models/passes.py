@@ -9,9 +9,9 @@ different features and so runs its own pass through ``predict``.
 Usage::
 
     encoder = Encoder.load()
-    intents = TextClassifier.load(task="intents", encoder=encoder)
+    intents = TextClassifier.load("agent/assets/models/intents", encoder=encoder)
     sentiment = TextClassifier.load("agent/assets/models/chat-sentiment", encoder=encoder)
-    entities = EntityTagger.load(encoder=encoder)
+    entities = EntityTagger.load("agent/assets/models/ner", encoder=encoder)
     analyze(["Send 20 pounds to Anna"], encoder=encoder, intents=intents, entities=entities, sentiment=sentiment)
 """
 

@@ -7,7 +7,7 @@ LoRA adapter of the encoder. Training lives in :mod:`finetune.training.tagger`.
 
 Usage::
 
-    tagger = EntityTagger.load()                       # the shipped default (NLU++ banking slots)
+    tagger = EntityTagger.load("agent/assets/models/ner")   # the shipped tagger (NLU++ banking slots)
     tagger.predict(["send 20 pounds to Anna tomorrow"])[0]
     # [Entity(type='amount_of_money', text='20 pounds', start=5, end=14, score=0.97), ...]
 
@@ -35,7 +35,6 @@ from finetune.models.tag_transitions import TransitionPrior, load_prior
 from finetune.data.tagging import Word, words_with_offsets
 
 TASK = "ner"
-ASSETS = Path(__file__).resolve().parents[2] / "agent" / "assets" / "models" / TASK
 IGNORE = -100  # label of words the loss skips: padding, and words with no sub-token of their own
 
 
@@ -171,9 +170,9 @@ class EntityTagger(CheckpointModel):
 
     @classmethod
     def load(
-        cls, model_dir: str | Path | None = None, *, encoder: Encoder | None = None, backend: str = "exact"
+        cls, model_dir: str | Path, *, encoder: Encoder | None = None, backend: str = "exact"
     ) -> EntityTagger:
-        """Load a tagger directory (``None``: the shipped ``agent/assets/models/ner``).
+        """Load a tagger directory.
 
         Args:
             model_dir: A checkpoint directory written by ``agent finetune ner``.
@@ -181,7 +180,7 @@ class EntityTagger(CheckpointModel):
                 a LoRA adapter). Loaded on first use when not given.
             backend: Where the head's circuits run (``exact``, ``aer:shots=1024``…).
         """
-        tagger = cls(load_checkpoint(ASSETS if model_dir is None else Path(model_dir), backend=backend))
+        tagger = cls(load_checkpoint(Path(model_dir), backend=backend))
         if encoder is not None:
             tagger._attach(encoder)
         return tagger

@@ -15,7 +15,7 @@ Each member with a LoRA adapter runs its own encoder pass: an ensemble of three 
 
 Usage::
 
-    tagger = load_tagger("agent/assets/models/ner")      # a checkpoint or an ensemble folder
+    tagger = TaggerEnsemble.load(folder)      # finetune.models.loading loads either kind
     tagger.predict(["send 20 pounds to Anna tomorrow"])[0]
 """
 
@@ -129,19 +129,6 @@ def save_tagger_ensemble(members: Sequence[str | Path], out: str | Path, *, weig
     folder = write_ensemble(sources, out, TASK, loaded[0].tags, weights, command=command)
     (folder / "decoding.json").unlink(missing_ok=True)  # a prior left by an earlier ensemble in this folder
     return folder
-
-
-def load_tagger(model_dir: str | Path | None = None, *, encoder: Encoder | None = None,
-                backend: str = "exact") -> EntityTagger | TaggerEnsemble:
-    """Load a tagger checkpoint or a tagger ensemble folder (``None``: the shipped default)."""
-    if model_dir is not None and is_ensemble(model_dir):
-        return TaggerEnsemble.load(model_dir, encoder=encoder, backend=backend)
-    if model_dir is None:
-        from finetune.models.tagger import ASSETS
-
-        if is_ensemble(ASSETS):
-            return TaggerEnsemble.load(ASSETS, encoder=encoder, backend=backend)
-    return EntityTagger.load(model_dir, encoder=encoder, backend=backend)
 
 
 def validation_f1(ensemble: TaggerEnsemble, examples: Sequence[Any], member_probs: Sequence[Any]) -> dict[str, float]:

@@ -12,7 +12,8 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from agent.compose import (
     Composer, GroundingGuard, build_messages, fallback_reply, key_facts, looks_like_injection, sources_text,
 )
-from retrieval.documents import Document, default_knowledge_base_path, load_documents
+from agent.shipped import KNOWLEDGE_BASE
+from retrieval.documents import Document, load_documents
 
 FREEZE = Document(
     id="freeze-001", title="How do I freeze my card?",
@@ -150,7 +151,7 @@ def test_composer_falls_back_when_the_model_fails():
 
 def test_fallback_passes_the_guard_for_every_knowledge_base_answer():
     guard = GroundingGuard()
-    for doc in load_documents(default_knowledge_base_path()):
+    for doc in load_documents(KNOWLEDGE_BASE):
         verdict = guard.check(fallback_reply(doc), sources_text(doc), doc.title, key_facts(doc.text))
         assert verdict.ok, (doc.id, verdict.reasons)
 
@@ -159,7 +160,7 @@ def test_fallback_passes_the_guard_for_every_knowledge_base_answer():
 def test_real_smollm2_replies_always_pass_the_guard():
     from agent.llm import load_chat_model
 
-    docs = {d.id: d for d in load_documents(default_knowledge_base_path())}
+    docs = {d.id: d for d in load_documents(KNOWLEDGE_BASE)}
     composer = Composer(load_chat_model("local", max_new_tokens=60, threads=1))
     guard = GroundingGuard()
     for doc_id in ("card-arrival-001", "card-delivery-estimate-001", "pending-top-up-001"):

@@ -7,14 +7,14 @@ import shutil
 import pytest
 
 from agent.knowledge import default_index_dir, load_index
-from retrieval.documents import default_knowledge_base_path
+from agent.shipped import KNOWLEDGE_BASE
 
 
 @pytest.mark.slow
 def test_index_is_cached_by_knowledge_base_content(tmp_path, monkeypatch, base_encoder):
     monkeypatch.setenv("QAGENT_HOME", str(tmp_path / "home"))
     kb = tmp_path / "kb.jsonl"
-    shutil.copy(default_knowledge_base_path(), kb)
+    shutil.copy(KNOWLEDGE_BASE, kb)
     first = load_index(base_encoder, kb=kb)
     cached = default_index_dir(kb, base_encoder)
     assert (cached / "index.faiss").is_file() and len(first) == len(load_index(base_encoder, kb=kb))

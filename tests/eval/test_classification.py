@@ -73,9 +73,10 @@ def test_backend_runs_the_same_head_on_aer(model):
 @pytest.mark.slow
 def test_shipped_intents_model_scores_on_banking77_and_clinc_oos(data_dir, base_encoder):
     from eval.classification import load_eval_data
+    from agent.shipped import INTENTS_MODEL
     from finetune.models.classifier import TextClassifier
 
-    classifier = TextClassifier.load(task="intents", encoder=base_encoder)
+    classifier = TextClassifier.load(INTENTS_MODEL, encoder=base_encoder)
     data = load_eval_data("intents", "banking77", "test", data_dir=data_dir, oos_source="clinc150")
     report = evaluate_classifier(classifier, data, cache=FeatureCache())
     assert report["n"] == 3080
@@ -88,9 +89,11 @@ def test_shipped_intents_model_scores_on_banking77_and_clinc_oos(data_dir, base_
 @pytest.mark.slow
 def test_shipped_sentiment_model_scores_on_fin_tweets_valid(data_dir, base_encoder):
     from eval.classification import load_eval_data
-    from finetune.models.ensemble import ClassifierEnsemble, load_classifier
+    from agent.shipped import SENTIMENT_MODEL
+    from finetune.models.ensemble import ClassifierEnsemble
+    from finetune.models.loading import load_classifier
 
-    classifier = load_classifier(task="sentiment", encoder=base_encoder)
+    classifier = load_classifier(SENTIMENT_MODEL, task="sentiment", encoder=base_encoder)
     assert isinstance(classifier, ClassifierEnsemble)  # two LoRA models, probabilities averaged
     data = load_eval_data("sentiment", "fin_tweets", "test", data_dir=data_dir)
     report = evaluate_classifier(classifier, data, cache=FeatureCache())
@@ -105,7 +108,7 @@ def test_shipped_sentiment_model_scores_on_fin_tweets_valid(data_dir, base_encod
 
 @pytest.mark.slow
 def test_chat_sentiment_model_scores_on_fin_tweets_valid(data_dir, base_encoder):
-    from agent.nlu import CHAT_SENTIMENT_DIR
+    from agent.shipped import CHAT_SENTIMENT_MODEL as CHAT_SENTIMENT_DIR
     from eval.classification import load_eval_data
     from finetune.models.classifier import TextClassifier
 

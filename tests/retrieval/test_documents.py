@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from agent.shipped import KNOWLEDGE_BASE
 from retrieval.documents import (
     Document,
     KnowledgeBaseError,
     chunk_documents,
-    default_knowledge_base_path,
     load_documents,
 )
 
@@ -115,11 +115,11 @@ def test_other_format_errors(tmp_path):
     with pytest.raises(KnowledgeBaseError, match="holds no .md files"):
         load_documents(tmp_path / "empty")
     with pytest.raises(ValueError, match="chunk_size must be"):
-        load_documents(default_knowledge_base_path(), chunk_size=10)
+        load_documents(KNOWLEDGE_BASE, chunk_size=10)
 
 
 def test_default_knowledge_base_loads_whole(data_dir):
-    docs = load_documents(default_knowledge_base_path())
+    docs = load_documents(KNOWLEDGE_BASE)
     assert len(docs) == 98 and all("#" not in d.id for d in docs)  # no default answer needs chunking
     labels = json.loads((data_dir / "banking77" / "categories.json").read_text(encoding="utf-8"))
     covered = {i for d in docs for i in d.intents}

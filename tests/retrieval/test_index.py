@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from retrieval.documents import default_knowledge_base_path, load_documents
+from agent.shipped import KNOWLEDGE_BASE
+from retrieval.documents import load_documents
 from retrieval.index import DEFAULT_INTENT_BOOST, Index, RetrievalError, build_index
 
 class TinyEncoder:
@@ -127,7 +128,7 @@ def test_empty_knowledge_base_is_refused(base_encoder):
 
 @pytest.mark.slow
 def test_default_knowledge_base_index_covers_every_intent(base_encoder, tmp_path):
-    index = build_index(load_documents(default_knowledge_base_path()), base_encoder)
+    index = build_index(load_documents(KNOWLEDGE_BASE), base_encoder)
     loaded = Index.load(index.save(tmp_path / "kb"), encoder=base_encoder)
     assert len(loaded) == 98 and len(loaded.intents) == 77
     hits = loaded.search("I ordered a card over a week ago and it still has not come", k=3)

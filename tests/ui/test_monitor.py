@@ -73,7 +73,7 @@ def test_only_listed_databases_can_be_opened(tmp_path):
 @pytest.mark.slow
 def test_an_uploaded_feed_is_scored_plotted_and_its_alert_shown_with_evidence(tmp_path, sample, base_encoder):
     from agent.monitor.scoring import ModelScorer
-    from agent.nlu import CHAT_SENTIMENT_DIR
+    from agent.shipped import CHAT_SENTIMENT_MODEL as CHAT_SENTIMENT_DIR
     from finetune.models.classifier import TextClassifier
 
     sentiment = TextClassifier.load(CHAT_SENTIMENT_DIR, encoder=base_encoder)

@@ -35,11 +35,12 @@ COMPARED = {
 @pytest.fixture(scope="module")
 def models(base_encoder):
     """The assistant's shipped sentiment classifier and entity tagger on the session's encoder, loaded once."""
-    from agent.nlu import CHAT_SENTIMENT_DIR
+    from agent.shipped import CHAT_SENTIMENT_MODEL as CHAT_SENTIMENT_DIR
+    from agent.shipped import NER_MODEL
     from finetune.models.classifier import TextClassifier
-    from finetune.models.tagger_ensemble import load_tagger
+    from finetune.models.loading import load_tagger
 
-    return base_encoder, TextClassifier.load(CHAT_SENTIMENT_DIR, encoder=base_encoder), load_tagger(encoder=base_encoder)
+    return base_encoder, TextClassifier.load(CHAT_SENTIMENT_DIR, encoder=base_encoder), load_tagger(NER_MODEL, encoder=base_encoder)
 
 
 def model_scorer(models, watchlist):
@@ -124,8 +125,8 @@ def test_cli_scores_a_feed_with_the_shipped_models(tmp_path):
 
 def test_the_ray_engine_stores_exactly_what_the_local_engine_stores(tmp_path, models):
     ray = pytest.importorskip("ray", reason="the Ray engine needs pip install 'qagent[ray]'")
-    from agent.nlu import CHAT_SENTIMENT_DIR
-    from finetune.models.tagger import ASSETS as NER_ASSETS
+    from agent.shipped import CHAT_SENTIMENT_MODEL as CHAT_SENTIMENT_DIR
+    from agent.shipped import NER_MODEL as NER_ASSETS
 
     sample = write_sample(tmp_path / "sample")
     lines = Path(sample["feed"]).read_text().splitlines()

@@ -9,7 +9,7 @@ import torch
 from text_data import tiny_intents, tiny_oos
 
 from finetune.models.checkpoint import CheckpointError
-from finetune.models.classifier import Prediction, TextClassifier, default_model_dir
+from finetune.models.classifier import Prediction, TextClassifier
 from finetune.training.classifier import ClassifierSpec, LoraSettings, train_classifier
 from finetune.data.loaders import OUT_OF_SCOPE
 from finetune.models.encoder import FeatureCache
@@ -117,8 +117,3 @@ def test_missing_model_dir_is_a_clear_error(tmp_path):
     with pytest.raises(CheckpointError, match="model directory not found"):
         TextClassifier.load(tmp_path / "nope")
 
-
-def test_default_model_dir_names_the_task():
-    assert default_model_dir("sentiment").parts[-3:] == ("assets", "models", "sentiment")
-    with pytest.raises(ValueError, match="task must be one of"):
-        default_model_dir("ner")

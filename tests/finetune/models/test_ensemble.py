@@ -9,7 +9,8 @@ from finetune.models.classifier import TextClassifier
 from finetune.training.classifier import ClassifierSpec, train_classifier
 from finetune.data.loaders import TextDataset, TextExample
 from finetune.models.encoder import FeatureCache
-from finetune.models.ensemble import ClassifierEnsemble, is_ensemble, load_classifier, save_ensemble, validation_scores
+from finetune.models.ensemble import ClassifierEnsemble, is_ensemble, save_ensemble, validation_scores
+from finetune.models.loading import load_classifier
 from finetune.models.heads import HeadConfig
 from finetune.training.trainer import TrainingArguments
 

@@ -49,7 +49,7 @@ def test_frozen_models_share_one_encoder_pass(models, base_encoder, monkeypatch)
     from finetune.models.classifier import TextClassifier
 
     intents = TextClassifier.load(models["intents"], encoder=base_encoder)
-    sentiment = TextClassifier.load(models["sentiment"], task="sentiment", encoder=base_encoder)
+    sentiment = TextClassifier.load(models["sentiment"], encoder=base_encoder)
     tagger = EntityTagger.load(models["ner"], encoder=base_encoder)
     texts = ["send 20 pounds to Anna tomorrow", "I lost my card", ""]
     expected = tagger.predict(texts)
@@ -96,6 +96,7 @@ def test_analyze_refuses_an_encoder_with_an_adapter(encoder):
 
 
 def test_the_shipped_tagger_decodes_with_its_fitted_transition_prior():
-    from finetune.models.tagger_ensemble import load_tagger
+    from agent.shipped import NER_MODEL
+    from finetune.models.loading import load_tagger
 
-    assert load_tagger().prior is not None
+    assert load_tagger(NER_MODEL).prior is not None

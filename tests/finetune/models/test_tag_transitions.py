@@ -51,7 +51,8 @@ def test_a_tagger_with_a_broken_prior_fails_to_load_with_the_reason(tmp_path):
     import shutil
 
     from finetune.models.ensemble import is_ensemble, read_record
-    from finetune.models.tagger import ASSETS, EntityTagger
+    from agent.shipped import NER_MODEL as ASSETS
+    from finetune.models.tagger import EntityTagger
 
     shipped = ASSETS / read_record(ASSETS).members[0] if is_ensemble(ASSETS) else ASSETS  # a member: one tagger
     if not (shipped / "config.json").is_file():

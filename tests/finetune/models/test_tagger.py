@@ -167,13 +167,13 @@ def test_load_rejects_a_model_of_another_task(tmp_path):
 def shipped_f1(data_dir, encoder) -> float:
     from eval.ner import evaluate_tagger
     from finetune.models.ensemble import is_ensemble
-    from finetune.models.tagger import ASSETS
-    from finetune.models.tagger_ensemble import load_tagger
+    from agent.shipped import NER_MODEL as ASSETS
+    from finetune.models.loading import load_tagger
 
     if not ((ASSETS / "config.json").is_file() or is_ensemble(ASSETS)):
         pytest.skip(f"no shipped entity tagger at {ASSETS}")
     dataset = load_entities("nlupp", data_dir=data_dir, train_folds=range(18), test_folds=[18, 19])
-    return evaluate_tagger(load_tagger(encoder=encoder), dataset.test)["micro"]["f1"]
+    return evaluate_tagger(load_tagger(ASSETS, encoder=encoder), dataset.test)["micro"]["f1"]
 
 
 @pytest.mark.slow

@@ -8,7 +8,8 @@ from finetune.models.checkpoint import CheckpointError
 from finetune.data.loaders import load_entities
 from finetune.models.heads import HeadConfig
 from finetune.models.tagger import EntityTagger
-from finetune.models.tagger_ensemble import TaggerEnsemble, load_tagger, save_tagger_ensemble
+from finetune.models.loading import load_tagger
+from finetune.models.tagger_ensemble import TaggerEnsemble, save_tagger_ensemble
 from finetune.training.tagger import TaggerSpec, train_tagger
 from finetune.training.trainer import TrainingArguments
 

@@ -1,0 +1,37 @@
+"""What qagent ships in ``agent/assets``: default models, the banking knowledge base, router settings.
+
+The layers below the app (``finetune``, ``retrieval``) load whatever path they are given and know
+nothing of these files; the commands and the assistant pass them in. ``default`` on a command line
+names the shipped model of the task at hand (:func:`model_path`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+MODELS = ASSETS / "models"
+
+INTENTS_MODEL = MODELS / "intents"
+SENTIMENT_MODEL = MODELS / "sentiment"  # the most accurate: an ensemble of two LoRA models
+NER_MODEL = MODELS / "ner"
+# The assistant's sentiment model: a hybrid head on the plain encoder's features, so it reads the
+# pass retrieval needs anyway and costs no pass of its own; SENTIMENT_MODEL would add two passes.
+CHAT_SENTIMENT_MODEL = MODELS / "chat-sentiment"
+# The news monitor's pair, trained together on one LoRA adapter: one encoder pass a headline for both.
+NEWS_SENTIMENT_MODEL = MODELS / "news-sentiment"
+NEWS_NER_MODEL = MODELS / "news-ner"
+
+KNOWLEDGE_BASE = ASSETS / "knowledge" / "banking.jsonl"
+ROUTER_SETTINGS = ASSETS / "router.json"
+
+DEFAULT_MODELS = {"intents": INTENTS_MODEL, "sentiment": SENTIMENT_MODEL, "ner": NER_MODEL}
+
+
+def model_path(model: str | Path | None, task: str) -> Path:
+    """The checkpoint folder ``model`` names: ``None`` or ``"default"`` is the shipped model of ``task``."""
+    if model is None or str(model) == "default":
+        if task not in DEFAULT_MODELS:
+            raise ValueError(f"no shipped model for task {task!r}; have {', '.join(DEFAULT_MODELS)}")
+        return DEFAULT_MODELS[task]
+    return Path(model)
