@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from agent.compose import Composer, GroundingGuard
+from agent.compose import Composer
+from agent.grounding import GroundingGuard
 from agent.memory import ConversationMemory
 from agent.nlu import NLU, Understanding, entity_dict
 from agent.replies import templated, titles_by_intent

@@ -16,7 +16,7 @@ import re
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
-from agent.compose import MAX_MESSAGE_CHARS, ungrounded
+from agent.grounding import MAX_MESSAGE_CHARS, ungrounded
 
 LEAD_IN_PROMPT = ("You are a bank assistant. Reply with one short sentence that restates the customer's "
                   "request. Never answer it.")

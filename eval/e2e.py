@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.compose import ungrounded
+from agent.grounding import ungrounded
 from agent.router import ROUTES
 
 DEFAULT_CONVERSATIONS = Path(__file__).resolve().parent / "conversations.jsonl"

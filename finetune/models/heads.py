@@ -203,7 +203,7 @@ def _circuit_layer(ansatz, backend: str, gradient: str = "auto") -> nn.Module:
         from finetune.quantum.simulate import ExactBackendModule
 
         return ExactBackendModule(ansatz)
-    from finetune.quantum.backends import parse_backend
+    from finetune.quantum.device import parse_backend
     from finetune.quantum.layer import CircuitLayer
 
     if gradient == "auto":

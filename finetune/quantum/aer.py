@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from finetune.quantum.backends import (
+from finetune.quantum.device import (
     BackendSpec,
     DeviceCircuit,
     check_values,

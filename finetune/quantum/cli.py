@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from finetune.quantum.backends import BackendConfigError, fake_devices
+from finetune.quantum.device import BackendConfigError, fake_devices
 
 app = typer.Typer(help="Quantum backends for the quantum heads.", no_args_is_help=True)
 

@@ -2,7 +2,7 @@
 
 :class:`CircuitLayer` maps parameter values ``[B, P]`` to readouts ``[B, K]`` like
 :class:`~finetune.quantum.simulate.ExactBackendModule`, but on any
-:class:`~finetune.quantum.backends.QuantumBackend`. On a sampling backend, the forward pass
+:class:`~finetune.quantum.device.QuantumBackend`. On a sampling backend, the forward pass
 submits ONE job holding the batch and every row its gradient needs, keeps the Jacobian
 ``[B, K, P]``, and the backward pass is a contraction with it.
 
@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from finetune.quantum.backends import ExactBackend, QuantumBackend, get_backend
+from finetune.quantum.backends import ExactBackend, get_backend
+from finetune.quantum.device import QuantumBackend
 
 if TYPE_CHECKING:
     from finetune.quantum.ansatz import Ansatz

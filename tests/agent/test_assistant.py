@@ -8,7 +8,7 @@ import pytest
 from assistant_fakes import CARD, GOOD, make
 
 from agent.assistant import Assistant, Reply
-from agent.compose import ungrounded
+from agent.grounding import ungrounded
 
 
 def test_answer_route_streams_the_draft_and_returns_a_full_reply():

@@ -9,9 +9,8 @@ import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
-from agent.compose import (
-    Composer, GroundingGuard, build_messages, fallback_reply, key_facts, looks_like_injection, sources_text,
-)
+from agent.compose import Composer, build_messages, fallback_reply, sources_text
+from agent.grounding import GroundingGuard, key_facts, looks_like_injection
 from agent.shipped import KNOWLEDGE_BASE
 from retrieval.documents import Document, load_documents
 

@@ -8,13 +8,8 @@ import numpy as np
 import pytest
 
 from finetune.quantum.ansatz import AnsatzConfig, build_ansatz
-from finetune.quantum.backends import (
-    BackendConfigError,
-    BackendSpec,
-    QuantumBackend,
-    get_backend,
-    parse_backend,
-)
+from finetune.quantum.backends import get_backend
+from finetune.quantum.device import BackendConfigError, BackendSpec, QuantumBackend, parse_backend
 
 # A 5-qubit fake keeps the noisy tests fast; the 127-qubit one runs in the slow twins.
 SMALL_FAKE = "fake_manila"

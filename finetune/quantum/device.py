@@ -1,0 +1,269 @@
+"""What every quantum backend shares: the spec string that names one, the protocol it answers,
+and the device-side helpers (fake IBM devices, transpiling a circuit for one, checking values).
+
+:mod:`finetune.quantum.backends` builds a backend from a spec; the backends themselves
+(:mod:`finetune.quantum.aer`, :mod:`finetune.quantum.ibm`) build on this module, never on the factory.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from qiskit import QuantumCircuit
+    from qiskit.providers import BackendV2
+    from qiskit.quantum_info import SparsePauliOp
+
+    from finetune.quantum.ansatz import Ansatz
+
+KINDS = ("exact", "aer", "ibm")
+DEFAULT_IBM_SHOTS = 4096
+# Non-zero on purpose: qiskit-ibm-runtime's local mode drops a falsy ``seed_simulator``.
+DEFAULT_SEED = 1234
+# Level 1 maps and routes the circuit onto the device; higher levels cannot merge our
+# parameterised rotations anyway, and cost more transpile time per ansatz.
+OPTIMIZATION_LEVEL = 1
+SPEC_HELP = (
+    "valid backends: exact | aer[:shots=N][,noise=fake_<device>][,seed=N] | "
+    "ibm:<device>[,shots=N][,seed=N] (ibm:fake_<device> runs offline); "
+    "`agent backends list` shows the devices"
+)
+
+
+class BackendConfigError(ValueError):
+    """A backend spec that cannot be honoured (bad syntax, unknown device, no credentials)."""
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """A parsed backend spec.
+
+    Args:
+        kind: ``exact``, ``aer`` or ``ibm``.
+        shots: Shots per circuit; ``None`` means exact expectation values (``exact``/``aer``).
+            ``ibm`` always samples and defaults to :data:`DEFAULT_IBM_SHOTS`.
+        noise: Fake IBM device whose noise model Aer uses (``aer`` only).
+        device: IBM device name, or ``fake_<name>`` for the offline path (``ibm`` only).
+        seed: Seed of the simulators and the transpiler; each job uses ``seed + job index``.
+    """
+
+    kind: str
+    shots: int | None = None
+    noise: str | None = None
+    device: str | None = None
+    seed: int = DEFAULT_SEED
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise BackendConfigError(f"unknown backend kind {self.kind!r}; {SPEC_HELP}")
+        if self.shots is not None and (
+            isinstance(self.shots, bool) or not isinstance(self.shots, int) or self.shots <= 0
+        ):
+            raise BackendConfigError(f"shots must be a positive integer, got {self.shots!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise BackendConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if self.kind == "exact" and (self.shots, self.noise, self.device) != (None, None, None):
+            raise BackendConfigError(f"'exact' takes no options; {SPEC_HELP}")
+        if self.kind != "aer" and self.noise is not None:
+            raise BackendConfigError(f"noise= is an aer option; {SPEC_HELP}")
+        if self.kind != "ibm" and self.device is not None:
+            raise BackendConfigError(f"a device name is an ibm option; {SPEC_HELP}")
+        if self.noise is not None:
+            check_fake_device(self.noise)
+        if self.kind == "ibm":
+            if not self.device:
+                raise BackendConfigError(f"'ibm' needs a device name; {SPEC_HELP}")
+            if self.device.startswith("fake_"):
+                check_fake_device(self.device)
+            if self.shots is None:
+                object.__setattr__(self, "shots", DEFAULT_IBM_SHOTS)
+
+    @property
+    def offline(self) -> bool:
+        """True when nothing leaves this machine (every kind but a real IBM device)."""
+        return self.kind != "ibm" or bool(self.device and self.device.startswith("fake_"))
+
+    def __str__(self) -> str:
+        options = [self.device] if self.device else []
+        if self.noise:
+            options.append(f"noise={self.noise}")
+        if self.shots is not None and not (self.kind == "ibm" and self.shots == DEFAULT_IBM_SHOTS):
+            options.append(f"shots={self.shots}")
+        if self.seed != DEFAULT_SEED:
+            options.append(f"seed={self.seed}")
+        return self.kind + (":" + ",".join(options) if options else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BackendSpec:
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise BackendConfigError(f"unknown backend settings: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+
+def parse_backend(spec: str) -> BackendSpec:
+    """Parse a spec string such as ``aer:noise=fake_sherbrooke,shots=1024``.
+
+    Raises:
+        BackendConfigError: With one line that lists the valid forms.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise BackendConfigError(f"empty backend spec; {SPEC_HELP}")
+    kind, _, rest = spec.strip().partition(":")
+    kind = kind.strip().lower()
+    if kind not in KINDS:
+        raise BackendConfigError(f"unknown backend {spec!r}; {SPEC_HELP}")
+    items = [item.strip() for item in rest.split(",")] if rest else []
+    fields: dict[str, Any] = {"kind": kind}
+    if kind == "ibm" and items and "=" not in items[0]:
+        fields["device"] = items.pop(0)
+    allowed = {"exact": (), "aer": ("shots", "noise", "seed"), "ibm": ("shots", "seed")}[kind]
+    for item in items:
+        key, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or key not in allowed or not value:
+            options = ", ".join(f"{name}=" for name in allowed) or "none"
+            raise BackendConfigError(
+                f"bad option {item!r} in backend {spec!r} (options of {kind}: {options}); {SPEC_HELP}"
+            )
+        if key in fields:
+            raise BackendConfigError(f"option {key!r} given twice in backend {spec!r}")
+        if key in ("shots", "seed"):
+            try:
+                fields[key] = int(value)
+            except ValueError:
+                raise BackendConfigError(
+                    f"{key} must be a positive integer, got {value!r} in backend {spec!r}"
+                ) from None
+        else:
+            fields[key] = value
+    return BackendSpec(**fields)
+
+
+@runtime_checkable
+class QuantumBackend(Protocol):
+    """Anything that turns an ansatz and parameter values into readouts.
+
+    Attributes:
+        name: The canonical spec string of the backend.
+        shots: Shots per circuit, or ``None`` for exact expectation values.
+        on_job: Called with the id of every job right after it is submitted.
+    """
+
+    name: str
+    shots: int | None
+    on_job: Callable[[str], None] | None
+
+    def expectations(self, ansatz: Ansatz, values: np.ndarray) -> np.ndarray:
+        """Readout ``[B, K]`` (float64) of ``ansatz`` at parameter values ``[B, P]``."""
+        ...
+
+
+def check_values(ansatz: Ansatz, values: Any) -> np.ndarray:
+    """``values`` as a float64 ``[B, P]`` array, or a ValueError naming the expected shape."""
+    array = np.asarray(values, dtype=np.float64)
+    n_params = len(ansatz.parameters)
+    if array.ndim != 2 or array.shape[1] != n_params:
+        raise ValueError(f"values must be [batch, {n_params}], got {list(array.shape)}")
+    return array
+
+
+# --- fake IBM devices ------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def fake_devices() -> dict[str, int]:
+    """Name → qubit count of every fake device in qiskit-ibm-runtime (built once per process)."""
+    from qiskit_ibm_runtime.fake_provider import FakeProviderForBackendV2
+
+    with warnings.catch_warnings():
+        # Some fakes (fake_nighthawk, …) warn that their error values are not typical of the
+        # real device; that is harmless for simulation and would only be noise to a user.
+        warnings.simplefilter("ignore", UserWarning)
+        return {backend.name: backend.num_qubits for backend in FakeProviderForBackendV2().backends()}
+
+
+def check_fake_device(name: str) -> None:
+    """Raise :class:`BackendConfigError` (listing the valid names) unless ``name`` is a fake."""
+    names = fake_devices()
+    if name not in names:
+        raise BackendConfigError(f"unknown fake device {name!r}; valid: {', '.join(sorted(names))}")
+
+
+def fake_device(name: str) -> BackendV2:
+    """A fresh fake IBM device by name (``fake_sherbrooke``)."""
+    from qiskit_ibm_runtime.fake_provider import FakeProviderForBackendV2
+
+    check_fake_device(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # see fake_devices
+        device = FakeProviderForBackendV2().backend(name)
+        device.target  # built lazily; build it while the warning filter is on
+    return device
+
+
+# --- circuits compiled for a device ----------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class DeviceCircuit:
+    """An ansatz transpiled to a device's ISA.
+
+    Attributes:
+        circuit: The ISA circuit (device-wide register; Aer truncates the idle qubits).
+        columns: For each of ``circuit.parameters`` (Qiskit's sorted order), its column in the
+            ansatz's ``values``; ``values[:, columns]`` is what a primitive binds.
+        physical: Final physical qubit of each logical qubit (routing may permute them).
+        observables: The ansatz observables laid out onto the physical qubits.
+        active: Physical qubits any instruction touches.
+    """
+
+    circuit: QuantumCircuit
+    columns: np.ndarray
+    physical: tuple[int, ...]
+    observables: tuple[SparsePauliOp, ...]
+    active: frozenset[int]
+
+
+def parameter_columns(ansatz: Ansatz, circuit: QuantumCircuit) -> np.ndarray:
+    """Columns of ``values`` in the order a primitive binds ``circuit.parameters``.
+
+    Qiskit sorts circuit parameters by name (``w`` before ``x``), not in the ansatz's
+    inputs-then-weights order, so a plain ``values`` array would bind the wrong angles.
+    """
+    position = {param: i for i, param in enumerate(ansatz.parameters)}
+    return np.array([position[param] for param in circuit.parameters], dtype=np.int64)
+
+
+def compile_for_device(
+    ansatz: Ansatz, device: BackendV2, *, seed: int, measure: bool = False
+) -> DeviceCircuit:
+    """Transpile ``ansatz.circuit`` (plus ``measure_all`` when ``measure``) to ``device``'s ISA."""
+    from qiskit.transpiler import generate_preset_pass_manager
+
+    if ansatz.n_qubits > device.num_qubits:
+        raise BackendConfigError(
+            f"the ansatz has {ansatz.n_qubits} qubits but {device.name} only {device.num_qubits}"
+        )
+    circuit = ansatz.circuit.measure_all(inplace=False) if measure else ansatz.circuit
+    manager = generate_preset_pass_manager(
+        optimization_level=OPTIMIZATION_LEVEL, backend=device, seed_transpiler=seed
+    )
+    isa = manager.run(circuit)
+    physical = tuple(isa.layout.final_index_layout()[: ansatz.n_qubits])
+    active = frozenset(
+        isa.find_bit(qubit).index
+        for instruction in isa.data
+        if instruction.operation.name != "barrier"
+        for qubit in instruction.qubits
+    )
+    observables = tuple(obs.apply_layout(isa.layout) for obs in ansatz.observables)
+    return DeviceCircuit(isa, parameter_columns(ansatz, isa), physical, observables, active)
