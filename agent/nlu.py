@@ -99,7 +99,6 @@ class NLU:
         The default sentiment model is :data:`agent.shipped.CHAT_SENTIMENT_MODEL`; ``sentiment_dir`` may also name an
         ensemble folder (:mod:`finetune.models.ensemble`).
         """
-        from finetune.models.classifier import TextClassifier
         from finetune.models.encoder import Encoder
         from agent.shipped import CHAT_SENTIMENT_MODEL, INTENTS_MODEL, NER_MODEL
         from finetune.models.loading import load_classifier, load_tagger

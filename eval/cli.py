@@ -221,7 +221,7 @@ def eval_ner(
     from finetune.data.loaders import NLUPP_FOLDS, load_entities
     from agent.shipped import model_path
     from finetune.models.loading import load_tagger
-    from finetune.training.tagger import recorded_data_warnings
+    from finetune.data.tagging import recorded_data_warnings
 
     if threads is not None:
         torch.set_num_threads(threads)

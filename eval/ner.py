@@ -16,7 +16,7 @@ from typing import Any
 from eval.reports import plot_bars, plot_training_curves, write_report
 from finetune.models.tagger import Entity, EntityTagger
 from finetune.models.tagger_ensemble import TaggerEnsemble
-from finetune.training.tagger import recorded_data_warnings
+from finetune.data.tagging import recorded_data_warnings
 from finetune.data.tagging import Span, TaggedExample, spans_to_bio
 
 

@@ -88,7 +88,7 @@ def tiny_entities_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_joint(tiny_entities_dir, tmp_path_factory):
     """A sentiment classifier and an entity tagger trained together on one LoRA adapter (tiny data)."""
-    from finetune.training.classifier import LoraSettings
+    from finetune.models.lora import LoraSettings
     from finetune.data.loaders import TextDataset, TextExample, load_entities
     from finetune.models.encoder import Encoder
     from finetune.models.heads import HeadConfig

@@ -119,7 +119,8 @@ def sentiment(
 
 def _train(ctx: typer.Context, task: str, dataset, oos, o: dict[str, Any], json_output: bool) -> dict[str, Any]:
     """Build the configs from the parsed options ``o``, run the training, return its summary."""
-    from finetune.training.classifier import ClassifierSpec, LoraSettings, train_classifier
+    from finetune.models.lora import LoraSettings
+    from finetune.training.classifier import ClassifierSpec, train_classifier
     from finetune.models.encoder import Encoder, EncoderConfig
     from finetune.models.heads import HeadConfig
     from finetune.quantum.ansatz import AnsatzConfig
@@ -221,12 +222,13 @@ def ner(
     """Train an entity tagger (NLU++ banking slots by default); LoRA fine-tuning unless --frozen."""
     import torch
 
-    from finetune.training.classifier import LoraSettings
+    from finetune.models.lora import LoraSettings
     from finetune.data.loaders import load_entities
     from finetune.models.encoder import Encoder, EncoderConfig
     from finetune.models.heads import HeadConfig
     from finetune.quantum.ansatz import AnsatzConfig
-    from finetune.training.tagger import TaggerSpec, recorded_data_warnings, train_tagger
+    from finetune.data.tagging import recorded_data_warnings
+    from finetune.training.tagger import TaggerSpec, train_tagger
     from finetune.training.trainer import TrainingArguments
 
     if threads is not None:
@@ -354,14 +356,14 @@ def joint(
     """
     import torch
 
-    from finetune.training.classifier import LoraSettings
+    from finetune.models.lora import LoraSettings
     from finetune.data.loaders import load_entities, load_sentiment
     from finetune.models.encoder import Encoder, EncoderConfig
     from finetune.models.heads import HeadConfig
     from finetune.training.joint import JointSpec, train_joint
     from finetune.quantum.ansatz import AnsatzConfig
     from finetune.models.tagger import EntityTagger
-    from finetune.training.tagger import recorded_data_warnings
+    from finetune.data.tagging import recorded_data_warnings
     from finetune.training.trainer import TrainingArguments
 
     if threads is not None:
@@ -429,7 +431,8 @@ def decoding(
 
     from finetune.data.loaders import load_entities
     from finetune.models.loading import load_tagger
-    from finetune.training.tagger import fit_decoding, recorded_data_warnings
+    from finetune.data.tagging import recorded_data_warnings
+    from finetune.training.tagger import fit_decoding
 
     if threads is not None:
         torch.set_num_threads(threads)
@@ -520,7 +523,8 @@ def _tagger_ensemble(ctx: typer.Context, members: list[Path], out: Path, weights
     from finetune.data.loaders import NLUPP_FOLDS, load_entities
     from finetune.models.ensemble import record_metrics
     from finetune.models.tagger_ensemble import TaggerEnsemble, save_tagger_ensemble, validation_f1
-    from finetune.training.tagger import fit_decoding, recorded_data_warnings
+    from finetune.data.tagging import recorded_data_warnings
+    from finetune.training.tagger import fit_decoding
 
     if data == "auto":
         data = str(read_json(members[0] / "config.json").get("training", {}).get("data") or "none")

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -178,3 +179,27 @@ def example_from_spans(text: Any, spans: list[tuple[Any, Any, str, Any]], where:
             continue
         warnings.warn(f"{where}: {label!r} span [{start}, {end}) {problem}; span skipped", DataWarning, stacklevel=2)
     return TaggedExample(text.strip(), tuple(sorted(kept, key=lambda s: (s.start, s.end))))
+
+
+@contextmanager
+def recorded_data_warnings() -> Iterator[list[str]]:
+    """Collect every :class:`DataWarning` (skipped spans) raised inside, as messages, instead of showing them."""
+    messages: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataWarning)
+        try:
+            yield messages
+        finally:
+            for item in caught:
+                if issubclass(item.category, DataWarning):
+                    messages.append(str(item.message))
+                else:  # anything else is not ours to swallow
+                    warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
+
+
+def entity_f1(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> float:
+    """Entity micro-F1 with seqeval's strict IOB2 span matching."""
+    from seqeval.metrics import f1_score
+    from seqeval.scheme import IOB2
+
+    return float(f1_score(list(map(list, gold)), list(map(list, predicted)), mode="strict", scheme=IOB2, zero_division=0))

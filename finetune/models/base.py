@@ -64,6 +64,11 @@ class CheckpointModel(ABC):
             self._encoder = encoder
         return self._encoder
 
+    def adopt_encoder(self, encoder: Encoder) -> None:
+        """Run on ``encoder`` as it is, unchecked and uncopied: the encoder this model was just trained
+        with (the shared frozen one, or the one now carrying its adapter), so no reload is needed."""
+        self._encoder = encoder
+
     @property
     def encoders(self) -> list[Encoder]:
         """The encoders this model runs on: one (an ensemble of models has several)."""

@@ -29,7 +29,7 @@ import torch
 
 from finetune.models.checkpoint import ENSEMBLE as ENSEMBLE_FILE
 from finetune.models.checkpoint import CheckpointError, read_json, write_json
-from finetune.models.classifier import TASKS, Prediction, TextClassifier
+from finetune.models.classifier import Prediction, TextClassifier
 from finetune.models.encoder import Encoder, FeatureCache
 
 FORMAT = "qagent-ensemble/1"

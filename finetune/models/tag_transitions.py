@@ -71,7 +71,7 @@ def choose_weight(
 ) -> tuple[float, dict[str, float]]:
     """The weight with the best entity F1 on validation words (ties: the smaller weight), and every score."""
     from finetune.models.tagger import constrained_decode
-    from finetune.training.tagger import entity_f1
+    from finetune.data.tagging import entity_f1
 
     scores: dict[str, float] = {}
     for weight in weights:

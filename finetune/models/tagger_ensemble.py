@@ -29,7 +29,7 @@ import numpy as np
 
 from finetune.models.checkpoint import CheckpointError
 from finetune.models.encoder import Encoder, WordFeatures
-from finetune.models.ensemble import EnsembleRecord, MemberModels, checked_weights, is_ensemble, read_record, write_ensemble
+from finetune.models.ensemble import EnsembleRecord, MemberModels, checked_weights, read_record, write_ensemble
 from finetune.models.tag_transitions import TransitionPrior, load_prior
 from finetune.models.tagger import TASK, Entity, EntityTagger, decode_entities
 from finetune.data.tagging import Span, Word, words_with_offsets
@@ -137,7 +137,7 @@ def validation_f1(ensemble: TaggerEnsemble, examples: Sequence[Any], member_prob
     all words, as ``agent eval ner`` compares them."""
     import warnings
 
-    from finetune.training.tagger import entity_f1
+    from finetune.data.tagging import entity_f1
     from finetune.data.tagging import DataWarning, spans_to_bio
 
     texts = [ex.text for ex in examples]

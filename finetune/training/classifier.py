@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from finetune.models.checkpoint import save_checkpoint
+from finetune.models.lora import LoraSettings
 from finetune.models.classifier import TASKS, EncodedClassifier, TextClassifier
 from finetune.data.loaders import TextDataset, TextExample
 from finetune.models.encoder import Encoder, FeatureCache
@@ -39,23 +40,6 @@ from finetune.training.trainer import (
 )
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LoraSettings:
-    """LoRA adapter shape (see ``Encoder.add_lora``)."""
-
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.05
-    target_modules: tuple[str, ...] = ("query", "value")
-
-    def __post_init__(self) -> None:
-        if self.r < 1 or self.alpha < 1:
-            raise ValueError(f"LoRA r and alpha must be >= 1, got r={self.r}, alpha={self.alpha}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"LoRA dropout must be in [0, 1), got {self.dropout}")
-        object.__setattr__(self, "target_modules", tuple(self.target_modules))
 
 
 @dataclass(frozen=True)

@@ -37,13 +37,14 @@ from torch.nn import functional as F
 
 from finetune.models.checkpoint import save_checkpoint
 from finetune.models.classifier import TextClassifier
-from finetune.training.classifier import LoraSettings
+from finetune.models.lora import LoraSettings
 from finetune.data.loaders import TaggedDataset, TextDataset, TextExample
 from finetune.models.encoder import Encoder
 from finetune.models.heads import Head, HeadConfig, count_parameters
 from finetune.models.tagger import IGNORE, EntityTagger, bio_tags, constrained_decode, gather_words
 from finetune.models.tagger import TASK as NER_TASK
-from finetune.training.tagger import bio_rows, entity_f1, fit_decoding, padded_tag_rows, recorded_data_warnings
+from finetune.data.tagging import entity_f1, recorded_data_warnings
+from finetune.training.tagger import bio_rows, fit_decoding, padded_tag_rows
 from finetune.data.tagging import Span, Word, bio_to_spans, spans_to_bio
 from finetune.training.trainer import Checkpointing, Trainer, TrainerCallback, TrainingArguments, TrainResult, seed_everything
 
@@ -318,7 +319,7 @@ def train_joint(
     encoder.save_adapter(sentiment_path / "adapter")
     encoder.save_adapter(ner_path / "adapter")
     tagger = EntityTagger.load(ner_path, backend=backend)
-    tagger._encoder = encoder  # carries the trained adapter
+    tagger.adopt_encoder(encoder)  # carries the trained adapter
     metrics = {**common, "val": val, "skipped_spans": skipped_spans + len(problems),
                "decoding": fit_decoding(tagger, entity_data)}
     return TrainedJoint(sentiment_path, ner_path, TextClassifier.load(sentiment_path, backend=backend), tagger,

@@ -15,9 +15,7 @@ token accuracy, which ``O`` dominates.
 from __future__ import annotations
 
 import time
-import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,12 +24,12 @@ import numpy as np
 import torch
 
 from finetune.models.checkpoint import save_checkpoint
-from finetune.training.classifier import LoraSettings
+from finetune.models.lora import LoraSettings
 from finetune.data.loaders import TaggedDataset
 from finetune.models.encoder import Encoder
 from finetune.models.heads import Head, HeadConfig, count_parameters
 from finetune.models.tagger import IGNORE, TASK, EncodedTagger, EntityTagger, bio_tags, constrained_decode
-from finetune.data.tagging import DataWarning, TaggedExample, Word, spans_to_bio
+from finetune.data.tagging import TaggedExample, Word, entity_f1, recorded_data_warnings, spans_to_bio
 from finetune.training.trainer import Checkpointing, Trainer, TrainerCallback, TrainingArguments, TrainResult
 
 
@@ -56,30 +54,6 @@ class TrainedTagger:
     tagger: EntityTagger
     result: TrainResult
     metrics: dict[str, Any]
-
-
-@contextmanager
-def recorded_data_warnings() -> Iterator[list[str]]:
-    """Collect every :class:`DataWarning` (skipped spans) raised inside, as messages, instead of showing them."""
-    messages: list[str] = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DataWarning)
-        try:
-            yield messages
-        finally:
-            for item in caught:
-                if issubclass(item.category, DataWarning):
-                    messages.append(str(item.message))
-                else:  # anything else is not ours to swallow
-                    warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
-
-
-def entity_f1(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> float:
-    """Entity micro-F1 with seqeval's strict IOB2 span matching."""
-    from seqeval.metrics import f1_score
-    from seqeval.scheme import IOB2
-
-    return float(f1_score(list(map(list, gold)), list(map(list, predicted)), mode="strict", scheme=IOB2, zero_division=0))
 
 
 def train_tagger(
@@ -157,7 +131,7 @@ def train_tagger(
     if spec.lora is not None:
         encoder.save_adapter(path / "adapter")
     tagger = EntityTagger.load(path, backend=backend)
-    tagger._encoder = encoder  # frozen: the shared encoder; LoRA: the encoder now carrying the adapter
+    tagger.adopt_encoder(encoder)  # frozen: the shared encoder; LoRA: the encoder now carrying the adapter
     metrics["decoding"] = fit_decoding(tagger, dataset, weight=prior_weight)
     return TrainedTagger(path, tagger, result, metrics)
 

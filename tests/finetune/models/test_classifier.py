@@ -10,7 +10,8 @@ from text_data import tiny_intents, tiny_oos
 
 from finetune.models.checkpoint import CheckpointError
 from finetune.models.classifier import Prediction, TextClassifier
-from finetune.training.classifier import ClassifierSpec, LoraSettings, train_classifier
+from finetune.models.lora import LoraSettings
+from finetune.training.classifier import ClassifierSpec, train_classifier
 from finetune.data.loaders import OUT_OF_SCOPE
 from finetune.models.encoder import FeatureCache
 from finetune.models.heads import HeadConfig

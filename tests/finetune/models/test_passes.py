@@ -1,6 +1,7 @@
 import pytest
 
-from finetune.training.classifier import ClassifierSpec, LoraSettings, train_classifier
+from finetune.models.lora import LoraSettings
+from finetune.training.classifier import ClassifierSpec, train_classifier
 from finetune.data.loaders import TextDataset, TextExample, load_entities
 from finetune.models.encoder import FeatureCache
 from finetune.models.heads import HeadConfig

@@ -7,7 +7,8 @@ import torch
 from finetune.data.loaders import load_entities
 from finetune.models.heads import HeadConfig
 from finetune.models.tagger import EntityTagger, bio_tags, constrained_decode, decode_entities
-from finetune.training.tagger import TaggerSpec, entity_f1, recorded_data_warnings, train_tagger
+from finetune.data.tagging import entity_f1, recorded_data_warnings
+from finetune.training.tagger import TaggerSpec, train_tagger
 from finetune.data.tagging import DataWarning, Span, spans_to_bio, words_with_offsets
 from finetune.training.trainer import TrainingArguments
 
@@ -105,7 +106,7 @@ def test_predict_rejects_a_bare_string(frozen_tagger):
 
 def test_lora_tagger_keeps_the_shared_encoder_plain(tiny, encoder, base_encoder, tmp_path):
     args = TrainingArguments(epochs=1, batch_size=8, lr=1e-3, patience=1, progress=False)
-    from finetune.training.classifier import LoraSettings
+    from finetune.models.lora import LoraSettings
 
     spec = TaggerSpec(head=HeadConfig(kind="linear"), lora=LoraSettings(r=2, alpha=4))
     trained = train_tagger(tiny, spec, args, encoder, tmp_path / "lora")

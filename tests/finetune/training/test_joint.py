@@ -58,7 +58,7 @@ def test_pseudo_tag_rows_turn_a_teachers_entities_into_word_tags():
 
 @pytest.mark.slow
 def test_a_teachers_pseudo_labels_teach_the_shared_tagger(tiny_entities_dir, tmp_path):
-    from finetune.training.classifier import LoraSettings
+    from finetune.models.lora import LoraSettings
     from finetune.data.loaders import TextDataset, TextExample, load_entities
     from finetune.models.encoder import Encoder
     from finetune.models.heads import HeadConfig
@@ -130,7 +130,7 @@ def test_a_shared_adapter_gives_one_pass_with_the_same_answers(tiny_joint, base_
 
 @pytest.mark.slow
 def test_warm_start_begins_from_the_teachers_adapter_and_head(tiny_joint, tiny_entities_dir, tmp_path):
-    from finetune.training.classifier import LoraSettings
+    from finetune.models.lora import LoraSettings
     from finetune.data.loaders import TextDataset, TextExample, load_entities
     from finetune.models.encoder import Encoder
     from finetune.training.joint import train_joint
