@@ -3,6 +3,7 @@
 Usage::
 
     assistant = Assistant.load()                       # shipped models, knowledge base, SmolLM2
+    assistant = Assistant.load(AssistantSettings(llm="openai:http://127.0.0.1:11434/v1:llama3.2", kb="faq.md"))
     reply = assistant.respond("Where is my new card?", session_id="alice")
     reply.route, reply.intent, reply.text, reply.sources
 
@@ -16,6 +17,7 @@ in small fakes; :meth:`Assistant.load` builds the real ones.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -32,6 +34,52 @@ from agent.router import Decision, Router, RouterConfig
 logger = logging.getLogger("agent.assistant")
 
 MAX_MESSAGE_CHARS = 20_000  # longer input is cut (and the reply says so in its reason), never refused
+STYLES = ("auto", "draft", "lead_in")
+
+
+@dataclass(frozen=True)
+class AssistantSettings:
+    """What the assistant runs with; a path left None is the shipped default (:mod:`agent.shipped`).
+
+    Attributes:
+        llm: ``local`` (SmolLM2-135M-Instruct), ``hf:PATH`` or ``openai:URL:MODEL``.
+        index_dir: An index built with ``agent index build`` (default: the shipped base, indexed once).
+        kb: A knowledge base to index instead of the shipped one.
+        intents_dir, entities_dir, sentiment_dir: Checkpoint (or ensemble) folders.
+        router_config: A router JSON file (default: ``agent/assets/router.json``).
+        backend: Where the quantum heads' circuits run.
+        max_new_tokens: Longest reply the language model may write.
+        style: ``draft`` (the model writes the reply), ``lead_in`` (one sentence from the model,
+            then the answer verbatim) or ``auto``: lead_in for the small local model, else draft.
+        threads: CPU threads for torch (None: torch's choice), set when the assistant loads.
+    """
+
+    llm: str = "local"
+    index_dir: Path | None = None
+    kb: Path | None = None
+    intents_dir: Path | None = None
+    entities_dir: Path | None = None
+    sentiment_dir: Path | None = None
+    router_config: Path | None = None
+    backend: str = "exact"
+    max_new_tokens: int = 96
+    style: str = "auto"
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.style not in STYLES:
+            raise ValueError(f"style must be auto, draft or lead_in, got {self.style!r}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {self.threads}")
+
+    @property
+    def reply_style(self) -> str:
+        """``auto`` resolved: the 135M local model only writes a lead-in; bigger models draft the reply."""
+        if self.style != "auto":
+            return self.style
+        return "lead_in" if self.llm == "local" else "draft"
 
 
 @dataclass
@@ -92,43 +140,34 @@ class Assistant:
         self.titles = titles_by_intent(getattr(index, "docs", ()))
 
     @classmethod
-    def load(cls, *, llm: str | Any = "local", index_dir: str | Path | None = None, kb: str | Path | None = None,
-             intents_dir: str | Path | None = None, entities_dir: str | Path | None = None,
-             sentiment_dir: str | Path | None = None, router_config: str | Path | None = None,
-             backend: str = "exact", max_new_tokens: int = 96, style: str = "auto", encoder: Any = None,
+    def load(cls, settings: AssistantSettings | None = None, *, chat_model: Any = None, encoder: Any = None,
              progress: Callable[[str], None] | None = None) -> Assistant:
-        """Build the assistant from the shipped defaults or the given paths.
+        """Build the assistant from ``settings`` (default: everything shipped, the local model).
 
         Args:
-            llm: ``local`` (SmolLM2-135M-Instruct), ``hf:PATH``, ``openai:URL:MODEL``, or a LangChain chat model.
-            index_dir: An index built with ``agent index build`` (default: the shipped base, indexed once).
-            kb: A knowledge base to index instead of the shipped one.
-            intents_dir, entities_dir, sentiment_dir: Checkpoint directories (default: shipped models).
-            router_config: A router JSON file (default: ``agent/assets/router.json``).
-            backend: Where the quantum heads' circuits run.
-            max_new_tokens: Longest reply the local model may write.
-            style: ``draft`` (the model writes the reply), ``lead_in`` (one sentence from the model,
-                then the answer verbatim) or ``auto``: lead_in for the small local model, else draft.
+            settings: Models, knowledge base, language model and router to use.
+            chat_model: A LangChain chat model to write replies with instead of ``settings.llm``.
             encoder: An already loaded plain encoder to share (loaded when None).
             progress: Called with a short message before each slow step (e.g. ``print``).
         """
         from agent.knowledge import load_index
         from agent.llm import load_chat_model
 
+        settings = settings or AssistantSettings()
+        if settings.threads is not None:
+            import torch
+
+            torch.set_num_threads(settings.threads)
         say = progress or (lambda message: None)
         say("loading the intent, entity and sentiment models")
-        nlu = NLU.load(intents_dir=intents_dir, entities_dir=entities_dir, sentiment_dir=sentiment_dir,
-                       backend=backend, encoder=encoder)
+        nlu = NLU.load(intents_dir=settings.intents_dir, entities_dir=settings.entities_dir,
+                       sentiment_dir=settings.sentiment_dir, backend=settings.backend, encoder=encoder)
         say("loading the knowledge-base index")
-        index = load_index(nlu.encoder, index_dir=index_dir, kb=kb)
+        index = load_index(nlu.encoder, index_dir=settings.index_dir, kb=settings.kb)
         say("loading the language model")
-        chat = load_chat_model(llm, max_new_tokens=max_new_tokens) if isinstance(llm, str) else llm
-        router = Router(RouterConfig.load(router_config), answerable=set(index.intents) or None)
-        if style == "auto":
-            style = "lead_in" if llm == "local" else "draft"
-        if style not in ("draft", "lead_in"):
-            raise ValueError(f"style must be auto, draft or lead_in, got {style!r}")
-        return cls(nlu, router, index, Composer(chat, GroundingGuard(), style=style))
+        chat = chat_model if chat_model is not None else load_chat_model(settings.llm, max_new_tokens=settings.max_new_tokens)
+        router = Router(RouterConfig.load(settings.router_config), answerable=set(index.intents) or None)
+        return cls(nlu, router, index, Composer(chat, GroundingGuard(), style=settings.reply_style))
 
     def respond(self, message: str, session_id: str = "default") -> Reply:
         """Answer one message and return the whole :class:`Reply`."""
@@ -224,6 +263,21 @@ class Assistant:
             sources=sources, timings=timings, guard_fired=guard_fired, guard_reasons=guard_reasons,
             session_id=session_id,
         )
+
+
+def load_assistant(settings: AssistantSettings | None = None, *, quiet: bool = False) -> Assistant:
+    """Load the assistant for a program a person watches: each slow step announced on stderr
+    (unless ``quiet``; stdout stays machine-readable), library progress bars and the guard's log
+    notes kept off the screen (they belong in the reply's fields)."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Loading weights" bars on every start say nothing to a user
+    logging.getLogger("agent").setLevel(logging.ERROR)
+    return Assistant.load(settings, progress=None if quiet else _announce)
+
+
+def _announce(message: str) -> None:
+    print(f"… {message}", file=sys.stderr, flush=True)
 
 
 def _clean(message: Any) -> str:

@@ -30,30 +30,6 @@ Session = Annotated[str, typer.Option(help="Conversation id (memory is per sessi
 Style = Annotated[str, typer.Option(help="Reply style: auto (lead_in for the local model, else draft), draft (the model writes the reply) or lead_in (one sentence from the model, then the answer verbatim).")]
 
 
-def load_assistant(llm: str, index: Path | None, kb: Path | None, intents: Path | None, entities: Path | None,
-                   sentiment: Path | None, router: Path | None, backend: str, max_new_tokens: int,
-                   threads: int | None, quiet: bool = False, style: str = "auto") -> Any:
-    """Load the assistant, saying what is loading on stderr."""
-    import logging
-
-    from agent.assistant import Assistant
-
-    if threads is not None:
-        if threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {threads}")
-        import torch
-
-        torch.set_num_threads(threads)
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # "Loading weights" bars on every start say nothing to a user
-    logging.getLogger("agent").setLevel(logging.ERROR)  # guard notes belong in the reply's fields, not on screen
-    progress = None if quiet else (lambda message: typer.echo(f"… {message}", err=True))
-    return Assistant.load(llm=llm, index_dir=index, kb=kb, intents_dir=intents, entities_dir=entities,
-                          sentiment_dir=sentiment, router_config=router, backend=backend,
-                          max_new_tokens=max_new_tokens, style=style, progress=progress)
-
-
 def describe_reply(reply: Any) -> str:
     """One line under a reply: route, reason, intent and sources."""
     parts = [f"route: {reply.route} ({reply.reason})"]
@@ -77,8 +53,11 @@ def chat(
     details: Annotated[bool, typer.Option("--details/--no-details", help="Show route, intent and sources under each reply.")] = False,
 ) -> None:
     """Chat with the assistant in the terminal (type /help for commands)."""
-    assistant = load_assistant(llm, index, kb, intents, entities, sentiment, router, backend, max_new_tokens, threads,
-                               style=style)
+    from agent.assistant import AssistantSettings, load_assistant
+
+    assistant = load_assistant(AssistantSettings(
+        llm=llm, index_dir=index, kb=kb, intents_dir=intents, entities_dir=entities, sentiment_dir=sentiment,
+        router_config=router, backend=backend, max_new_tokens=max_new_tokens, style=style, threads=threads))
     typer.echo("qagent: ask about your cards, payments, transfers or account. /help for commands, /quit to leave.")
     show = details
     while True:
@@ -134,13 +113,17 @@ def ask(
     max_new_tokens: MaxNewTokens = 96, threads: Threads = None, session: Session = "ask", style: Style = "auto",
 ) -> None:
     """Answer one message, or every line of a file, and print the reply (JSON with --json or --file)."""
+    from agent.assistant import AssistantSettings, load_assistant
+
     if (message is None) == (file is None):
         raise ValueError("give a message or --file FILE, not both and not neither")
     lines = None
     if file is not None:
         lines = _read_lines(file)  # a missing or binary file fails before the models load
-    assistant = load_assistant(llm, index, kb, intents, entities, sentiment, router, backend, max_new_tokens,
-                               threads, quiet=json_output or file is not None, style=style)
+    settings = AssistantSettings(
+        llm=llm, index_dir=index, kb=kb, intents_dir=intents, entities_dir=entities, sentiment_dir=sentiment,
+        router_config=router, backend=backend, max_new_tokens=max_new_tokens, style=style, threads=threads)
+    assistant = load_assistant(settings, quiet=json_output or file is not None)
     if lines is None:
         reply = assistant.respond(message or "", session)
         if json_output:

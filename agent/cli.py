@@ -83,19 +83,22 @@ def serve(
     max_new_tokens: MaxNewTokens = 96, threads: Threads = None,
 ) -> None:
     """Serve the web UI: chat with the assistant, watch the news monitor, inspect the models."""
-    from agent.chat_cli import load_assistant
+    from agent.assistant import AssistantSettings, load_assistant
     from ui.app import AppConfig
     from ui.monitor import MONITOR_MODELS
     from ui.server import ServeConfig
     from ui.server import serve as run_server
 
     config = ServeConfig(host=host, port=port, share=share, auth=auth, max_upload_mb=max_upload_mb)
+    settings = AssistantSettings(llm=llm, index_dir=index, kb=kb, intents_dir=intents, entities_dir=entities,
+                                 sentiment_dir=sentiment, router_config=router, backend=backend,
+                                 max_new_tokens=max_new_tokens, threads=threads)
     if monitor_models not in MONITOR_MODELS:
         raise typer.BadParameter(f"must be one of {', '.join(MONITOR_MODELS)}; got {monitor_models!r}", param_hint="--monitor-models")
     app_config = AppConfig(monitor_db=monitor_db, max_upload_mb=max_upload_mb, monitor_models=monitor_models)
     run_server(
         config,
-        lambda say: load_assistant(llm, index, kb, intents, entities, sentiment, router, backend, max_new_tokens, threads),
+        lambda say: load_assistant(settings),
         app_config,
         say=lambda message: typer.echo(message, err=True),
     )

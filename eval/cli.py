@@ -47,14 +47,13 @@ def bench_assistant(
     json_output: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
     """Latency of the assistant: understanding + routing + retrieval, first token, whole reply."""
-    from agent.chat_cli import load_assistant
+    from agent.assistant import AssistantSettings, load_assistant
     from eval.assistant_bench import benchmark_messages, format_results, run_assistant_benchmark
 
     if queries < 1 or replies < 1:
         raise ValueError("--queries and --replies must be >= 1")
     messages = benchmark_messages(data_dir, queries)
-    assistant = load_assistant(llm, None, None, None, None, None, None, "exact", 96, threads, quiet=json_output,
-                               style=style)
+    assistant = load_assistant(AssistantSettings(llm=llm, style=style, threads=threads), quiet=json_output)
     results = run_assistant_benchmark(assistant, messages, replies=replies, progress=not json_output)
     if json_output:
         echo_json(results)
@@ -264,13 +263,13 @@ def eval_assistant(
     json_output: Annotated[bool, typer.Option("--json", help="Print the report (without per-turn rows) as JSON.")] = False,
 ) -> None:
     """Run the scripted conversations through the whole assistant: routes, intents, grounding, latency."""
-    from agent.chat_cli import load_assistant
+    from agent.assistant import AssistantSettings, load_assistant
     from eval.e2e import DEFAULT_CONVERSATIONS, evaluate_assistant, format_report, load_conversations, write_outputs
 
     if limit is not None and limit < 1:
         raise ValueError(f"--limit must be >= 1, got {limit}")
     scripted = load_conversations(conversations or DEFAULT_CONVERSATIONS)[:limit]
-    assistant = load_assistant(llm, None, None, None, None, None, None, "exact", max_new_tokens, threads,
+    assistant = load_assistant(AssistantSettings(llm=llm, max_new_tokens=max_new_tokens, threads=threads),
                                quiet=json_output)
     report = evaluate_assistant(assistant, scripted, progress=not json_output)
     path = write_outputs(report, out)

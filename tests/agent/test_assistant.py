@@ -149,3 +149,17 @@ def test_answering_a_clarifying_question_gets_the_chosen_answer():
     assert assistant.respond("card thing", "s").route == "clarify"
     reply = assistant.respond("the first one", "s")
     assert (reply.route, reply.intent) == ("answer", "card_arrival")
+
+
+def test_assistant_settings_check_themselves_and_resolve_the_reply_style():
+    from agent.assistant import AssistantSettings
+
+    assert AssistantSettings().reply_style == "lead_in"  # the 135M local model writes only a lead-in
+    assert AssistantSettings(llm="openai:http://127.0.0.1:8000/v1:m").reply_style == "draft"
+    assert AssistantSettings(llm="local", style="draft").reply_style == "draft"
+    with pytest.raises(ValueError, match="style must be auto, draft or lead_in"):
+        AssistantSettings(style="poem")
+    with pytest.raises(ValueError, match="--threads must be >= 1"):
+        AssistantSettings(threads=0)
+    with pytest.raises(ValueError, match="max_new_tokens must be >= 1"):
+        AssistantSettings(max_new_tokens=0)

@@ -8,7 +8,7 @@ import pytest
 from assistant_fakes import GOOD, make
 from typer.testing import CliRunner
 
-import agent.chat_cli as chat_cli
+import agent.assistant
 from agent.cli import app
 
 runner = CliRunner()
@@ -17,7 +17,7 @@ runner = CliRunner()
 @pytest.fixture()
 def fake_assistant(monkeypatch):
     assistant, _ = make([GOOD] * 10)
-    monkeypatch.setattr(chat_cli, "load_assistant", lambda *args, **kwargs: assistant)
+    monkeypatch.setattr(agent.assistant, "load_assistant", lambda *args, **kwargs: assistant)
     return assistant
 
 
