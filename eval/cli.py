@@ -216,7 +216,7 @@ def eval_ner(
     import torch
 
     from eval.ner import evaluate_tagger, format_report
-    from finetune.cli.commands import parse_folds
+    from finetune.data.folds import parse_folds
     from finetune.data.loaders import NLUPP_FOLDS, load_entities
     from agent.shipped import model_path
     from finetune.models.loading import load_tagger

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from finetune.cli.commands import SETUPS, parse_folds, setup_folds
+from finetune.data.folds import SETUPS, parse_folds, setup_folds
 from finetune.data.loaders import NLUPP_FOLDS
 
 CV = "cv"
@@ -39,9 +39,7 @@ DEFAULT_FOLDS = {"large": "0-19", "20-fold": "0-19", CV: "0-17"}  # cv stays off
 
 
 def test_folds(setup: str, fold: int) -> list[int]:
-    """The folds a setup tests on for ``fold`` (the test side of the CLI's ``setup_folds``)."""
-    if setup not in SETUPS:  # a ValueError here, not the CLI's usage error
-        raise ValueError(f"setup must be one of {', '.join(SETUPS)}; got {setup!r}")
+    """The folds a setup tests on for ``fold`` (the test side of :func:`finetune.data.folds.setup_folds`)."""
     return setup_folds(setup, fold, NLUPP_FOLDS)[1]
 
 

@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 import typer
 
+from finetune.errors import SettingError
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -44,6 +46,8 @@ def describe(exc: BaseException) -> str:
     """The one line a user sees for ``exc``."""
     if isinstance(exc, typer.BadParameter):  # a bad option found after parsing: "Invalid value for --x: why"
         return exc.format_message()
+    if isinstance(exc, SettingError):  # a library function's setting, named as the option it came from
+        return typer.BadParameter(str(exc), param_hint=exc.option).format_message()
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     known = getattr(exc, "__module__", "").split(".")[0] in ("finetune", "agent", "retrieval", "eval", "ui")
     if known or isinstance(exc, (ValueError, FileNotFoundError, PermissionError, MemoryError)):

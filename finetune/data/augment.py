@@ -21,10 +21,11 @@ from __future__ import annotations
 import json
 import random
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from finetune.data.tagging import Span, TaggedExample, words_with_offsets
+from finetune.errors import SettingError
 
 
 def mention_pool(examples: Sequence[TaggedExample]) -> dict[str, list[str]]:
@@ -170,3 +171,58 @@ def load_mentions(path: str | Path, entity_types: Sequence[str]) -> dict[str, li
                 or not all(isinstance(m, str) and m.strip() for m in mentions)):
             raise ValueError(f"{where}: {label!r} must list one or more non-empty mention strings")
     return {label: [m.strip() for m in mentions] for label, mentions in loaded.items()}
+
+
+def mention_groups(share_mentions: Sequence[str], entity_types: Sequence[str]) -> list[list[str]]:
+    """``--share-mentions`` values (``"date,date_from,date_to"`` each) as groups of two or more of the
+    data's entity types, no type in two groups."""
+    groups = []
+    for value in share_mentions:
+        group = [t.strip() for t in value.split(",") if t.strip()]
+        unknown = [t for t in group if t not in entity_types]
+        if unknown:
+            raise SettingError("share_mentions", f"{', '.join(unknown)}: not an entity type of the data "
+                                                 f"(have: {', '.join(entity_types)})")
+        if len(set(group)) < 2:
+            raise SettingError("share_mentions", f"{value!r} names one type; a group shares mentions between two or more")
+        groups.append(list(dict.fromkeys(group)))
+    if len({t for g in groups for t in g}) < sum(map(len, groups)):
+        raise SettingError("share_mentions", "an entity type may be in one group only")
+    return groups
+
+
+def augmented_training_set(
+    train: list[TaggedExample],
+    entity_types: Sequence[str],
+    copies: int,
+    *,
+    mentions: str | None = None,
+    share_mentions: Sequence[str] = (),
+    seed: int = 0,
+    say: Callable[[str], None] = lambda message: None,
+) -> list[TaggedExample]:
+    """The training split with ``copies`` mention-replaced copies of each sentence (``agent finetune
+    ner --augment``), drawing on ``mentions`` (``"faker"`` or a JSON file) and ``share_mentions`` groups.
+
+    Args:
+        say: Told what extra mentions were loaded, or why ``faker`` had nothing to add.
+    """
+    for setting, value in (("mentions", mentions), ("share_mentions", share_mentions)):
+        if value and not copies:
+            raise SettingError(setting, "only used by --augment; add --augment N (e.g. 6)")
+    groups = mention_groups(share_mentions, entity_types)
+    if not copies:
+        return train
+    extra = None
+    if mentions == "faker":
+        extra = faker_mentions(mention_pool(train), seed=seed)
+    elif mentions is not None:
+        try:
+            extra = load_mentions(mentions, entity_types)
+        except ValueError as exc:
+            raise SettingError("mentions", str(exc)) from exc
+    if extra:
+        say("extra mentions: " + ", ".join(f"{len(v)} {k}" for k, v in extra.items()))
+    elif mentions == "faker":
+        say(f"warning: --mentions faker makes up {' and '.join(FAKER_TYPES)} mentions; the data has neither")
+    return augment(train, copies, seed=seed, extra=extra, shared=groups)
