@@ -16,28 +16,22 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
-from finetune.models.checkpoint import save_checkpoint
-from finetune.models.lora import LoraSettings
-from finetune.models.classifier import TASKS, EncodedClassifier, TextClassifier
 from finetune.data.loaders import TextDataset, TextExample
-from finetune.models.encoder import Encoder, FeatureCache
-from finetune.models.heads import Head, HeadConfig, count_parameters
 from finetune.data.oos import OOSExamples, choose_threshold
-from finetune.training.trainer import (
-    Checkpointing,
-    Trainer,
-    TrainerCallback,
-    TrainingArguments,
-    TrainResult,
-    seed_everything,
-)
+from finetune.models.classifier import TASKS, EncodedClassifier, TextClassifier
+from finetune.models.encoder import Encoder, FeatureCache
+from finetune.models.heads import HeadConfig
+from finetune.models.lora import LoraSettings
+from finetune.training.recipe import add_adapter, build_head, fit, mode_settings, run_metrics, save_model
+from finetune.training.trainer import Checkpointing, TrainerCallback, TrainingArguments, TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -112,40 +106,27 @@ def train_classifier(
         validation += oos.validation
     labels = sorted({ex.label for ex in train})
     index = {label: i for i, label in enumerate(labels)}
-    head_config = replace(spec.head, in_features=encoder.dim, n_classes=len(labels))
-    seed_everything(args.seed)  # the head's initial weights too, so one seed gives one model
-    head = Head(head_config, backend=backend)
+    # The head's initial weights are seeded too, so one seed gives one model.
+    head = build_head(spec.head, encoder, len(labels), backend, seed=args.seed)
     y_train, y_val = _targets(train, index), _targets(validation, index)
+    model: nn.Module
     if spec.lora is None:
         cache = cache or FeatureCache()
         progress = args.progress
         # Splits are cached separately so other runs (eval, ablation) reuse the same entries.
         x_train = _features(cache, encoder, dataset.train, oos.train if oos else None, progress)
         x_val = _features(cache, encoder, dataset.validation, oos.validation if oos else None, progress)
-        trainer = Trainer(head, args, callbacks=callbacks, checkpointing=checkpointing)
-        result = trainer.fit(x_train, y_train, x_val, y_val)
+        model, rows_train, rows_val = head, x_train, x_val
     else:
-        lora = spec.lora
-        seed_everything(args.seed)
-        encoder.add_lora(r=lora.r, alpha=lora.alpha, dropout=lora.dropout, target_modules=lora.target_modules)
+        add_adapter(encoder, spec.lora, seed=args.seed)
         model = EncodedClassifier(encoder, head)
-        trainer = Trainer(model, args, callbacks=callbacks, checkpointing=checkpointing)
-        result = trainer.fit([ex.text for ex in train], y_train, [ex.text for ex in validation], y_val)
-        model.eval()
-        x_val = None
-    seconds = time.perf_counter() - start
-    settings: dict[str, Any] = {"mode": "frozen" if spec.lora is None else "lora"}
-    if spec.lora is not None:
-        settings["lora"] = asdict(spec.lora)
-    metrics: dict[str, Any] = {
-        "best_epoch": result.best_epoch,
-        "val_macro_f1": result.best_score,
-        "train_seconds": seconds,
-        "head_parameters": count_parameters(head),
-        "history": result.history,
-    }
+        rows_train, rows_val = [ex.text for ex in train], [ex.text for ex in validation]
+    trainer, result = fit(model, args, (rows_train, y_train), (rows_val, y_val), callbacks=callbacks,
+                          checkpointing=checkpointing)
+    settings = mode_settings(spec.lora)
+    metrics = run_metrics(result, start, head, "val_macro_f1")
     if oos is not None:
-        val_logits = trainer.predict_logits(x_val if x_val is not None else [ex.text for ex in validation])
+        val_logits = trainer.predict_logits(rows_val)
         probs = torch.softmax(val_logits, -1).numpy()
         in_rows = np.arange(len(dataset.validation))
         oos_rows = np.arange(len(dataset.validation), len(validation))
@@ -155,14 +136,9 @@ def train_classifier(
         settings.update(threshold=threshold, oos={"train_examples": len(oos.train), "validation": stats})
         metrics["threshold"] = threshold
         metrics["val_oos"] = stats
-    path = Path(out)
-    save_checkpoint(
-        path, task=spec.task, head=head, labels=labels, encoder=encoder.config.to_dict(),
-        training={**args.to_dict(), "data": dataset.name, "train_examples": len(train)},
-        settings=settings, metrics=metrics, command=command,
-    )
-    if spec.lora is not None:
-        encoder.save_adapter(path / "adapter")
+    path = save_model(Path(out), task=spec.task, head=head, labels=labels, encoder=encoder,
+                      training={**args.to_dict(), "data": dataset.name, "train_examples": len(train)},
+                      settings=settings, metrics=metrics, command=command, with_adapter=spec.lora is not None)
     # A frozen encoder is shared as is; a LoRA model loads its own copy when first used.
     classifier = TextClassifier.load(path, backend=backend, encoder=encoder if spec.lora is None else None)
     return TrainedClassifier(path, classifier, result, metrics)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from finetune.models.checkpoint import save_checkpoint
 from finetune.models.classifier import TextClassifier
 from finetune.models.lora import LoraSettings
 from finetune.data.loaders import TaggedDataset, TextDataset, TextExample
@@ -46,7 +45,8 @@ from finetune.models.tagger import TASK as NER_TASK
 from finetune.data.tagging import entity_f1, recorded_data_warnings
 from finetune.training.tagger import bio_rows, fit_decoding, padded_tag_rows
 from finetune.data.tagging import Span, Word, bio_to_spans, spans_to_bio
-from finetune.training.trainer import Checkpointing, Trainer, TrainerCallback, TrainingArguments, TrainResult, seed_everything
+from finetune.training.recipe import add_adapter, build_head, fit, mode_settings, save_model
+from finetune.training.trainer import Checkpointing, TrainerCallback, TrainingArguments, TrainResult
 
 Item = tuple[str, list[Word] | None]  # (text, words) for a tagging example, (text, None) for a sentiment one
 
@@ -243,14 +243,14 @@ def train_joint(
     with recorded_data_warnings() as problems:
         tag_train, tag_val = bio_rows(entity_data.train), bio_rows(entity_data.validation)
     n_words = max(len(words) for _, words, _ in tag_train + tag_val)
-    seed_everything(args.seed)  # the heads' initial weights too, so one seed gives one model
-    sentiment_head = Head(replace(spec.sentiment_head, in_features=encoder.dim, n_classes=len(labels)), backend=backend)
-    tagger_head = Head(replace(spec.tagger_head, in_features=encoder.dim, n_classes=len(tags)), backend=backend)
+    # The heads' initial weights are seeded too, so one seed gives one model.
+    sentiment_head = build_head(spec.sentiment_head, encoder, len(labels), backend, seed=args.seed)
+    tagger_head = build_head(spec.tagger_head, encoder, len(tags), backend)
     lora = spec.lora
     if warm_start:
         lora, tagger_head = _warm_start(encoder, teacher, tags, backend)
     else:
-        encoder.add_lora(r=lora.r, alpha=lora.alpha, dropout=lora.dropout, target_modules=lora.target_modules)
+        add_adapter(encoder, lora)
 
     pseudo = pseudo_tag_rows(teacher, [ex.text for ex in sentiment_data.train], tags, progress=args.progress) if teacher else []
     n_words = max([n_words, *(len(words) for _, words, _ in pseudo)])
@@ -279,45 +279,42 @@ def train_joint(
 
     loss = joint_loss(len(tags), tagging_weight=spec.tagging_weight, smoothing=spec.sentiment_smoothing,
                       pseudo_weight=spec.pseudo_tagging_weight if teacher else 0.0)
-    trainer = Trainer(model, args, score_fn=score, callbacks=callbacks, checkpointing=checkpointing, loss_fn=loss)
-    result = trainer.fit(items_train, y_train, items_val, y_val)
-    model.eval()
+    trainer, result = fit(model, args, (items_train, y_train), (items_val, y_val), score_fn=score, loss_fn=loss,
+                          callbacks=callbacks, checkpointing=checkpointing)
     val = joint_scores(y_val.numpy(), trainer.predict_logits(items_val).numpy(), tags)
     seconds = time.perf_counter() - start
 
-    shared = {"mode": "lora", "lora": asdict(lora), "joint": {
+    shared = mode_settings(lora, joint={
         "tasks": ["sentiment", NER_TASK], "tagging_repeat": spec.tagging_repeat,
         "tagging_weight": spec.tagging_weight, "sentiment_smoothing": spec.sentiment_smoothing,
         "sentiment_data": sentiment_data.name, "entity_data": entity_data.name,
         "teacher": str(teacher.checkpoint.path) if teacher else None, "warm_start": warm_start,
         "pseudo_tagging_weight": spec.pseudo_tagging_weight if teacher else 0.0,
         "pseudo_tagged_texts": len(pseudo), "pseudo_entities": sum(len(bio_to_spans(w, t)) for _, w, t in pseudo),
-    }}
+    })
     common = {"best_epoch": result.best_epoch, "val_joint_score": result.best_score, "train_seconds": seconds,
               "history": result.history}
     training = {**args.to_dict(), "sentiment_data": sentiment_data.name, "entity_data": entity_data.name,
                 "sentiment_train_examples": len(sentiment_data.train), "entity_train_examples": len(entity_data.train)}
     sentiment_path, ner_path = Path(sentiment_out), Path(ner_out)
-    save_checkpoint(
-        sentiment_path, task="sentiment", head=sentiment_head, labels=labels, encoder=encoder.config.to_dict(),
+    save_model(
+        sentiment_path, task="sentiment", head=sentiment_head, labels=labels, encoder=encoder,
         training={**training, "data": sentiment_data.name, "train_examples": len(sentiment_data.train)},
         settings={**shared, "joint": {**shared["joint"], "partner": str(ner_path)}},
         metrics={**common, "val_macro_f1": val["sentiment_macro_f1"], "val_accuracy": val["sentiment_accuracy"],
                  "head_parameters": count_parameters(sentiment_head)},
-        command=command,
+        command=command, with_adapter=True,
     )
-    save_checkpoint(
-        ner_path, task=NER_TASK, head=tagger_head, labels=tags, encoder=encoder.config.to_dict(),
+    save_model(
+        ner_path, task=NER_TASK, head=tagger_head, labels=tags, encoder=encoder,
         training={**training, "data": entity_data.name, "train_examples": len(entity_data.train),
                   "skipped_spans": skipped_spans + len(problems)},
         settings={**shared, "entity_types": entity_data.entity_types,
                   "joint": {**shared["joint"], "partner": str(sentiment_path)}},
         metrics={**common, "val_entity_f1": val["entity_f1"], "head_parameters": count_parameters(tagger_head),
                  "skipped_spans": skipped_spans + len(problems)},
-        command=command,
+        command=command, with_adapter=True,
     )
-    encoder.save_adapter(sentiment_path / "adapter")
-    encoder.save_adapter(ner_path / "adapter")
     tagger = EntityTagger.load(ner_path, backend=backend)
     tagger.adopt_encoder(encoder)  # carries the trained adapter
     metrics = {**common, "val": val, "skipped_spans": skipped_spans + len(problems),

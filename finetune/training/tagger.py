@@ -16,21 +16,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
-from finetune.models.checkpoint import save_checkpoint
-from finetune.models.lora import LoraSettings
 from finetune.data.loaders import TaggedDataset
-from finetune.models.encoder import Encoder
-from finetune.models.heads import Head, HeadConfig, count_parameters
-from finetune.models.tagger import IGNORE, TASK, EncodedTagger, EntityTagger, bio_tags, constrained_decode
 from finetune.data.tagging import TaggedExample, Word, entity_f1, recorded_data_warnings, spans_to_bio
-from finetune.training.trainer import Checkpointing, Trainer, TrainerCallback, TrainingArguments, TrainResult
+from finetune.models.encoder import Encoder
+from finetune.models.heads import HeadConfig
+from finetune.models.lora import LoraSettings
+from finetune.models.tagger import IGNORE, TASK, EncodedTagger, EntityTagger, bio_tags, constrained_decode
+from finetune.training.recipe import add_adapter, build_head, fit, mode_settings, run_metrics, save_model
+from finetune.training.trainer import Checkpointing, TrainerCallback, TrainingArguments, TrainResult
 
 
 @dataclass(frozen=True)
@@ -92,44 +93,28 @@ def train_tagger(
                          "taken from a run that had validation")
     start = time.perf_counter()
     tags = bio_tags(dataset.entity_types)
-    head = Head(replace(spec.head, in_features=encoder.dim, n_classes=len(tags)), backend=backend)
+    head = build_head(spec.head, encoder, len(tags), backend)
     with recorded_data_warnings() as problems:  # spans that cannot become BIO tags
         train, validation = bio_rows(dataset.train), bio_rows(dataset.validation)
+    model: nn.Module
     if spec.lora is None:
         x_train, y_train, _ = _frozen_rows(encoder, train, tags, args.progress)
         x_val, y_val, lengths = _frozen_rows(encoder, validation, tags, args.progress)
-        trainer = Trainer(head, args, score_fn=_scorer(tags, lengths), callbacks=callbacks,
-                          checkpointing=checkpointing)
-        result = trainer.fit(x_train, y_train, x_val, y_val)
+        model, rows_train, rows_val, score = head, (x_train, y_train), (x_val, y_val), _scorer(tags, lengths)
     else:
-        lora = spec.lora
-        encoder.add_lora(r=lora.r, alpha=lora.alpha, dropout=lora.dropout, target_modules=lora.target_modules)
+        add_adapter(encoder, spec.lora)
         n_words = max(len(words) for words, _, _ in train + validation)
         model = EncodedTagger(encoder, head, n_words)
-        items_train, y_train = padded_tag_rows(encoder, train, tags, n_words)
-        items_val, y_val = padded_tag_rows(encoder, validation, tags, n_words)
-        trainer = Trainer(model, args, score_fn=_scorer(tags, None), callbacks=callbacks,
-                          checkpointing=checkpointing)
-        result = trainer.fit(items_train, y_train, items_val, y_val)
-        model.eval()
-    settings: dict[str, Any] = {"mode": "frozen" if spec.lora is None else "lora", "entity_types": dataset.entity_types}
-    if spec.lora is not None:
-        settings["lora"] = asdict(spec.lora)
-    metrics: dict[str, Any] = {
-        "best_epoch": result.best_epoch,
-        "val_entity_f1": result.best_score,
-        "train_seconds": time.perf_counter() - start,
-        "head_parameters": count_parameters(head),
-        "skipped_spans": skipped_spans + len(problems),
-        "history": result.history,
-    }
-    path = Path(out)
+        rows_train = padded_tag_rows(encoder, train, tags, n_words)
+        rows_val = padded_tag_rows(encoder, validation, tags, n_words)
+        score = _scorer(tags, None)
+    _, result = fit(model, args, rows_train, rows_val, score_fn=score, callbacks=callbacks, checkpointing=checkpointing)
+    settings = mode_settings(spec.lora, entity_types=dataset.entity_types)
+    metrics = run_metrics(result, start, head, "val_entity_f1", skipped_spans=skipped_spans + len(problems))
     training = {**args.to_dict(), "data": dataset.name, "train_examples": len(dataset.train),
                 "skipped_spans": metrics["skipped_spans"]}
-    save_checkpoint(path, task=TASK, head=head, labels=tags, encoder=encoder.config.to_dict(), training=training,
-                    settings=settings, metrics=metrics, command=command)
-    if spec.lora is not None:
-        encoder.save_adapter(path / "adapter")
+    path = save_model(Path(out), task=TASK, head=head, labels=tags, encoder=encoder, training=training,
+                      settings=settings, metrics=metrics, command=command, with_adapter=spec.lora is not None)
     tagger = EntityTagger.load(path, backend=backend)
     tagger.adopt_encoder(encoder)  # frozen: the shared encoder; LoRA: the encoder now carrying the adapter
     metrics["decoding"] = fit_decoding(tagger, dataset, weight=prior_weight)
