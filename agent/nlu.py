@@ -12,7 +12,6 @@ otherwise be truncated by the tokenizer anyway, after paying to tokenize it all.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -119,8 +118,6 @@ class NLU:
     @torch.no_grad()
     def understand_batch(self, messages: Sequence[str]) -> list[Understanding]:
         """Understand many messages with batched model passes."""
-        from finetune.models.passes import analyze_with_features
-
         if isinstance(messages, str):
             raise TypeError("understand_batch takes a list of messages")
         texts = [(m or "")[: self.max_chars] for m in messages]
@@ -128,51 +125,31 @@ class NLU:
         out = [Understanding(text=t) for t in texts]
         if not live:
             return out
-        batch = [texts[i] for i in live]
-        own = [m for m in (self.intents, self.entities, self.sentiment)
-               if m is not None and not m.uses_frozen_encoder]
-        if self.parallel and own:
-            analyses, vectors = self._concurrent(batch)
-        else:
-            analyses, vectors = analyze_with_features(
-                batch, encoder=self.encoder, intents=self.intents, entities=self.entities,
-                sentiment=self.sentiment, need_features=True)
+        analyses, vectors = self._analyze([texts[i] for i in live])
         for row, (i, analysis) in enumerate(zip(live, analyses)):
             out[i] = _understanding(texts[i], analysis, None if vectors is None else vectors[row])
         return out
 
-    def _concurrent(self, texts: list[str]) -> tuple[list[Any], torch.Tensor]:
-        """Each model with its own (LoRA) encoder runs its pass on a worker thread while this thread
-        runs the shared plain pass: torch releases the GIL inside its kernels, so on a 2-core
-        machine with one torch thread per pass the passes overlap instead of queueing."""
-        from finetune.models.passes import Analysis, analyze, analyze_with_features
+    def _analyze(self, texts: list[str]) -> tuple[list[Any], torch.Tensor | None]:
+        """Run the pass plan (:func:`finetune.models.passes.plan_passes`) over ``texts``.
 
+        With ``parallel``, every pass but the plain one runs on a worker thread while this thread
+        runs the plain pass: torch releases the GIL inside its kernels, so on a 2-core machine with
+        one torch thread per pass the passes overlap instead of queueing."""
+        from finetune.models.passes import analyze_with_features, assemble, checked_texts, plan_passes, run_pass
+
+        models = {"intents": self.intents, "entities": self.entities, "sentiment": self.sentiment}
+        plan = plan_passes(models, need_features=True)
+        if not (self.parallel and plan.others):
+            return analyze_with_features(texts, encoder=self.encoder, need_features=True, **models)
+        texts = checked_texts(texts, self.encoder)
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="qagent-nlu")
-        own = {name: model for name, model in (("intents", self.intents), ("entities", self.entities),
-                                                 ("sentiment", self.sentiment))
-               if model is not None and not model.uses_frozen_encoder}
-        futures = {}
-        if "entities" in own and "sentiment" in own and own["sentiment"].shares_encoder_with(own["entities"]):
-            # Trained together on one adapter (finetune.training.joint): one pass serves both.
-            pair = {"entities": own.pop("entities"), "sentiment": own.pop("sentiment")}
-            futures["pair"] = self._pool.submit(_no_grad(lambda t: analyze(t, encoder=self.encoder, **pair)), texts)
-        futures.update({name: self._pool.submit(_no_grad(model.predict), texts) for name, model in own.items()})
-        frozen = {name: model for name, model in (("intents", self.intents), ("entities", self.entities),
-                                                    ("sentiment", self.sentiment))
-                  if model is not None and model.uses_frozen_encoder}
-        shared, vectors = analyze_with_features(texts, encoder=self.encoder, need_features=True, **frozen)
-        results = {name: future.result() for name, future in futures.items()}
-        if "pair" in results:
-            paired = results.pop("pair")
-            results["entities"] = [a.entities for a in paired]
-            results["sentiment"] = [a.sentiment for a in paired]
-        analyses = [Analysis(
-            intent=results["intents"][i] if "intents" in results else shared[i].intent,
-            entities=results["entities"][i] if "entities" in results else shared[i].entities,
-            sentiment=results["sentiment"][i] if "sentiment" in results else shared[i].sentiment,
-        ) for i in range(len(texts))]
-        return analyses, vectors
+        futures = [self._pool.submit(_no_grad(run_pass), step, texts, models, self.encoder) for step in plan.others]
+        predictions, vectors = run_pass(plan.plain, texts, models, self.encoder) if plan.plain else ({}, None)
+        for future in futures:
+            predictions.update(future.result()[0])
+        return assemble(len(texts), predictions), vectors
 
 
 def _no_grad(function: Callable[..., Any]) -> Callable[..., Any]:

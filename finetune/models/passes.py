@@ -1,10 +1,17 @@
 """Run intents, entities and sentiment together, with as few encoder passes as the models allow.
 
-The assistant and the news monitor ask all three models about every text. Models trained on
-frozen features share one :meth:`Encoder.encode_all` pass, which yields sentence features (for
-the classifiers) and word features (for the tagger) at once. Models trained together on one
-LoRA adapter (:mod:`finetune.training.joint`) share one pass of that adapted encoder the same way. Any other model with its own adapter computes
-different features and so runs its own pass through ``predict``.
+The assistant and the news monitor ask all three models about every text. This module is the one
+place that decides which models share a pass (:func:`plan_passes`); callers run the plan, in turn
+(:func:`analyze`) or with the passes that need no plain encoder on worker threads
+(``agent.nlu.NLU``), and get the same :class:`Analysis` either way.
+
+- Models trained on frozen features share one pass of the plain encoder. With a frozen tagger
+  among them it is an :meth:`Encoder.encode_all` pass: sentence features for the classifiers and
+  word features for the tagger at once.
+- Models trained together on one LoRA adapter (:mod:`finetune.training.joint`) share one pass of
+  that adapted encoder the same way: the tagger's, read by the classifiers that carry its adapter.
+- Any other model with its own adapter computes different features, so it runs its own pass
+  through ``predict`` (an ensemble runs one per member).
 
 Usage::
 
@@ -62,6 +69,99 @@ class Analysis:
     sentiment: Any | None = None  # finetune.models.classifier.Prediction
 
 
+PLAIN, SHARED, OWN = "plain", "shared", "own"
+ROLES = ("intents", "entities", "sentiment")
+
+
+@dataclass(frozen=True)
+class EncoderPass:
+    """One pass over the texts and the models (by role) that read it.
+
+    Attributes:
+        kind: ``plain`` (the plain encoder), ``shared`` (the tagger's adapted encoder, read by the
+            classifiers trained on the same adapter) or ``own`` (one model's own ``predict``).
+        readers: The roles (``intents``, ``entities``, ``sentiment``) that read this pass.
+        words: Whether the pass also computes word features (a tagger reads it).
+    """
+
+    kind: str
+    readers: tuple[str, ...]
+    words: bool = False
+
+
+@dataclass(frozen=True)
+class PassPlan:
+    """The passes one batch of texts takes, the plain one first (None when nothing needs it)."""
+
+    plain: EncoderPass | None
+    others: tuple[EncoderPass, ...]
+
+    @property
+    def passes(self) -> tuple[EncoderPass, ...]:
+        return ((self.plain,) if self.plain else ()) + self.others
+
+
+def plan_passes(models: dict[str, Any], *, need_features: bool = False) -> PassPlan:
+    """Decide which of ``models`` (``{role: model or None}``) share an encoder pass.
+
+    Args:
+        models: The intent classifier, entity tagger and sentiment classifier by role; None skips one.
+        need_features: Run the plain pass even when no frozen model reads it (the caller wants
+            its sentence features, e.g. as the knowledge-base query vector).
+    """
+    asked = {role: model for role, model in models.items() if model is not None}
+    frozen = tuple(role for role in ROLES if role in asked and asked[role].uses_frozen_encoder)
+    plain = None
+    if frozen or need_features:
+        plain = EncoderPass(PLAIN, frozen, words="entities" in frozen)
+    others: list[EncoderPass] = []
+    tagger = asked.get("entities")
+    adapted = [role for role in ROLES if role in asked and role not in frozen]
+    if tagger is not None and "entities" in adapted:
+        joint = tuple(role for role in ("intents", "sentiment") if role in adapted
+                      and asked[role].shares_encoder_with(tagger))
+        if joint:
+            others.append(EncoderPass(SHARED, ("entities", *joint), words=True))
+            adapted = [role for role in adapted if role not in ("entities", *joint)]
+    others += [EncoderPass(OWN, (role,), words=role == "entities") for role in adapted]
+    return PassPlan(plain, tuple(others))
+
+
+PassResult = tuple[dict[str, list[Any]], "torch.Tensor | None"]
+
+
+def run_pass(step: EncoderPass, texts: list[str], models: dict[str, Any], encoder: Encoder) -> PassResult:
+    """Run one pass over ``texts`` (non-empty); returns each reader's predictions by role, and the
+    sentence features of a plain pass (None for the others)."""
+    if step.kind == OWN:
+        (role,) = step.readers
+        return {role: models[role].predict(texts)}, None
+    source = encoder if step.kind == PLAIN else models["entities"].encoder
+    words: list[WordFeatures] | None = None
+    if step.words:
+        sentences, words = source.encode_all(texts, words=[words_with_offsets(t) for t in texts])
+    else:  # no tagger reads this pass: word features would be computed for nothing
+        sentences = source.encode(texts)
+    out: dict[str, list[Any]] = {}
+    for role in step.readers:
+        model = models[role]
+        if role == "entities":
+            out[role] = model.predict_words(texts, words)
+        elif step.kind == PLAIN:
+            out[role] = model.predict_features(sentences)
+        else:
+            out[role] = model.predict_encoded(sentences)
+    return out, sentences if step.kind == PLAIN else None
+
+
+def assemble(n_texts: int, predictions: dict[str, list[Any]]) -> list[Analysis]:
+    """One :class:`Analysis` per text from every pass's predictions by role."""
+    none: list[Any] = [None] * n_texts
+    entities = predictions.get("entities") or [[] for _ in range(n_texts)]
+    return [Analysis(intent=i, entities=e, sentiment=s)
+            for i, e, s in zip(predictions.get("intents", none), entities, predictions.get("sentiment", none))]
+
+
 def analyze(
     texts: Sequence[str],
     *,
@@ -90,7 +190,7 @@ def analyze_with_features(
 
     The assistant searches its knowledge base with the same frozen sentence vectors the frozen
     models read, so one encoder pass serves both (``None`` when no frozen model ran and
-    ``need_features`` is False).
+    ``need_features`` is False). The passes run one after the other, as :func:`plan_passes` planned.
 
     Args:
         texts: Raw texts; empty ones are fine, long ones are truncated with a logged warning.
@@ -99,47 +199,24 @@ def analyze_with_features(
         intents: Intent classifier, or None to skip.
         entities: Entity tagger, or None to skip.
         sentiment: Sentiment classifier, or None to skip.
+        need_features: Run the plain pass for its features even when no frozen model reads it.
     """
+    texts = checked_texts(texts, encoder)
+    models = {"intents": intents, "entities": entities, "sentiment": sentiment}
+    predictions: dict[str, list[Any]] = {}
+    sentences = None
+    if texts:
+        for step in plan_passes(models, need_features=need_features).passes:
+            found, features = run_pass(step, texts, models, encoder)
+            predictions.update(found)
+            sentences = features if features is not None else sentences
+    return assemble(len(texts), predictions), sentences
+
+
+def checked_texts(texts: Sequence[str], encoder: Encoder) -> list[str]:
+    """``texts`` as a list, refusing a lone string and an encoder that carries an adapter."""
     if isinstance(texts, str):
         raise TypeError("analyze takes a list of texts; wrap a single text in a list")
-    texts = list(texts)
     if encoder.has_adapter:
         raise ValueError("analyze needs the plain encoder; models with adapters run their own pass")
-    models = [m for m in (intents, entities, sentiment) if m is not None]
-    sentences: torch.Tensor | None = None
-    words: list[WordFeatures] | None = None
-    if texts and (need_features or any(m.uses_frozen_encoder for m in models)):
-        if entities is not None and entities.uses_frozen_encoder:
-            sentences, words = encoder.encode_all(texts, words=[words_with_offsets(t) for t in texts])
-        else:  # no frozen tagger: word features would be computed for nothing
-            sentences = encoder.encode(texts)
-    # Classifiers trained on the tagger's own adapter read the tagger's pass.
-    joint = [m for m in (intents, sentiment) if m is not None and entities is not None
-             and not entities.uses_frozen_encoder and m.shares_encoder_with(entities)]
-    joint_sentences: torch.Tensor | None = None
-    joint_words: list[WordFeatures] | None = None
-    if texts and joint:
-        joint_sentences, joint_words = entities.encoder.encode_all(texts, words=[words_with_offsets(t) for t in texts])
-
-    def sentence_model(model: SentenceModel | None) -> list[Any]:
-        if model is None:
-            return [None] * len(texts)
-        if not texts:
-            return []
-        if model in joint:
-            return model.predict_encoded(joint_sentences)
-        return model.predict_features(sentences) if model.uses_frozen_encoder else model.predict(texts)
-
-    if entities is None or not texts:
-        found: list[list[Entity]] = [[] for _ in texts]
-    elif entities.uses_frozen_encoder:
-        found = entities.predict_words(texts, words)
-    elif joint_words is not None:
-        found = entities.predict_words(texts, joint_words)
-    else:
-        found = entities.predict(texts)
-    analyses = [
-        Analysis(intent=i, entities=e, sentiment=s)
-        for i, e, s in zip(sentence_model(intents), found, sentence_model(sentiment))
-    ]
-    return analyses, sentences
+    return list(texts)

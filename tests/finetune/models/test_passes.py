@@ -101,3 +101,30 @@ def test_the_shipped_tagger_decodes_with_its_fitted_transition_prior():
     from finetune.models.loading import load_tagger
 
     assert load_tagger(NER_MODEL).prior is not None
+
+
+class _Model:
+    """What the planner reads of a model: is its encoder frozen, which adapter does it carry."""
+
+    def __init__(self, adapter: str | None) -> None:
+        self.adapter = adapter
+        self.uses_frozen_encoder = adapter is None
+
+    def shares_encoder_with(self, other) -> bool:
+        return self.adapter is not None and self.adapter == other.adapter
+
+
+def test_the_plan_groups_models_by_the_encoder_pass_they_read():
+    from finetune.models.passes import plan_passes
+
+    # The assistant: intents and tagger with adapters of their own, a frozen sentiment head.
+    plan = plan_passes({"intents": _Model("a"), "entities": _Model("b"), "sentiment": _Model(None)}, need_features=True)
+    assert (plan.plain.readers, plan.plain.words) == (("sentiment",), False)
+    assert [(p.kind, p.readers) for p in plan.others] == [("own", ("intents",)), ("own", ("entities",))]
+    # The news monitor: sentiment and tagger trained together on one adapter share its pass.
+    plan = plan_passes({"entities": _Model("j"), "sentiment": _Model("j")})
+    assert plan.plain is None
+    assert [(p.kind, p.readers, p.words) for p in plan.others] == [("shared", ("entities", "sentiment"), True)]
+    # Everything frozen: one plain pass with word features for the tagger.
+    plan = plan_passes({"intents": _Model(None), "entities": _Model(None), "sentiment": None})
+    assert (plan.plain.readers, plan.plain.words, plan.others) == (("intents", "entities"), True, ())
