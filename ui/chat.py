@@ -140,7 +140,7 @@ class ChatHandlers:
                     details = reply_details(reply, message)
                 yield list(history), "", session_id, dict(turns), *details
         except Exception as exc:  # a chat page shows a sentence, never a traceback
-            from finetune.cli.console import describe
+            from finetune.errors import describe_error as describe
 
             logger.exception("the assistant failed on a message")
             history[-1] = {

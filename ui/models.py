@@ -180,7 +180,7 @@ def build_models_tab(assistant: Any = None) -> None:
     try:
         checkpoints = loaded_checkpoints(assistant)
     except Exception as exc:  # a missing checkpoint must not take the whole page down
-        from finetune.cli.console import describe
+        from finetune.errors import describe_error as describe
 
         gr.Markdown(f"Could not read the models: {describe(exc)}")
         return

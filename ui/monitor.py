@@ -239,7 +239,7 @@ def _message(text: str) -> MonitorView:
 
 
 def _describe(exc: BaseException) -> str:
-    from finetune.cli.console import describe
+    from finetune.errors import describe_error as describe
 
     if not isinstance(exc, (ValueError, OSError, RuntimeError)):
         logger.exception("monitor failure")

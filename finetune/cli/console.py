@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import typer
 
-from finetune.errors import SettingError
+from finetune.errors import describe_error as describe
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,19 +40,6 @@ def friendly_errors(command: F) -> F:
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-def describe(exc: BaseException) -> str:
-    """The one line a user sees for ``exc``."""
-    if isinstance(exc, typer.BadParameter):  # a bad option found after parsing: "Invalid value for --x: why"
-        return exc.format_message()
-    if isinstance(exc, SettingError):  # a library function's setting, named as the option it came from
-        return typer.BadParameter(str(exc), param_hint=exc.option).format_message()
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    known = getattr(exc, "__module__", "").split(".")[0] in ("finetune", "agent", "retrieval", "eval", "ui")
-    if known or isinstance(exc, (ValueError, FileNotFoundError, PermissionError, MemoryError)):
-        return message or type(exc).__name__
-    return f"unexpected {type(exc).__name__}: {message} (set QAGENT_DEBUG=1 for the traceback)"
 
 
 def echo_json(data: Any) -> None:

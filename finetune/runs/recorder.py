@@ -283,7 +283,7 @@ def run_record(
                 run.finish("cancelled", error="aborted")
                 raise
             except BaseException as exc:
-                from finetune.cli.console import describe
+                from finetune.errors import describe_error as describe
 
                 run.finish("failed", error=describe(exc))
                 raise
