@@ -1,4 +1,4 @@
-"""Tag-transition prior for the entity tagger's Viterbi decoding.
+"""The entity tagger's decoding: IOB2-constrained Viterbi, with an optional tag-transition prior.
 
 The word head scores each word on its own, so nothing stops it from reading "this Friday" as two
 ``date`` entities (``B-date B-date``) or from ending an entity one word early. Decoding adds
@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,6 @@ def choose_weight(
     weights: Sequence[float] = WEIGHTS,
 ) -> tuple[float, dict[str, float]]:
     """The weight with the best entity F1 on validation words (ties: the smaller weight), and every score."""
-    from finetune.models.tagger import constrained_decode
     from finetune.data.tagging import entity_f1
 
     scores: dict[str, float] = {}
@@ -161,3 +161,38 @@ def featured_gold(bio: Sequence[tuple[Sequence[Any], Sequence[str]]], predicted:
         at = {start: tag for (_, start, _), tag in zip(words, word_tags)}
         gold.append([at[start] for _, start, _ in featured])
     return gold
+
+
+def constrained_decode(log_probs: np.ndarray, tags: Sequence[str], prior: TransitionPrior | None = None) -> list[int]:
+    """Best tag index per word under IOB2 rules (Viterbi over ``log_probs [n, C]``), plus the
+    weighted transition scores of ``prior`` when given."""
+    n, size = log_probs.shape
+    if n == 0:
+        return []
+    inside, allowed = _iob2_rules(tuple(tags))
+    penalty = np.where(allowed, 0.0 if prior is None else prior.step, -np.inf)
+    score = log_probs[0] + np.where(inside, -np.inf, 0.0 if prior is None else prior.start)
+    back = []
+    for row in log_probs[1:]:
+        total = score[:, None] + penalty
+        best = total.argmax(0)
+        back.append(best)
+        score = total[best, np.arange(size)] + row
+    path = [int(score.argmax())]
+    for best in reversed(back):
+        path.append(int(best[path[-1]]))
+    return path[::-1]
+
+
+@lru_cache(maxsize=16)
+def _iob2_rules(tags: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """``inside[j]``: tag j is an ``I-`` tag; ``allowed[previous, next]`` under IOB2 (cached: the
+    news monitor decodes thousands of texts with one tag set)."""
+    inside = np.array([t.startswith("I-") for t in tags])
+    allowed = np.ones((len(tags), len(tags)), dtype=bool)
+    for j, tag in enumerate(tags):
+        if inside[j]:
+            allowed[:, j] = [prev in (f"B-{tag[2:]}", tag) for prev in tags]
+    inside.setflags(write=False)
+    allowed.setflags(write=False)
+    return inside, allowed

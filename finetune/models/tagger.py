@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,7 @@ from finetune.models.checkpoint import Checkpoint, CheckpointError, load_checkpo
 from finetune.models.encoder import Encoder, WordFeatures
 from finetune.models.heads import Head
 from finetune.models.base import CheckpointModel
-from finetune.models.tag_transitions import TransitionPrior, load_prior
+from finetune.models.tag_transitions import TransitionPrior, constrained_decode, load_prior
 from finetune.data.tagging import Word, words_with_offsets
 
 TASK = "ner"
@@ -52,41 +51,6 @@ class Entity:
 def bio_tags(entity_types: Sequence[str]) -> list[str]:
     """The tag set of a tagger, in logit order: ``O``, then ``B-x``, ``I-x`` for each type."""
     return ["O"] + [f"{prefix}-{kind}" for kind in entity_types for prefix in "BI"]
-
-
-def constrained_decode(log_probs: np.ndarray, tags: Sequence[str], prior: TransitionPrior | None = None) -> list[int]:
-    """Best tag index per word under IOB2 rules (Viterbi over ``log_probs [n, C]``), plus the
-    weighted transition scores of ``prior`` when given."""
-    n, size = log_probs.shape
-    if n == 0:
-        return []
-    inside, allowed = _iob2_rules(tuple(tags))
-    penalty = np.where(allowed, 0.0 if prior is None else prior.step, -np.inf)
-    score = log_probs[0] + np.where(inside, -np.inf, 0.0 if prior is None else prior.start)
-    back = []
-    for row in log_probs[1:]:
-        total = score[:, None] + penalty
-        best = total.argmax(0)
-        back.append(best)
-        score = total[best, np.arange(size)] + row
-    path = [int(score.argmax())]
-    for best in reversed(back):
-        path.append(int(best[path[-1]]))
-    return path[::-1]
-
-
-@lru_cache(maxsize=16)
-def _iob2_rules(tags: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """``inside[j]``: tag j is an ``I-`` tag; ``allowed[previous, next]`` under IOB2 (cached: the
-    news monitor decodes thousands of texts with one tag set)."""
-    inside = np.array([t.startswith("I-") for t in tags])
-    allowed = np.ones((len(tags), len(tags)), dtype=bool)
-    for j, tag in enumerate(tags):
-        if inside[j]:
-            allowed[:, j] = [prev in (f"B-{tag[2:]}", tag) for prev in tags]
-    inside.setflags(write=False)
-    allowed.setflags(write=False)
-    return inside, allowed
 
 
 def decode_entities(

@@ -40,7 +40,8 @@ from finetune.models.lora import LoraSettings
 from finetune.data.loaders import TaggedDataset, TextDataset, TextExample
 from finetune.models.encoder import Encoder
 from finetune.models.heads import Head, HeadConfig, count_parameters
-from finetune.models.tagger import IGNORE, EntityTagger, bio_tags, constrained_decode, gather_words
+from finetune.models.tag_transitions import constrained_decode
+from finetune.models.tagger import IGNORE, EntityTagger, bio_tags, gather_words
 from finetune.models.tagger import TASK as NER_TASK
 from finetune.data.tagging import entity_f1, recorded_data_warnings
 from finetune.training.tagger import bio_rows, fit_decoding, padded_tag_rows

@@ -29,7 +29,8 @@ from finetune.data.tagging import TaggedExample, Word, entity_f1, recorded_data_
 from finetune.models.encoder import Encoder
 from finetune.models.heads import HeadConfig
 from finetune.models.lora import LoraSettings
-from finetune.models.tagger import IGNORE, TASK, EncodedTagger, EntityTagger, bio_tags, constrained_decode
+from finetune.models.tag_transitions import constrained_decode
+from finetune.models.tagger import IGNORE, TASK, EncodedTagger, EntityTagger, bio_tags
 from finetune.training.recipe import add_adapter, build_head, fit, mode_settings, run_metrics, save_model
 from finetune.training.trainer import Checkpointing, TrainerCallback, TrainingArguments, TrainResult
 

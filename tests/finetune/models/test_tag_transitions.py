@@ -3,7 +3,8 @@ import pytest
 
 from finetune.models.checkpoint import CheckpointError
 from finetune.models.tag_transitions import TransitionPrior, choose_weight, count_transitions, load_prior, save_prior
-from finetune.models.tagger import bio_tags, constrained_decode
+from finetune.models.tag_transitions import constrained_decode
+from finetune.models.tagger import bio_tags
 
 TAGS = bio_tags(["date"])  # O, B-date, I-date
 

@@ -6,7 +6,8 @@ import torch
 
 from finetune.data.loaders import load_entities
 from finetune.models.heads import HeadConfig
-from finetune.models.tagger import EntityTagger, bio_tags, constrained_decode, decode_entities
+from finetune.models.tag_transitions import constrained_decode
+from finetune.models.tagger import EntityTagger, bio_tags, decode_entities
 from finetune.data.tagging import entity_f1, recorded_data_warnings
 from finetune.training.tagger import TaggerSpec, train_tagger
 from finetune.data.tagging import DataWarning, Span, spans_to_bio, words_with_offsets
