@@ -16,8 +16,9 @@ from agent.chat_cli import ask, chat
 from agent.chat_cli import Backend, Entities, IndexDir, Intents, Kb, Llm, MaxNewTokens, Router, Sentiment, Threads
 from agent.monitor.cli import app as monitor_app
 from eval.cli import bench_app, eval_app
+from eval.demo_cli import app as demo_app
 from finetune.cli.commands import app as finetune_app
-from finetune.cli.console import echo_json, friendly_errors
+from finetune.cli.console import friendly_errors
 from finetune.quantum.cli import app as backends_app
 from finetune.runs.cli import app as jobs_app
 from retrieval.cli import app as index_app
@@ -29,6 +30,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(demo_app, name="demo", short_help="See the product work: assistant replies, a quantum-head classifier, a news alert ('demo quantum': every backend).")
 app.add_typer(backends_app, name="backends", help="List the backends quantum heads can run on.")
 app.add_typer(bench_app, name="bench", help="Speed benchmarks (results as tables or JSON).")
 app.add_typer(finetune_app, name="finetune", help="Train intent, sentiment and entity models.")
@@ -38,34 +40,6 @@ app.add_typer(monitor_app, name="monitor", help="Score news feeds, store them in
 app.add_typer(jobs_app, name="jobs", help="Recorded finetune/eval runs: list, show, logs, cancel, resume, compare.")
 app.command(help="Chat with the assistant in the terminal (type /help for commands).")(chat)
 app.command(help="Answer one message, or a file of messages (one JSON reply per line).")(ask)
-
-
-@app.command()
-@friendly_errors
-def demo(
-    backend: Annotated[
-        list[str] | None,
-        typer.Option("--backend", "-b", help="Backend to train on (repeat for several). Default: exact, aer, aer:shots=1024, aer:noise=fake_sherbrooke,shots=1024."),
-    ] = None,
-    epochs: Annotated[int, typer.Option(help="Training epochs per backend.")] = 20,
-    samples: Annotated[int, typer.Option(help="Size of the generated two-moons data set.")] = 240,
-    seed: Annotated[int, typer.Option(help="Random seed (data, weights, shots).")] = 0,
-    out: Annotated[Path, typer.Option(help="Where to write demo_report.json and the PNG plots.")] = Path("qagent-demo"),
-    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-) -> None:
-    """Train a small quantum head on a toy task through every backend and compare them."""
-    from eval.demo import DEFAULT_BACKENDS, DemoConfig, format_report, run_demo
-
-    config = DemoConfig(
-        backends=tuple(backend) if backend else DEFAULT_BACKENDS,
-        epochs=epochs, n_samples=samples, seed=seed, progress=not json_output,
-    )
-    report = run_demo(config, out)
-    if json_output:
-        echo_json(report)
-        return
-    typer.echo(format_report(report))
-    typer.echo(f"\nreport and plots written to {out}/")
 
 
 @app.command()

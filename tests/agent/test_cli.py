@@ -14,9 +14,9 @@ def test_help_lists_the_command_groups():
         assert group in result.output
 
 
-def test_demo_trains_and_reports_on_the_exact_backend(tmp_path):
+def test_demo_quantum_trains_and_reports_on_the_exact_backend(tmp_path):
     out = tmp_path / "demo"
-    result = runner.invoke(app, ["demo", "--backend", "exact", "--epochs", "3", "--samples", "60", "--out", str(out), "--json"])
+    result = runner.invoke(app, ["demo", "quantum", "--backend", "exact", "--epochs", "3", "--samples", "60", "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert 0.0 <= report["trained"]["exact"]["test_accuracy"] <= 1.0
@@ -25,7 +25,7 @@ def test_demo_trains_and_reports_on_the_exact_backend(tmp_path):
     assert (out / "training_exact.png").stat().st_size > 0
 
 
-def test_demo_bad_input_is_one_line_not_a_traceback(tmp_path):
-    result = runner.invoke(app, ["demo", "--backend", "exact", "--samples", "5", "--out", str(tmp_path)])
+def test_demo_quantum_bad_input_is_one_line_not_a_traceback(tmp_path):
+    result = runner.invoke(app, ["demo", "quantum", "--backend", "exact", "--samples", "5", "--out", str(tmp_path)])
     assert result.exit_code == 1
     assert result.output.strip() == "error: n_samples must be >= 20, got 5"
