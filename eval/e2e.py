@@ -11,6 +11,8 @@ Scores:
 - grounded share: replies whose every number, amount, time span, fee claim, link and phone
   number appears in the sources they cite or the customer's message (target 100 %);
 - crashes (target 0) and the grounding guard's firing rate;
+- lead-ins (``lead_in`` style): how many the model wrote, how many were shown, and why the others
+  were refused (``lead_ins``; claims counted apart);
 - latency percentiles: understanding + routing + retrieval, first token, whole reply.
 
 Run: ``agent eval assistant [--limit N] [--llm …] --out DIR``.
@@ -102,6 +104,7 @@ def evaluate_assistant(assistant: Any, conversations: Sequence[Conversation], *,
     from tqdm.auto import tqdm
 
     rows: list[dict[str, Any]] = []
+    style = getattr(getattr(assistant, "composer", None), "style", None)  # "lead_in" or "draft" for the real one
     total_turns = sum(len(c.turns) for c in conversations)
     start = time.perf_counter()
     with tqdm(total=total_turns, disable=not progress, unit="turn", desc="conversations") as bar:
@@ -120,7 +123,8 @@ def evaluate_assistant(assistant: Any, conversations: Sequence[Conversation], *,
                     problems = grounding_problems(reply, turn.user)
                     row.update(route=reply.route, intent=reply.intent, reason=reply.reason,
                                reply=reply.text[:300], guard_fired=reply.guard_fired,
-                               ungrounded=problems, timings=reply.timings)
+                               guard_reasons=list(reply.guard_reasons), ungrounded=problems, timings=reply.timings,
+                               style=style if reply.route == "answer" else None)
                 rows.append(row)
                 if on_turn is not None:
                     on_turn(row)
@@ -155,6 +159,7 @@ def summarise(rows: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
         "grounded_share": _share(not r["ungrounded"] for r in answers),
         "answer_replies": len(answers),
         "guard_fired_share": _share(r["guard_fired"] for r in answers),
+        "lead_ins": lead_in_counts(answers),
         "route_accuracy_by_tag": {tag: round(sum(v) / len(v), 4) for tag, v in sorted(by_tag.items())},
         "routes": {"expected": dict(Counter(r["expected_route"] for r in rows)),
                    "predicted": dict(Counter(str(r.get("route")) for r in rows))},
@@ -168,6 +173,40 @@ def summarise(rows: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
                      or (r["expected_intent"] and r.get("intent") != r["expected_intent"]) or r.get("ungrounded")],
         "turn_results": rows,
     }
+
+
+def lead_in_counts(answers: list[dict[str, Any]]) -> dict[str, Any]:
+    """How the lead-in check treated the model's sentences (answer replies in the ``lead_in`` style).
+
+    ``written``: answers that opened with a model sentence to check; ``shown``: those that passed;
+    ``refused``: replaced by the plain greeting, with how often each kind of reason came up
+    (``reasons``, quoted words dropped, so "gives advice ('usually')" and "('call')" count together),
+    how many refusals named a claim (``refused_as_claim``) and how many named nothing else
+    (``refused_only_as_claim``: the sentences only the claim rule stops), and the claim markers found.
+    """
+    lead_ins = [r for r in answers if r.get("style") == "lead_in"]
+    reasons: Counter[str] = Counter()
+    markers: Counter[str] = Counter()
+    as_claim = only_claim = 0
+    for row in lead_ins:
+        kinds = {_reason_kind(reason) for reason in row.get("guard_reasons", [])}
+        reasons.update(kinds)
+        claims = [reason for reason in row.get("guard_reasons", []) if _CLAIM_REASON in reason]
+        markers.update(m for reason in claims for m in re.findall(r"'([^']*)'", reason))
+        as_claim += bool(claims)
+        only_claim += bool(claims) and all(_CLAIM_REASON in kind for kind in kinds)
+    return {"written": len(lead_ins), "shown": sum(not r["guard_fired"] for r in lead_ins),
+            "refused": sum(bool(r["guard_fired"]) for r in lead_ins), "refused_as_claim": as_claim,
+            "refused_only_as_claim": only_claim, "reasons": dict(reasons.most_common()),
+            "claim_markers": dict(markers.most_common())}
+
+
+_CLAIM_REASON = "makes a claim"  # the words agent.lead_in's claim reasons carry
+
+
+def _reason_kind(reason: str) -> str:
+    """A guard reason without the words it quotes: "lead-in: number '5' is not …" → "lead-in: number is not …"."""
+    return re.sub(r"\s+", " ", re.sub(r"\s*\(?'[^']*'\)?", "", reason)).strip()
 
 
 def write_outputs(report: dict[str, Any], out: str | Path) -> Path:
@@ -196,6 +235,9 @@ def format_report(report: dict[str, Any]) -> str:
         f"latency p50/p95  understand+route+retrieve {lat['understand_route_retrieve']['p50']}/{lat['understand_route_retrieve']['p95']} s, "
         f"first token {lat['first_token']['p50']}/{lat['first_token']['p95']} s, "
         f"whole reply {lat['whole_reply']['p50']}/{lat['whole_reply']['p95']} s",
+        *([f"lead-ins         {report['lead_ins']['shown']} of {report['lead_ins']['written']} shown, "
+           f"{report['lead_ins']['refused_as_claim']} refused as claims "
+           f"({report['lead_ins']['refused_only_as_claim']} for that alone)"] if report.get("lead_ins", {}).get("written") else []),
         "by tag: " + ", ".join(f"{k} {v:.2f}" for k, v in report["route_accuracy_by_tag"].items()),
     ]
     return "\n".join(lines)
