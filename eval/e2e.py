@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from agent.compose import ungrounded
+from agent.lead_in_rules import CLAIM
 from agent.router import ROUTES
 
 DEFAULT_CONVERSATIONS = Path(__file__).resolve().parent / "conversations.jsonl"
@@ -180,33 +181,27 @@ def lead_in_counts(answers: list[dict[str, Any]]) -> dict[str, Any]:
 
     ``written``: answers that opened with a model sentence to check; ``shown``: those that passed;
     ``refused``: replaced by the plain greeting, with how often each kind of reason came up
-    (``reasons``, quoted words dropped, so "gives advice ('usually')" and "('call')" count together),
-    how many refusals named a claim (``refused_as_claim``) and how many named nothing else
-    (``refused_only_as_claim``: the sentences only the claim rule stops), and the claim markers found.
+    (``reasons``, without what they quote: "gives advice ('usually')" and "('call')" count
+    together); ``refused_as_claim``: refusals by :mod:`agent.lead_in_rules` (acknowledgement and
+    empathy only), with each of its reasons as written (``claims``). A sentence stopped early
+    ("The" of "The card is a Mastercard.") may carry other reasons too, such as its word count.
     """
     lead_ins = [r for r in answers if r.get("style") == "lead_in"]
     reasons: Counter[str] = Counter()
-    markers: Counter[str] = Counter()
-    as_claim = only_claim = 0
+    claims: Counter[str] = Counter()
     for row in lead_ins:
-        kinds = {_reason_kind(reason) for reason in row.get("guard_reasons", [])}
-        reasons.update(kinds)
-        claims = [reason for reason in row.get("guard_reasons", []) if _CLAIM_REASON in reason]
-        markers.update(m for reason in claims for m in re.findall(r"'([^']*)'", reason))
-        as_claim += bool(claims)
-        only_claim += bool(claims) and all(_CLAIM_REASON in kind for kind in kinds)
+        reasons.update({_reason_kind(reason) for reason in row.get("guard_reasons", [])})
+        claims.update(reason for reason in row.get("guard_reasons", []) if CLAIM in reason)
     return {"written": len(lead_ins), "shown": sum(not r["guard_fired"] for r in lead_ins),
-            "refused": sum(bool(r["guard_fired"]) for r in lead_ins), "refused_as_claim": as_claim,
-            "refused_only_as_claim": only_claim, "reasons": dict(reasons.most_common()),
-            "claim_markers": dict(markers.most_common())}
-
-
-_CLAIM_REASON = "makes a claim"  # the words agent.lead_in's claim reasons carry
+            "refused": sum(bool(r["guard_fired"]) for r in lead_ins),
+            "refused_as_claim": sum(any(CLAIM in reason for reason in r.get("guard_reasons", [])) for r in lead_ins),
+            "reasons": dict(reasons.most_common()), "claims": dict(claims.most_common())}
 
 
 def _reason_kind(reason: str) -> str:
-    """A guard reason without the words it quotes: "lead-in: number '5' is not …" → "lead-in: number is not …"."""
-    return re.sub(r"\s+", " ", re.sub(r"\s*\(?'[^']*'\)?", "", reason)).strip()
+    """A guard reason without what it quotes: "lead-in: number '5' is not …" → "lead-in: number is not …"."""
+    reason = re.sub(r"\s*\([^()]*\)\s*$", "", reason)  # "gives advice ('usually')", "has 1 words (want 2 to 25)"
+    return re.sub(r"\s+", " ", re.sub(r"'[^']*'|\"[^\"]*\"", "", reason)).strip()
 
 
 def write_outputs(report: dict[str, Any], out: str | Path) -> Path:
@@ -236,8 +231,7 @@ def format_report(report: dict[str, Any]) -> str:
         f"first token {lat['first_token']['p50']}/{lat['first_token']['p95']} s, "
         f"whole reply {lat['whole_reply']['p50']}/{lat['whole_reply']['p95']} s",
         *([f"lead-ins         {report['lead_ins']['shown']} of {report['lead_ins']['written']} shown, "
-           f"{report['lead_ins']['refused_as_claim']} refused as claims "
-           f"({report['lead_ins']['refused_only_as_claim']} for that alone)"] if report.get("lead_ins", {}).get("written") else []),
+           f"{report['lead_ins']['refused_as_claim']} refused as claims"] if report.get("lead_ins", {}).get("written") else []),
         "by tag: " + ", ".join(f"{k} {v:.2f}" for k, v in report["route_accuracy_by_tag"].items()),
     ]
     return "\n".join(lines)
