@@ -77,6 +77,11 @@ def test_ask_file_keeps_unicode_line_separators_inside_a_message(fake_assistant,
     assert len(result.stdout.splitlines()) == 4
 
 
+def test_ask_file_from_stdin_splits_the_same_way(fake_assistant):
+    result = runner.invoke(app, ["ask", "--file", "-"], input='{"text": "Where is my card?\u2028Thanks"}\nhello!\n')
+    assert [(r["line"], r["route"]) for r in records(result.stdout)] == [(1, "answer"), (2, "smalltalk")]
+
+
 def test_ask_file_with_crlf_line_ends(fake_assistant, tmp_path):
     path = tmp_path / "messages.jsonl"
     path.write_bytes(b'{"text": "Where is my card?", "id": "a"}\r\nhello!\r\n')
