@@ -106,7 +106,7 @@ def stream_reply(assistant: Any, message: str, session: str, out: TextIO, detail
 @friendly_errors
 def ask(
     message: Annotated[str | None, typer.Argument(help="The customer's message (or use --file).")] = None,
-    file: Annotated[Path | None, typer.Option("--file", "-f", help="Answer one message per line: plain text, or JSONL with a 'text' field ('-' for stdin).")] = None,
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="Answer one message per line (lines end at \\n only): plain text, or JSONL with a 'text' field ('-' for stdin).")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the reply as JSON (always on with --file).")] = False,
     llm: Llm = "local", index: IndexDir = None, kb: Kb = None, intents: Intents = None, entities: Entities = None,
     sentiment: Sentiment = None, router: Router = None, backend: Backend = "exact",
@@ -133,8 +133,8 @@ def ask(
             typer.echo(f"  ({describe_reply(reply)})", err=True)
         return
     answered = failed = 0
-    for number, line in lines:
-        record = _parse_line(line)
+    for number, line, unreadable in lines:
+        record = {"error": unreadable} if unreadable else _parse_line(line)
         if "error" in record:
             failed += 1
             result = {"line": number, "error": record["error"]}
@@ -142,12 +142,19 @@ def ask(
             reply = assistant.respond(record["text"], str(record.get("session_id") or f"{session}-{number}"))
             result = {"line": number, **({"id": record["id"]} if "id" in record else {}), **reply.to_dict()}
             answered += 1
-        sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+        sys.stdout.write(_jsonl(result) + "\n")
         sys.stdout.flush()
     typer.echo(f"answered {answered} message(s), {failed} line(s) could not be read", err=True)
 
 
-def _read_lines(file: Path) -> list[tuple[int, str]]:
+def _read_lines(file: Path) -> list[tuple[int, str, str | None]]:
+    """``(line number, text, why it cannot be read)`` for every non-blank line of ``file``.
+
+    Lines end at ``\\n`` (or ``\\r\\n``) only: U+2028, U+0085 and the other characters that
+    ``str.splitlines`` breaks on may sit inside a message or a JSON string. Each line is decoded on
+    its own, so one bad byte costs its line, not the file; a file with NUL bytes or no readable line
+    at all is refused (it is not text, e.g. UTF-16 or an image).
+    """
     if str(file) == "-":
         raw = sys.stdin.buffer.read()
         where = "standard input"
@@ -156,12 +163,28 @@ def _read_lines(file: Path) -> list[tuple[int, str]]:
             raise FileNotFoundError(f"{file} not found (give a text or JSONL file with one message per line)")
         raw = file.read_bytes()
         where = str(file)
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ValueError(f"{where} is not UTF-8 text (bad bytes on line {line}); save it as UTF-8") from None
-    return [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    lines, bad = [], []
+    for number, data in enumerate(raw.removeprefix(b"\xef\xbb\xbf").split(b"\n"), start=1):
+        data = data.removesuffix(b"\r")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad.append(number)
+            lines.append((number, "", f"not UTF-8 (byte 0x{data[exc.start]:02x} at byte {exc.start + 1} of the "
+                                     "line); save the file as UTF-8"))
+            continue
+        if text.strip():
+            lines.append((number, text, None))
+    if b"\x00" in raw or (bad and len(bad) == len(lines)):
+        line = bad[0] if bad else raw[: raw.index(b"\x00")].count(b"\n") + 1
+        raise ValueError(f"{where} is not UTF-8 text (bad bytes on line {line}); save it as UTF-8")
+    return lines
+
+
+def _jsonl(record: dict[str, Any]) -> str:
+    """One JSON line; U+0085, U+2028 and U+2029 escaped so that no reader splits the record."""
+    text = json.dumps(record, ensure_ascii=False)
+    return text.replace("\x85", "\\u0085").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
 def _parse_line(line: str) -> dict[str, Any]:

@@ -6,7 +6,8 @@ BENCHMARKS.md), the guard replaced every full draft (10 of 10: key facts dropped
 invented) and a draft took about 10 s on a 2-core CPU; asked for one sentence acknowledging the
 request, with four examples, it writes one in about a second.
 So with the local model the reply is: the model's acknowledgement, checked by
-:func:`check_lead_in`, then the retrieved answer, lightly templated. Bigger models (``hf:`` or
+:func:`check_lead_in` (grounded, and acknowledgement or empathy only: see
+:mod:`agent.lead_in_rules`), then the retrieved answer, lightly templated. Bigger models (``hf:`` or
 ``openai:``) compose the whole reply in the ``draft`` style under the full grounding guard.
 """
 
@@ -17,6 +18,7 @@ import re
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from agent.grounding import MAX_MESSAGE_CHARS, ungrounded
+from agent.lead_in_rules import claim_reasons
 
 LEAD_IN_PROMPT = ("You are a bank assistant. Reply with one short sentence that restates the customer's "
                   "request. Never answer it.")
@@ -67,10 +69,12 @@ def check_lead_in(sentence: str, sources_text: str, customer_message: str = "") 
         reasons.append(f"lead-in gives advice, facts or questions ({found.group(0)!r})")
     if re.search(r"\d", sentence):
         reasons.append("lead-in contains a number")
+    reasons += claim_reasons(sentence)  # acknowledgement and empathy only: no claim in words either
     reasons += [f"lead-in: {r}" for r in ungrounded(sentence, f"{sources_text}\n{customer_message}")]
     return tuple(dict.fromkeys(reasons))
 
 
 def acceptable_so_far(partial: str) -> bool:
-    """Whether a lead-in still being written may keep streaming: no advice, facts or digits yet."""
-    return not (_NOT_AN_ACKNOWLEDGEMENT.search(partial) or re.search(r"\d", partial))
+    """Whether a lead-in still being written may keep streaming: no advice, facts, claims or digits yet."""
+    return not (_NOT_AN_ACKNOWLEDGEMENT.search(partial) or re.search(r"\d", partial)
+                or claim_reasons(partial, partial=True))

@@ -11,6 +11,8 @@ Scores:
 - grounded share: replies whose every number, amount, time span, fee claim, link and phone
   number appears in the sources they cite or the customer's message (target 100 %);
 - crashes (target 0) and the grounding guard's firing rate;
+- lead-ins (``lead_in`` style): how many the model wrote, how many were shown, and why the others
+  were refused (``lead_ins``; claims counted apart);
 - latency percentiles: understanding + routing + retrieval, first token, whole reply.
 
 Run: ``agent eval assistant [--limit N] [--llm …] --out DIR``.
@@ -30,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from agent.grounding import ungrounded
+from agent.lead_in_rules import CLAIM
 from agent.router import ROUTES
 
 DEFAULT_CONVERSATIONS = Path(__file__).resolve().parent / "conversations.jsonl"
@@ -102,6 +105,7 @@ def evaluate_assistant(assistant: Any, conversations: Sequence[Conversation], *,
     from tqdm.auto import tqdm
 
     rows: list[dict[str, Any]] = []
+    style = getattr(getattr(assistant, "composer", None), "style", None)  # "lead_in" or "draft" for the real one
     total_turns = sum(len(c.turns) for c in conversations)
     start = time.perf_counter()
     with tqdm(total=total_turns, disable=not progress, unit="turn", desc="conversations") as bar:
@@ -120,7 +124,8 @@ def evaluate_assistant(assistant: Any, conversations: Sequence[Conversation], *,
                     problems = grounding_problems(reply, turn.user)
                     row.update(route=reply.route, intent=reply.intent, reason=reply.reason,
                                reply=reply.text[:300], guard_fired=reply.guard_fired,
-                               ungrounded=problems, timings=reply.timings)
+                               guard_reasons=list(reply.guard_reasons), ungrounded=problems, timings=reply.timings,
+                               style=style if reply.route == "answer" else None)
                 rows.append(row)
                 if on_turn is not None:
                     on_turn(row)
@@ -155,6 +160,7 @@ def summarise(rows: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
         "grounded_share": _share(not r["ungrounded"] for r in answers),
         "answer_replies": len(answers),
         "guard_fired_share": _share(r["guard_fired"] for r in answers),
+        "lead_ins": lead_in_counts(answers),
         "route_accuracy_by_tag": {tag: round(sum(v) / len(v), 4) for tag, v in sorted(by_tag.items())},
         "routes": {"expected": dict(Counter(r["expected_route"] for r in rows)),
                    "predicted": dict(Counter(str(r.get("route")) for r in rows))},
@@ -168,6 +174,34 @@ def summarise(rows: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
                      or (r["expected_intent"] and r.get("intent") != r["expected_intent"]) or r.get("ungrounded")],
         "turn_results": rows,
     }
+
+
+def lead_in_counts(answers: list[dict[str, Any]]) -> dict[str, Any]:
+    """How the lead-in check treated the model's sentences (answer replies in the ``lead_in`` style).
+
+    ``written``: answers that opened with a model sentence to check; ``shown``: those that passed;
+    ``refused``: replaced by the plain greeting, with how often each kind of reason came up
+    (``reasons``, without what they quote: "gives advice ('usually')" and "('call')" count
+    together); ``refused_as_claim``: refusals by :mod:`agent.lead_in_rules` (acknowledgement and
+    empathy only), with each of its reasons as written (``claims``). A sentence stopped early
+    ("The" of "The card is a Mastercard.") may carry other reasons too, such as its word count.
+    """
+    lead_ins = [r for r in answers if r.get("style") == "lead_in"]
+    reasons: Counter[str] = Counter()
+    claims: Counter[str] = Counter()
+    for row in lead_ins:
+        reasons.update({_reason_kind(reason) for reason in row.get("guard_reasons", [])})
+        claims.update(reason for reason in row.get("guard_reasons", []) if CLAIM in reason)
+    return {"written": len(lead_ins), "shown": sum(not r["guard_fired"] for r in lead_ins),
+            "refused": sum(bool(r["guard_fired"]) for r in lead_ins),
+            "refused_as_claim": sum(any(CLAIM in reason for reason in r.get("guard_reasons", [])) for r in lead_ins),
+            "reasons": dict(reasons.most_common()), "claims": dict(claims.most_common())}
+
+
+def _reason_kind(reason: str) -> str:
+    """A guard reason without what it quotes: "lead-in: number '5' is not …" → "lead-in: number is not …"."""
+    reason = re.sub(r"\s*\([^()]*\)\s*$", "", reason)  # "gives advice ('usually')", "has 1 words (want 2 to 25)"
+    return re.sub(r"\s+", " ", re.sub(r"'[^']*'|\"[^\"]*\"", "", reason)).strip()
 
 
 def write_outputs(report: dict[str, Any], out: str | Path) -> Path:
@@ -196,6 +230,8 @@ def format_report(report: dict[str, Any]) -> str:
         f"latency p50/p95  understand+route+retrieve {lat['understand_route_retrieve']['p50']}/{lat['understand_route_retrieve']['p95']} s, "
         f"first token {lat['first_token']['p50']}/{lat['first_token']['p95']} s, "
         f"whole reply {lat['whole_reply']['p50']}/{lat['whole_reply']['p95']} s",
+        *([f"lead-ins         {report['lead_ins']['shown']} of {report['lead_ins']['written']} shown, "
+           f"{report['lead_ins']['refused_as_claim']} refused as claims"] if report.get("lead_ins", {}).get("written") else []),
         "by tag: " + ", ".join(f"{k} {v:.2f}" for k, v in report["route_accuracy_by_tag"].items()),
     ]
     return "\n".join(lines)

@@ -56,11 +56,58 @@ def test_ask_errors_are_one_line(args, message, fake_assistant):
     assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
 
 
-def test_ask_file_that_is_not_utf8_names_the_line(fake_assistant, tmp_path):
-    path = tmp_path / "bad.txt"
-    path.write_bytes(b"fine line\n\xff\xfe broken\n")
+def records(stdout):
+    return [json.loads(line) for line in stdout.split("\n") if line.startswith("{")]
+
+
+def test_ask_file_keeps_unicode_line_separators_inside_a_message(fake_assistant, tmp_path):
+    # U+2028, U+2029, U+0085 and a form feed are line breaks to str.splitlines(), not to a JSONL file
+    path = tmp_path / "messages.jsonl"
+    path.write_text('{"text": "Where is my card?\u2028It was due Monday", "id": "a"}\n'
+                    '{"text": "Where is my card?\u0085Still nothing", "id": "b"}\n'
+                    'hello!\u2029how are you\x0c today\n'
+                    '{"text": "Where is my card?", "id": "d"}\n', encoding="utf-8")
     result = runner.invoke(app, ["ask", "--file", str(path)])
-    assert result.exit_code == 1 and "not UTF-8" in result.output and "line 2" in result.output
+    assert result.exit_code == 0, result.output
+    lines = records(result.stdout)
+    assert [(r["line"], r.get("id"), "error" in r) for r in lines] == [
+        (1, "a", False), (2, "b", False), (3, None, False), (4, "d", False)]
+    assert "answered 4 message(s), 0 line(s) could not be read" in result.output
+    # and the output is one record per line even for readers that split on Unicode line breaks
+    assert len(result.stdout.splitlines()) == 4
+
+
+def test_ask_file_from_stdin_splits_the_same_way(fake_assistant):
+    result = runner.invoke(app, ["ask", "--file", "-"], input='{"text": "Where is my card?\u2028Thanks"}\nhello!\n')
+    assert [(r["line"], r["route"]) for r in records(result.stdout)] == [(1, "answer"), (2, "smalltalk")]
+
+
+def test_ask_file_with_crlf_line_ends(fake_assistant, tmp_path):
+    path = tmp_path / "messages.jsonl"
+    path.write_bytes(b'{"text": "Where is my card?", "id": "a"}\r\nhello!\r\n')
+    result = runner.invoke(app, ["ask", "--file", str(path)])
+    lines = records(result.stdout)
+    assert [(r["line"], r["route"]) for r in lines] == [(1, "answer"), (2, "smalltalk")]
+
+
+def test_ask_file_answers_the_lines_around_one_that_is_not_utf8(fake_assistant, tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_bytes(b"\xef\xbb\xbffine line\n\xff\xfe broken\nWhere is my card?\n")  # a BOM, then a bad line
+    result = runner.invoke(app, ["ask", "--file", str(path)])
+    assert result.exit_code == 0, result.output
+    lines = records(result.stdout)
+    assert [r["line"] for r in lines] == [1, 2, 3]
+    assert "not UTF-8" in lines[1]["error"] and "0xff" in lines[1]["error"] and "route" not in lines[1]
+    assert lines[2]["route"] == "answer"
+    assert "answered 2 message(s), 1 line(s) could not be read" in result.output
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe\x00\x00", "hello\n".encode("utf-16"), b"\xff\n\xfe\n"])
+def test_ask_file_that_is_binary_fails_in_one_line(content, fake_assistant, tmp_path):
+    path = tmp_path / "bad.bin"
+    path.write_bytes(content)
+    result = runner.invoke(app, ["ask", "--file", str(path)])
+    assert result.exit_code == 1 and "not UTF-8 text" in result.output and "Traceback" not in result.output
 
 
 def test_chat_streams_replies_and_takes_commands(fake_assistant):

@@ -40,3 +40,49 @@ def test_prompt_is_few_shot_and_ends_with_the_customer_message():
     assert len(messages) == 2 + 2 * len(EXAMPLES)
     assert messages[-1].type == "human" and len(messages[-1].text) == 1000
     assert lead_in_messages("")[-1].text == "(empty message)"
+
+
+@pytest.mark.parametrize("sentence", [
+    "I understand how frustrating that is.", "Thanks for letting me know.", "I can help with that.",
+    "I'm so sorry your card was declined.", "That sounds like a nightmare.", "That must be frustrating.",
+    "Good question about our euro exchange rate.", "Sure thing!", "No worries, let's get that sorted.",
+    "I'm sorry about your most recent payment.", "\u201cSorry to hear that.\u201d",
+])
+def test_acknowledgement_and_empathy_pass(sentence):
+    assert check_lead_in(sentence, SOURCES, "My card payment was declined") == ()
+    assert acceptable_so_far(sentence)
+
+
+def test_the_prompt_examples_pass():
+    for user, reply in EXAMPLES:
+        assert check_lead_in(reply, "", user) == (), reply
+
+
+@pytest.mark.parametrize("sentence, why", [
+    ("That's not possible in most countries.", "not an acknowledgement"),
+    ("That's not possible in most countries.", "possibility ('not possible')"),
+    ("That's not possible in most countries.", "generalisation ('most')"),
+    ("That's not possible in most countries.", "law and policy ('countries')"),
+    ("The card is a Mastercard.", "not an acknowledgement (opens with 'the card is')"),
+    ("It can vary depending on the market.", "not an acknowledgement"),
+    ("The capital of Australia is Canberra.", "not an acknowledgement"),
+    ("Yes, we do offer some ATM withdrawals.", "the bank's practice ('we do')"),
+    ("No worries, we have many options available.", "possibility ('available')"),
+    ("Sorry for any misunderstanding, but there is no specific exchange rate for cash.", "possibility"),
+    ("Sorry, transfers abroad always need approval by law.", "generalisation ('always')"),
+    ("I understand, but banks are required to ask for your ID.", "law and policy ('required')"),
+    ("Sorry, that is against our policy.", "law and policy ('policy')"),
+    ("Let me check if there is any change in the current rates.", "promised action ('let me check')"),
+    ("Sorry, this is never refunded.", "generalisation ('never')"),
+])
+def test_claims_are_refused(sentence, why):
+    reasons = check_lead_in(sentence, SOURCES, "My card payment was declined")
+    assert any(r.startswith("lead-in makes a claim: ") and why in r for r in reasons), reasons
+
+
+@pytest.mark.parametrize("partial, ok", [
+    ("I", True), ("I'm so sor", True), ("Thanks for", True), ("That sounds", True), ("That's a gr", True),
+    ("The", False), ("It can", False), ("That's not", False), ("Sorry, in most", False),
+])
+def test_a_claim_stops_the_stream_as_soon_as_it_shows(partial, ok):
+    assert acceptable_so_far(partial) is ok

@@ -83,3 +83,36 @@ def test_real_assistant_on_the_first_conversations(base_encoder):
     report = evaluate_assistant(assistant, load_conversations(DEFAULT_CONVERSATIONS)[:12], progress=False)
     assert report["crashes"] == 0 and report["grounded_share"] == 1.0
     assert report["route_accuracy"] >= 0.6
+
+
+def test_the_report_counts_lead_ins_shown_and_refused_with_their_reasons():
+    assistant, _ = make(["I'm sorry your card hasn't arrived yet.", "Sorry, you can track it in the app.",
+                         "Sorry about your 2 cards.", "That's not possible in most countries."], style="lead_in")
+    conversations = [Conversation(c, (Turn("Where is my card?", "answer", "card_arrival"),)) for c in "abcd"]
+    conversations.append(Conversation("e", (Turn("hello!", "smalltalk"),)))
+    report = evaluate_assistant(assistant, conversations, progress=False)
+    lead_ins = report["lead_ins"]
+    assert (lead_ins["written"], lead_ins["shown"], lead_ins["refused"], lead_ins["refused_as_claim"]) == (4, 1, 3, 1)
+    assert lead_ins["reasons"]["lead-in gives advice, facts or questions"] == 1
+    assert lead_ins["reasons"]["lead-in contains a number"] == 1
+    assert lead_ins["reasons"]["lead-in makes a claim: not an acknowledgement"] == 1
+    assert "lead-ins         1 of 4 shown, 1 refused as claims" in format_report(report)
+
+
+def test_claim_refusals_are_counted_apart():
+    from eval.e2e import lead_in_counts
+
+    rows = [{"style": "lead_in", "guard_fired": True,
+             "guard_reasons": ["lead-in makes a claim: possibility ('not possible')"]},
+            {"style": "lead_in", "guard_fired": True,
+             "guard_reasons": ["lead-in makes a claim: generalisation ('usually')",
+                               "lead-in gives advice, facts or questions ('usually')"]},
+            {"style": "lead_in", "guard_fired": True, "guard_reasons": ["lead-in has 1 words (want 2 to 25)"]},
+            {"style": "lead_in", "guard_fired": False, "guard_reasons": []},
+            {"style": "draft", "guard_fired": True, "guard_reasons": ["draft is empty or too short"]}]
+    counts = lead_in_counts(rows)
+    assert (counts["written"], counts["shown"], counts["refused"], counts["refused_as_claim"]) == (4, 1, 3, 2)
+    assert counts["claims"] == {"lead-in makes a claim: possibility ('not possible')": 1,
+                                "lead-in makes a claim: generalisation ('usually')": 1}
+    assert counts["reasons"] == {"lead-in makes a claim: possibility": 1, "lead-in makes a claim: generalisation": 1,
+                                 "lead-in gives advice, facts or questions": 1, "lead-in has 1 words": 1}
