@@ -6,7 +6,8 @@ and FastAPI's ``/openapi.json`` answer anyone, and ``/login`` takes any number o
 :class:`AccessGuard` is an ASGI middleware in front of all of them that
 
 * answers 401 to every request without a logged-in session, except the login page and what a
-  browser needs to draw it (:data:`PUBLIC_PATHS`, :data:`PUBLIC_PREFIXES`);
+  browser needs to draw it (:data:`PUBLIC_PATHS`, :data:`PUBLIC_PREFIXES`), and leaves the API
+  description Gradio embeds out of the login page;
 * slows password guessing per client address (:class:`LoginBackoff`): after
   ``max_failures`` wrong logins, 429 with ``Retry-After`` for a lock that doubles with each
   further failure;
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -40,8 +42,12 @@ PUBLIC_PATHS = frozenset({
 })
 PUBLIC_PREFIXES = ("/assets/", "/static/", "/svelte/", "/pwa_icon/")
 LOGIN_PATHS = frozenset({"/login", "/login/"})
-# Error bodies are small JSON or text; a bigger one is passed on as it is rather than held.
-_MAX_ERROR_BODY = 64 * 1024
+# Error bodies are small JSON or text and the login page some tens of KB; a body bigger than this
+# is passed on as it is rather than held in memory.
+_MAX_REWRITTEN_BODY = 1024 * 1024
+# Gradio's template: `<script>window.gradio_api_info = {json};</script>`, the JSON with "<"
+# escaped (so it cannot hold "</script>").
+_API_DESCRIPTION = re.compile(r"(window\.gradio_api_info\s*=\s*).*?(;\s*</script>)", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -156,10 +162,15 @@ class AccessGuard:
         if scope["type"] == "http" and scope["method"] == "POST" and path in LOGIN_PATHS:
             await self._login(scope, receive, send)
             return
-        if not _is_public(path) and not _logged_in(scope, gradio_app):
+        logged_in = _logged_in(scope, gradio_app)
+        if not _is_public(path) and not logged_in:
             await _refuse(scope, send, 401, "Not authenticated: log in first.")
             return
-        await self.app(scope, receive, _without_paths(send) if scope["type"] == "http" else send)
+        if scope["type"] == "http":
+            send = _without_paths(send)
+            if path == "/" and not logged_in:
+                send = _without_api_description(send)
+        await self.app(scope, receive, send)
 
     async def _login(self, scope: dict, receive: Callable, send: Callable) -> None:
         client = (scope.get("client") or ("unknown",))[0]
@@ -221,10 +232,28 @@ async def _refuse(scope: dict, send: Callable, status: int, detail: str,
 
 def _without_paths(send: Callable) -> Callable:
     """``send`` with the text bodies of error answers (status >= 400) rewritten by :func:`hide_paths`."""
+    return _rewriting(send, lambda start: start["status"] >= 400 and _is_text(start), hide_paths)
+
+
+def _without_api_description(send: Callable) -> Callable:
+    """``send`` with the login page's embedded API description (endpoint names, parameters) left out.
+
+    Gradio embeds it in ``/`` for everyone; the page only reads it once logged in (the login form
+    needs none of it), and without it the page would ask ``/gradio_api/info``, which needs the login.
+    """
+    return _rewriting(send, lambda start: start["status"] == 200 and _is_text(start),
+                      lambda html: _API_DESCRIPTION.sub(r"\1null\2", html))
+
+
+def _rewriting(send: Callable, select: Callable[[dict], bool], change: Callable[[str], str]) -> Callable:
+    """``send`` with the bodies of the answers ``select`` picks passed through ``change`` (text).
+
+    A body bigger than :data:`_MAX_REWRITTEN_BODY` is passed on as it is rather than held.
+    """
     held: dict[str, Any] = {}
 
     async def rewrite(message: dict) -> None:
-        if message["type"] == "http.response.start" and message["status"] >= 400 and _is_text(message):
+        if message["type"] == "http.response.start" and select(message):
             held["start"], held["body"] = message, b""
             return
         if "start" not in held or message["type"] != "http.response.body":
@@ -232,11 +261,11 @@ def _without_paths(send: Callable) -> Callable:
             return
         held["body"] += message.get("body", b"")
         more = message.get("more_body", False)
-        if more and len(held["body"]) <= _MAX_ERROR_BODY:
+        if more and len(held["body"]) <= _MAX_REWRITTEN_BODY:
             return
         start, body = held.pop("start"), held.pop("body")
         if not more:  # the whole body is here: rewrite it and say its new length
-            body = hide_paths(body.decode("utf-8", errors="replace")).encode()
+            body = change(body.decode("utf-8", errors="replace")).encode()
             headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
             start = {**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]}
         await send(start)

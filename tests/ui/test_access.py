@@ -211,3 +211,13 @@ def test_error_responses_do_not_show_server_paths(guarded_app):
                                download_files=False).predict(handle_file(str(feed)), None, api_name="/score_feed")
         assert status.startswith("Could not score feed.xml: feed.xml is not well-formed XML"), status
         assert "/tmp" not in status and "gradio" not in status
+
+
+@pytest.mark.slow
+def test_the_login_page_does_not_describe_the_api(guarded_app):
+    with httpx.Client(base_url=guarded_app.url, timeout=10) as client:
+        page = client.get("")
+        assert page.status_code == 200 and "window.gradio_api_info = null;" in page.text
+        assert "auth_required" in page.text and "score_feed" not in page.text and "/chat" not in page.text
+        assert _login(client, PASSWORD).status_code == 200
+        assert "score_feed" in client.get("").text  # logged in: the whole page
