@@ -141,11 +141,12 @@ class ChatHandlers:
                 yield list(history), "", session_id, dict(turns), *details
         except Exception as exc:  # a chat page shows a sentence, never a traceback
             from finetune.errors import describe_error as describe
+            from ui.messages import hide_paths
 
             logger.exception("the assistant failed on a message")
             history[-1] = {
                 "role": "assistant",
-                "content": f"Sorry, something went wrong on our side ({describe(exc)}). Please try again.",
+                "content": f"Sorry, something went wrong on our side ({hide_paths(describe(exc))}). Please try again.",
             }
             yield list(history), "", session_id, dict(turns), "**Route:** error", None, ""
 

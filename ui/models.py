@@ -181,8 +181,9 @@ def build_models_tab(assistant: Any = None) -> None:
         checkpoints = loaded_checkpoints(assistant)
     except Exception as exc:  # a missing checkpoint must not take the whole page down
         from finetune.errors import describe_error as describe
+        from ui.messages import hide_paths
 
-        gr.Markdown(f"Could not read the models: {describe(exc)}")
+        gr.Markdown(f"Could not read the models: {hide_paths(describe(exc))}")
         return
     for name, checkpoint in checkpoints.items():
         card = model_card(name, checkpoint)

@@ -23,6 +23,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ui.messages import hide_paths
+
 logger = logging.getLogger("ui.monitor")
 
 FEED_TYPES = [".jsonl", ".ndjson", ".json", ".csv", ".xml", ".rss", ".atom"]
@@ -162,7 +164,7 @@ class MonitorHandlers:
             _remove_db(db)
             return None, _message(f"No news items could be read from {feed_path.name}.{report}")
         view = self.show(str(db))
-        return str(db), MonitorView(f"Scored **{feed_path.name}**:{report}", view.plot, view.alerts, view.totals)
+        return str(db), MonitorView(hide_paths(f"Scored **{feed_path.name}**:{report}"), view.plot, view.alerts, view.totals)
 
     def show(self, db: str | None) -> MonitorView:
         """Plot, alerts and totals of a monitor database."""
@@ -235,7 +237,8 @@ def _size(n_bytes: int) -> str:
 
 
 def _message(text: str) -> MonitorView:
-    return MonitorView(text, None, [], "")
+    # Library errors name files by their full path: an upload's temporary folder, $QAGENT_HOME.
+    return MonitorView(hide_paths(text), None, [], "")
 
 
 def _describe(exc: BaseException) -> str:

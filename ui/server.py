@@ -2,7 +2,9 @@
 
 Safe by default: the page binds to loopback (127.0.0.1) so only this machine can open it, no
 public share link is made unless asked for, and Gradio's analytics stay off. ``--host 0.0.0.0``
-opens it to the network; pair that with ``--auth``. The password is never printed or logged.
+opens it to the network; pair that with ``--auth``: then every route but the login page needs the
+login, wrong passwords back off per client address, and error answers name no server paths
+(:mod:`ui.access`). The password is never printed or logged.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import ui  # noqa: F401  (Gradio analytics off before gradio is imported)
+from ui.access import AccessGuard, LoginLimits
 from ui.app import CSS, DEFAULT_MAX_UPLOAD_MB, AppConfig, build_app
 
 logger = logging.getLogger("ui.server")
@@ -32,6 +35,7 @@ class ServeConfig:
         share: Ask Gradio for a temporary public ``*.gradio.live`` link (needs internet).
         auth: ``user:password`` a browser must log in with; None for no login.
         max_upload_mb: Largest upload accepted; bigger ones are refused with a message on the page.
+        login_limits: With ``auth``: how many wrong logins an address may make before it must wait.
     """
 
     host: str = "127.0.0.1"
@@ -39,6 +43,7 @@ class ServeConfig:
     share: bool = False
     auth: str | None = None
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB
+    login_limits: LoginLimits = LoginLimits()
 
     def __post_init__(self) -> None:
         if not self.host.strip():
@@ -91,6 +96,8 @@ def check_port(host: str, port: int) -> None:
 
 def start(app: Any, config: ServeConfig) -> str:
     """Launch ``app`` in background threads and return its local URL (tests call this directly)."""
+    from starlette.middleware import Middleware
+
     check_port(config.host, config.port)
     _, local_url, share_url = app.launch(
         server_name=config.host,
@@ -105,6 +112,9 @@ def start(app: Any, config: ServeConfig) -> str:
         show_error=False,  # handlers already turn failures into sentences; no tracebacks in the page
         ssr_mode=False,  # server-side rendering needs Node; the plain Python server is enough here
         css=CSS,
+        # With a login: every route but the login page needs it, wrong logins back off, and error
+        # answers show no server paths (ui/access.py). Gradio checks the login on some routes only.
+        app_kwargs={"middleware": [Middleware(AccessGuard, limits=config.login_limits)]},
     )
     return share_url or local_url
 

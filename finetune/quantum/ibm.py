@@ -8,13 +8,13 @@ one goes and simulates it with Aer and the device's noise model, so the real-dev
 exercised offline.
 
 The connection is made when the backend is built, so missing credentials fail at once rather
-than after a training run. The token is never printed or logged: error messages from the
-service are shown with the token value masked.
+than after a training run, with one line that tells apart no account, a token IBM refused and no
+connection (:mod:`finetune.quantum.ibm_errors`). The token is never printed or logged: error
+messages from the service are shown with the token value masked, and nothing is chained to them.
 """
 
 from __future__ import annotations
 
-import os
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -29,19 +29,13 @@ from finetune.quantum.device import (
     compile_for_device,
     fake_device,
 )
+from finetune.quantum.ibm_errors import IBMFailure, classify_ibm_error, ibm_error_message, redact
 from finetune.quantum.jobs import JobStore, RuntimeJobStore, job_key, run_job
 
 if TYPE_CHECKING:
     from qiskit.providers import BackendV2
 
     from finetune.quantum.ansatz import Ansatz
-
-SETUP_HELP = (
-    "IBM Quantum is not configured: run QiskitRuntimeService.save_account(token=..., instance=...) "
-    "once, or set QISKIT_IBM_TOKEN and QISKIT_IBM_INSTANCE (optional QISKIT_IBM_CHANNEL); "
-    "ibm:fake_<device> runs offline"
-)
-
 
 class IBMRuntimeBackend:
     """Runtime ``EstimatorV2`` on an IBM device (real, or fake in local testing mode).
@@ -140,52 +134,43 @@ def connect_device(name: str, service: Any | None = None) -> BackendV2:
     try:
         return service.backend(name)
     except Exception as exc:
-        raise BackendConfigError(
-            f"IBM device {name!r} is not available to this account "
-            f"({type(exc).__name__}: {redact(str(exc))}); `agent backends list` shows the devices"
-        ) from None
+        if classify_ibm_error(exc) in (IBMFailure.REFUSED, IBMFailure.UNREACHABLE):
+            message = ibm_error_message(exc)
+        else:
+            message = (f"IBM device {name!r} is not available to this account "
+                       f"({type(exc).__name__}: {redact(str(exc))}); `agent backends list` shows the devices")
+    # Raised outside the handler, and `from None`: nothing chained can carry the token into a
+    # traceback or a log.
+    raise BackendConfigError(message) from None
 
 
 def open_service() -> Any:
     """``QiskitRuntimeService()`` from the saved account or the environment.
 
     Raises:
-        BackendConfigError: One line saying how to configure the account (never the token).
+        BackendConfigError: One line telling apart no account, a refused token and no connection
+            (see :func:`finetune.quantum.ibm_errors.ibm_error_message`); never the token.
     """
     from qiskit_ibm_runtime import QiskitRuntimeService
-    from qiskit_ibm_runtime.accounts import AccountNotFoundError, InvalidAccountError
 
     try:
         return QiskitRuntimeService()
-    except (AccountNotFoundError, InvalidAccountError):
-        raise BackendConfigError(SETUP_HELP) from None
-    except Exception as exc:  # network and authentication errors come in several types
-        # `from None`: the chained exception could carry the token into a traceback or log.
-        raise BackendConfigError(
-            f"could not connect to IBM Quantum ({type(exc).__name__}: {redact(str(exc))}); "
-            "check the account saved with QiskitRuntimeService.save_account or QISKIT_IBM_TOKEN"
-        ) from None
-
-
-def redact(text: str) -> str:
-    """``text`` on one line with the IBM token (from the environment) masked."""
-    token = os.environ.get("QISKIT_IBM_TOKEN")
-    if token:
-        text = text.replace(token, "***")
-    return " ".join(text.split())
+    except Exception as exc:  # the library wraps network and token failures alike
+        message = ibm_error_message(exc)
+    raise BackendConfigError(message) from None
 
 
 def list_ibm_devices(service: Any | None = None) -> list[dict[str, Any]]:
     """Devices the configured IBM account can use: name and qubit count.
 
     Raises:
-        BackendConfigError: Not configured, or the service cannot be reached.
+        BackendConfigError: Not configured, the token refused, or the service cannot be reached.
     """
     service = service if service is not None else open_service()
     try:
         devices = service.backends()
     except Exception as exc:
-        raise BackendConfigError(
-            f"could not list IBM devices ({type(exc).__name__}: {redact(str(exc))})"
-        ) from None
-    return [{"name": device.name, "qubits": device.num_qubits} for device in devices]
+        message = ibm_error_message(exc)
+    else:
+        return [{"name": device.name, "qubits": device.num_qubits} for device in devices]
+    raise BackendConfigError(message) from None

@@ -81,11 +81,12 @@ def free_port() -> int:
 
 @dataclass
 class Served:
-    """A running app: its URL, the assistant behind it, and the folder its files go to."""
+    """A running app: its URL, the assistant behind it, the folder its files go to, the Gradio app."""
 
     url: str
     assistant: Any
     folder: Path
+    app: Any = None
 
 
 @contextmanager
@@ -97,7 +98,7 @@ def serving(assistant: Any, folder: Path, max_upload_mb: float = 1.0, auth: str 
     config = AppConfig(feedback_path=folder / "feedback.jsonl", data_dir=folder / "monitor", max_upload_mb=max_upload_mb)
     app, url = build_and_start(assistant, config, ServeConfig(port=_free_port(), max_upload_mb=max_upload_mb, auth=auth))
     try:
-        yield Served(url, assistant, folder)
+        yield Served(url, assistant, folder, app)
     finally:
         app.close()
 
@@ -115,10 +116,17 @@ def scripted_app(tmp_path_factory) -> Iterator[Served]:
         yield served
 
 
+@pytest.fixture(scope="module")
+def guarded_app(tmp_path_factory) -> Iterator[Served]:
+    """The scripted page behind the login ``alice:s3cret``, served for one test module."""
+    with serving(ScriptedAssistant(), tmp_path_factory.mktemp("guarded-ui"), auth="alice:s3cret") as served:
+        yield served
+
+
 @pytest.fixture(scope="session")
 def real_app(tmp_path_factory) -> Iterator[Served]:
     """The page around the real assistant (shipped models, knowledge base, SmolLM2), loaded once."""
-    from agent.assistant import Assistant
+    from agent.assistant import Assistant, AssistantSettings
 
     assistant = Assistant.load(AssistantSettings(llm="local"))
     with serving(assistant, tmp_path_factory.mktemp("real-ui")) as served:

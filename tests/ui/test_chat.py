@@ -77,3 +77,16 @@ def test_side_panel_handles_no_intent_bad_offsets_and_html_in_sources():
     assert "No knowledge-base sources" in sources
     html = sources_html([{"id": "x", "title": "<script>alert(1)</script>", "score": 0.5, "text": "a & b"}])
     assert "<script>" not in html and "&lt;script&gt;" in html and "a &amp; b" in html
+
+
+def test_a_failure_names_no_server_folder(tmp_path):
+    class MissingModel:
+        def stream(self, message, session_id="default"):
+            raise FileNotFoundError(2, "No such file or directory", "/srv/qagent/models/intent/model.safetensors")
+
+        def reset(self, session_id):
+            pass
+
+    steps = list(_handlers(MissingModel(), tmp_path).respond("hello", [], None, {}))
+    text = steps[-1][0][-1]["content"]
+    assert "model.safetensors" in text and "/srv" not in text, text

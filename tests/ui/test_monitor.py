@@ -1,3 +1,4 @@
+import re
 import sqlite3
 from pathlib import Path
 
@@ -128,3 +129,33 @@ def test_uploads_are_scored_by_the_news_models_unless_the_assistant_is_asked_for
     for bad in (lambda: upload_scorer("both"), lambda: AppConfig(monitor_models="both")):
         with pytest.raises(ValueError, match="must be one of news, assistant; got 'both'"):
             bad()
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "watch"),
+    [("feed.xml", b"<rss><channel><item><title>cut", None), ("feed.csv", b"\xff\xfe\x00bad", None),
+     ("news.jsonl", None, b"{not json"), ("news.jsonl", None, b"\xff\xfe")],
+)
+def test_upload_messages_name_the_file_never_its_server_path(tmp_path, sample, name, content, watch):
+    handlers = MonitorHandlers(tmp_path / "dbs", max_upload_bytes=2**20)
+    feed = tmp_path / name
+    if content is None:
+        feed = Path(sample["feed"])
+    else:
+        feed.write_bytes(content)
+    watch_path = None
+    if watch is not None:
+        watch_path = tmp_path / ("watch.json" if watch.startswith(b"{") else "watch.csv")
+        watch_path.write_bytes(watch)
+    db, view = handlers.score_upload(str(feed), str(watch_path) if watch_path else None)
+    assert db is None and view.status.startswith("Could not score")
+    assert str(tmp_path) not in view.status and "/tmp" not in view.status, view.status
+
+
+def test_the_scoring_summary_names_the_database_without_its_folder(handlers, tmp_path):
+    feed = tmp_path / "feed.jsonl"
+    feed.write_bytes(b"{not json\n")
+    db, view = handlers.score_upload(str(feed), None)
+    assert db is None and "1 skipped as malformed" in view.status
+    assert re.search(r"into feed-[\d-]+\.db", view.status), view.status
+    assert str(tmp_path) not in view.status
