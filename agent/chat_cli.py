@@ -15,6 +15,7 @@ from typing import Annotated, Any, TextIO
 import typer
 
 from finetune.console import echo_json, friendly_errors
+from finetune.strict_json import dumps
 
 Llm = Annotated[str, typer.Option("--llm", help="Reply model: local (SmolLM2-135M), hf:/path/to/model, or openai:URL:MODEL.")]
 IndexDir = Annotated[Path | None, typer.Option("--index", help="Knowledge-base index from 'agent index build' (default: the shipped base).")]
@@ -28,6 +29,19 @@ MaxNewTokens = Annotated[int, typer.Option(help="Longest reply the local model m
 Threads = Annotated[int | None, typer.Option(help="CPU threads for the models (default: torch's choice; 1 is steadier on a busy machine).")]
 Session = Annotated[str, typer.Option(help="Conversation id (memory is per session).")]
 Style = Annotated[str, typer.Option(help="Reply style: auto (lead_in for the local model, else draft), draft (the model writes the reply) or lead_in (one sentence from the model, then the answer verbatim).")]
+IndexSha256 = Annotated[str | None, typer.Option("--expect-sha256", metavar="HEX", help="Refuse to start unless the --index's meta.json has this sha256 (printed by 'agent index build' and 'agent index digest').")]
+
+
+def check_index_pin(index: Path | None, expect_sha256: str | None) -> None:
+    """Refuse to start unless the ``--index`` is the pinned one (checked before any model loads)."""
+    if expect_sha256 is None:
+        return
+    if index is None:
+        raise typer.BadParameter("pins an index built with 'agent index build': give it with --index DIR",
+                                 param_hint="--expect-sha256")
+    from retrieval.index import verified_meta
+
+    verified_meta(index, expect_sha256)
 
 
 def load_assistant(llm: str, index: Path | None, kb: Path | None, intents: Path | None, entities: Path | None,
@@ -75,8 +89,10 @@ def chat(
     sentiment: Sentiment = None, router: Router = None, backend: Backend = "exact",
     max_new_tokens: MaxNewTokens = 96, threads: Threads = None, session: Session = "terminal", style: Style = "auto",
     details: Annotated[bool, typer.Option("--details/--no-details", help="Show route, intent and sources under each reply.")] = False,
+    expect_sha256: IndexSha256 = None,
 ) -> None:
     """Chat with the assistant in the terminal (type /help for commands)."""
+    check_index_pin(index, expect_sha256)
     assistant = load_assistant(llm, index, kb, intents, entities, sentiment, router, backend, max_new_tokens, threads,
                                style=style)
     typer.echo("qagent: ask about your cards, payments, transfers or account. /help for commands, /quit to leave.")
@@ -132,10 +148,12 @@ def ask(
     llm: Llm = "local", index: IndexDir = None, kb: Kb = None, intents: Intents = None, entities: Entities = None,
     sentiment: Sentiment = None, router: Router = None, backend: Backend = "exact",
     max_new_tokens: MaxNewTokens = 96, threads: Threads = None, session: Session = "ask", style: Style = "auto",
+    expect_sha256: IndexSha256 = None,
 ) -> None:
     """Answer one message, or every line of a file, and print the reply (JSON with --json or --file)."""
     if (message is None) == (file is None):
         raise ValueError("give a message or --file FILE, not both and not neither")
+    check_index_pin(index, expect_sha256)
     lines = None
     if file is not None:
         lines = _read_lines(file)  # a missing or binary file fails before the models load
@@ -159,7 +177,7 @@ def ask(
             reply = assistant.respond(record["text"], str(record.get("session_id") or f"{session}-{number}"))
             result = {"line": number, **({"id": record["id"]} if "id" in record else {}), **reply.to_dict()}
             answered += 1
-        sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+        sys.stdout.write(dumps(result, ensure_ascii=False) + "\n")
         sys.stdout.flush()
     typer.echo(f"answered {answered} message(s), {failed} line(s) could not be read", err=True)
 

@@ -178,7 +178,10 @@ def train_classifier(
         settings=settings, metrics=metrics, command=command,
     )
     if spec.lora is not None:
+        from finetune.integrity import record_checksums
+
         encoder.save_adapter(path / "adapter")
+        record_checksums(path)
     # A frozen encoder is shared as is; a LoRA model loads its own copy when first used.
     classifier = TextClassifier.load(path, backend=backend, encoder=encoder if spec.lora is None else None)
     return TrainedClassifier(path, classifier, result, metrics)

@@ -8,13 +8,14 @@ traceback back for bug reports.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import typer
+
+from finetune.strict_json import dumps
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -52,8 +53,9 @@ def describe(exc: BaseException) -> str:
 
 
 def echo_json(data: Any) -> None:
-    """Print ``data`` as indented JSON on stdout (numpy scalars and paths become plain values)."""
-    sys.stdout.write(json.dumps(data, indent=2, default=_plain, ensure_ascii=False) + "\n")
+    """Print ``data`` as indented JSON on stdout (numpy scalars and paths become plain values; NaN
+    and infinity become null, which every JSON parser reads)."""
+    sys.stdout.write(dumps(data, indent=2, default=_plain, ensure_ascii=False) + "\n")
 
 
 def _plain(value: Any) -> Any:

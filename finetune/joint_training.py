@@ -317,6 +317,10 @@ def train_joint(
     )
     encoder.save_adapter(sentiment_path / "adapter")
     encoder.save_adapter(ner_path / "adapter")
+    from finetune.integrity import record_checksums
+
+    record_checksums(sentiment_path)
+    record_checksums(ner_path)
     tagger = EntityTagger.load(ner_path, backend=backend)
     tagger._encoder = encoder  # carries the trained adapter
     metrics = {**common, "val": val, "skipped_spans": skipped_spans + len(problems),

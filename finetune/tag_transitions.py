@@ -87,6 +87,9 @@ def save_prior(directory: str | Path, prior: TransitionPrior, tags: Sequence[str
     path = Path(directory) / FILE
     data = {"tags": list(tags), "weight": prior.weight, "log_probs": np.round(prior.log_probs, 6).tolist(), **info}
     path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    from finetune.integrity import refresh_checksums
+
+    refresh_checksums(directory)  # the refitted prior is part of the recorded model
     return path
 
 

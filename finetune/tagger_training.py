@@ -155,7 +155,10 @@ def train_tagger(
     save_checkpoint(path, task=TASK, head=head, labels=tags, encoder=encoder.config.to_dict(), training=training,
                     settings=settings, metrics=metrics, command=command)
     if spec.lora is not None:
+        from finetune.integrity import record_checksums
+
         encoder.save_adapter(path / "adapter")
+        record_checksums(path)
     tagger = EntityTagger.load(path, backend=backend)
     tagger._encoder = encoder  # frozen: the shared encoder; LoRA: the encoder now carrying the adapter
     metrics["decoding"] = fit_decoding(tagger, dataset, weight=prior_weight)
