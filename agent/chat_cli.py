@@ -15,6 +15,7 @@ from typing import Annotated, Any, TextIO
 import typer
 
 from finetune.cli.console import echo_json, friendly_errors
+from finetune.strict_json import dumps
 
 Llm = Annotated[str, typer.Option("--llm", help="Reply model: local (SmolLM2-135M), hf:/path/to/model, or openai:URL:MODEL.")]
 IndexDir = Annotated[Path | None, typer.Option("--index", help="Knowledge-base index from 'agent index build' (default: the shipped base).")]
@@ -28,6 +29,19 @@ MaxNewTokens = Annotated[int, typer.Option(help="Longest reply the local model m
 Threads = Annotated[int | None, typer.Option(help="CPU threads for the models (default: torch's choice; 1 is steadier on a busy machine).")]
 Session = Annotated[str, typer.Option(help="Conversation id (memory is per session).")]
 Style = Annotated[str, typer.Option(help="Reply style: auto (lead_in for the local model, else draft), draft (the model writes the reply) or lead_in (one sentence from the model, then the answer verbatim).")]
+IndexSha256 = Annotated[str | None, typer.Option("--expect-sha256", metavar="HEX", help="Refuse to start unless the --index's meta.json has this sha256 (printed by 'agent index build' and 'agent index digest').")]
+
+
+def check_index_pin(index: Path | None, expect_sha256: str | None) -> None:
+    """Refuse to start unless the ``--index`` is the pinned one (checked before any model loads)."""
+    if expect_sha256 is None:
+        return
+    if index is None:
+        raise typer.BadParameter("pins an index built with 'agent index build': give it with --index DIR",
+                                 param_hint="--expect-sha256")
+    from retrieval.index import verified_meta
+
+    verified_meta(index, expect_sha256)
 
 
 def describe_reply(reply: Any) -> str:
@@ -51,10 +65,12 @@ def chat(
     sentiment: Sentiment = None, router: Router = None, backend: Backend = "exact",
     max_new_tokens: MaxNewTokens = 96, threads: Threads = None, session: Session = "terminal", style: Style = "auto",
     details: Annotated[bool, typer.Option("--details/--no-details", help="Show route, intent and sources under each reply.")] = False,
+    expect_sha256: IndexSha256 = None,
 ) -> None:
     """Chat with the assistant in the terminal (type /help for commands)."""
     from agent.assistant import AssistantSettings, load_assistant
 
+    check_index_pin(index, expect_sha256)
     assistant = load_assistant(AssistantSettings(
         llm=llm, index_dir=index, kb=kb, intents_dir=intents, entities_dir=entities, sentiment_dir=sentiment,
         router_config=router, backend=backend, max_new_tokens=max_new_tokens, style=style, threads=threads))
@@ -111,12 +127,14 @@ def ask(
     llm: Llm = "local", index: IndexDir = None, kb: Kb = None, intents: Intents = None, entities: Entities = None,
     sentiment: Sentiment = None, router: Router = None, backend: Backend = "exact",
     max_new_tokens: MaxNewTokens = 96, threads: Threads = None, session: Session = "ask", style: Style = "auto",
+    expect_sha256: IndexSha256 = None,
 ) -> None:
     """Answer one message, or every line of a file, and print the reply (JSON with --json or --file)."""
     from agent.assistant import AssistantSettings, load_assistant
 
     if (message is None) == (file is None):
         raise ValueError("give a message or --file FILE, not both and not neither")
+    check_index_pin(index, expect_sha256)
     lines = None
     if file is not None:
         lines = _read_lines(file)  # a missing or binary file fails before the models load
@@ -182,8 +200,8 @@ def _read_lines(file: Path) -> list[tuple[int, str, str | None]]:
 
 
 def _jsonl(record: dict[str, Any]) -> str:
-    """One JSON line; U+0085, U+2028 and U+2029 escaped so that no reader splits the record."""
-    text = json.dumps(record, ensure_ascii=False)
+    """One JSON line (NaN as null); U+0085, U+2028 and U+2029 escaped so that no reader splits the record."""
+    text = dumps(record, ensure_ascii=False)
     return text.replace("\x85", "\\u0085").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 

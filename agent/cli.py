@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from agent.chat_cli import ask, chat
-from agent.chat_cli import Backend, Entities, IndexDir, Intents, Kb, Llm, MaxNewTokens, Router, Sentiment, Threads
+from agent.chat_cli import Backend, Entities, IndexDir, IndexSha256, Intents, Kb, Llm, MaxNewTokens, Router, Sentiment, Threads
 from agent.monitor.cli import app as monitor_app
 from eval.cli import bench_app, eval_app
 from eval.demo_cli import app as demo_app
@@ -54,10 +54,11 @@ def serve(
     monitor_models: Annotated[str, typer.Option(help="What scores feeds uploaded on the Monitor tab: 'news' (the monitor's own models, as `agent monitor score`; loaded at the first upload) or 'assistant' (its loaded models: less memory, two encoder passes a headline).")] = "news",
     llm: Llm = "local", index: IndexDir = None, kb: Kb = None, intents: Intents = None, entities: Entities = None,
     sentiment: Sentiment = None, router: Router = None, backend: Backend = "exact",
-    max_new_tokens: MaxNewTokens = 96, threads: Threads = None,
+    max_new_tokens: MaxNewTokens = 96, threads: Threads = None, expect_sha256: IndexSha256 = None,
 ) -> None:
     """Serve the web UI: chat with the assistant, watch the news monitor, inspect the models."""
     from agent.assistant import AssistantSettings, load_assistant
+    from agent.chat_cli import check_index_pin
     from ui.app import AppConfig
     from ui.monitor import MONITOR_MODELS
     from ui.server import ServeConfig
@@ -70,6 +71,7 @@ def serve(
     if monitor_models not in MONITOR_MODELS:
         raise typer.BadParameter(f"must be one of {', '.join(MONITOR_MODELS)}; got {monitor_models!r}", param_hint="--monitor-models")
     app_config = AppConfig(monitor_db=monitor_db, max_upload_mb=max_upload_mb, monitor_models=monitor_models)
+    check_index_pin(index, expect_sha256)  # before the server starts: a wrong index never serves a page
     run_server(
         config,
         lambda say: load_assistant(settings),

@@ -16,7 +16,8 @@ the customer's advisor and asserted in tests. Rules, first match wins:
 8. otherwise → ``answer``
 
 A reply to a clarifying question ("the first one", "2", or a message the classifier now puts on
-one of the offered intents) answers the chosen intent before any of these rules.
+one of the offered intents) answers the chosen intent before any of these rules. Probabilities
+that are not numbers (NaN, from a broken model) count as an abstention: never an answer.
 
 and a ``clarify``/``out_of_scope`` after ``max_failures`` such turns in a row becomes ``handoff``.
 
@@ -27,9 +28,10 @@ rewrites ``agent/assets/router.json``); see that module for how each was chosen.
 from __future__ import annotations
 
 import json
+import math
 import re
 import unicodedata
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -188,6 +190,13 @@ def asks_for_human(message: str) -> bool:
     return bool(_HUMAN.search(message or ""))
 
 
+def _scores_are_numbers(nlu: Understanding) -> bool:
+    """False when a probability is NaN or infinite: every comparison with NaN is False, so a
+    threshold rule would let it through as confident."""
+    scores = [nlu.confidence, nlu.sentiment_score, *(p for _, p in nlu.alternatives)]
+    return all(math.isfinite(float(p)) for p in scores)
+
+
 class Router:
     """Applies the rules of this module to an :class:`~agent.nlu.Understanding`.
 
@@ -211,9 +220,17 @@ class Router:
             failures: Clarify/out-of-scope turns in a row just before this one.
             offered: The intents the previous turn's clarifying question offered, if it was one.
         """
-        if offered and (chosen := self._chosen(message, nlu, offered)) is not None:
+        if not _scores_are_numbers(nlu):
+            # A broken model (NaN weights or features) says nothing: route as if the classifier
+            # abstained, and neither a follow-up nor a reply to a question may turn it into an answer.
+            nlu = replace(nlu, intent=OUT_OF_SCOPE, confidence=0.0, alternatives=(), sentiment_score=0.0)
+            decision = self._rules(message, nlu, None)
+            if decision.route == "out_of_scope":
+                decision = Decision("out_of_scope", "the models gave no usable probabilities (NaN)")
+        elif offered and (chosen := self._chosen(message, nlu, offered)) is not None:
             return Decision("answer", f"the customer chose {chosen} when asked", chosen)
-        decision = self._rules(message, nlu, last_topic)
+        else:
+            decision = self._rules(message, nlu, last_topic)
         if decision.route in ("clarify", "out_of_scope") and failures >= self.config.max_failures and (message or "").strip():
             return Decision("handoff", f"{failures + 1} turns in a row without an answer ({decision.reason})",
                             decision.intent)

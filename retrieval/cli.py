@@ -1,4 +1,4 @@
-"""``agent index build|search``: embed a knowledge base into a FAISS index and query it."""
+"""``agent index build|search|digest``: embed a knowledge base into a FAISS index, query it, pin it."""
 
 from __future__ import annotations
 
@@ -12,6 +12,10 @@ from retrieval.documents import DEFAULT_CHUNK_SIZE
 from retrieval.index import DEFAULT_INTENT_BOOST, DEFAULT_MAX_LENGTH
 
 app = typer.Typer(no_args_is_help=True, help="Build and search knowledge-base indexes (FAISS).")
+
+ExpectSha256 = Annotated[str | None, typer.Option(
+    "--expect-sha256", metavar="HEX",
+    help="Refuse to start unless the index's meta.json has this sha256 (from 'agent index build' or 'agent index digest').")]
 
 
 @app.command("build")
@@ -31,15 +35,19 @@ def build(
 
     docs = load_documents(kb, chunk_size=chunk_size or None)  # a broken KB fails before the model loads
     model = Encoder.load(EncoderConfig(model=encoder, max_length=max_length))
+    from retrieval.index import index_digest
+
     index = build_index(docs, model, progress=not json_output, source=str(kb))
     index.save(out)
     summary = {"out": str(out), "documents": len({d.parent_id for d in docs}), "chunks": len(docs),
-               "intents": len(index.intents), "encoder": index.encoder_id, "dim": index.dim}
+               "intents": len(index.intents), "encoder": index.encoder_id, "dim": index.dim,
+               "sha256": index_digest(out)}
     if json_output:
         echo_json(summary)
         return
     typer.echo(f"indexed {summary['chunks']} chunks of {summary['documents']} documents ({summary['intents']} intents) "
                f"from {kb} with {summary['encoder']} (dim {summary['dim']}) into {out}/")
+    typer.echo(f"sha256 {summary['sha256']} (pin it with --expect-sha256)")
 
 
 @app.command("search")
@@ -51,6 +59,7 @@ def search(
     intent: Annotated[str | None, typer.Option(help="Boost answers tagged with this intent (e.g. card_arrival).")] = None,
     intent_boost: Annotated[float, typer.Option(help="Added to the score of answers tagged with --intent (2 ranks them first).")] = DEFAULT_INTENT_BOOST,
     json_output: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False,
+    expect_sha256: ExpectSha256 = None,
 ) -> None:
     """Search an index: best answers with their scores."""
     from finetune.models.encoder import Encoder, EncoderConfig
@@ -58,7 +67,7 @@ def search(
 
     if not query.strip():
         raise ValueError("query is empty; give the question to look up")
-    index = Index.load(index_dir)  # files verified before the model loads
+    index = Index.load(index_dir, expect_sha256=expect_sha256)  # files verified before the model loads
     index.set_encoder(Encoder.load(EncoderConfig.from_dict(index.encoder_config or {})), where=index_dir)
     hits = index.search(query, k=k, intent=intent, intent_boost=intent_boost)
     if json_output:
@@ -71,3 +80,14 @@ def search(
         typer.echo(f"{rank}. {hit.score:.3f} (cosine {hit.vector_score:.3f}){tag}  {hit.doc.id}  {hit.doc.title}")
         text = hit.doc.text if len(hit.doc.text) <= 200 else hit.doc.text[:197] + "..."
         typer.echo(f"   {text}")
+
+
+@app.command("digest")
+@friendly_errors
+def digest(
+    index_dir: Annotated[Path, typer.Argument(help="Index directory written by 'agent index build'.")],
+) -> None:
+    """Verify an index's files and print the sha256 that pins it (--expect-sha256 of chat, ask, serve, search)."""
+    from retrieval.index import index_digest
+
+    typer.echo(index_digest(index_dir))

@@ -7,7 +7,10 @@ An index directory holds::
     meta.json     format, encoder id and config, dim, count, sha256 of the two files above
 
 Nothing is pickled. ``Index.load`` checks both checksums before FAISS parses a byte, then the
-dimension and the encoder, and refuses a mismatch with a message saying how to rebuild.
+dimension and the encoder, and refuses a mismatch with a message saying how to rebuild. The
+checksums detect corruption, not tampering (an edited file with a recomputed checksum loads); a
+deployment pins the sha256 of ``meta.json`` (:func:`index_digest`, one digest covering every file)
+with ``expect_sha256``.
 
 Exact search (IndexFlatIP) costs N x D multiply-adds per query: about 40k for the 98-answer default
 base, microseconds. An IVF index (faiss.IndexIVFFlat, nprobe ~ 8-16) starts to pay above roughly
@@ -17,7 +20,6 @@ loss buy nothing.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -166,29 +168,25 @@ class Index:
         return path
 
     @classmethod
-    def load(cls, directory: str | Path, encoder: TextEncoder | None = None) -> Index:
+    def load(cls, directory: str | Path, encoder: TextEncoder | None = None, *,
+             expect_sha256: str | None = None) -> Index:
         """Load and verify an index directory.
 
         Args:
             directory: What ``Index.save`` (``agent index build``) wrote.
             encoder: The encoder for text queries; checked against the one that built the index.
                 Without it only embeddings can be searched.
+            expect_sha256: The pinned sha256 of the index's ``meta.json`` (see :func:`index_digest`).
 
         Raises:
-            RetrievalError: Files missing, checksums wrong, dimension or encoder mismatched; the
-                message says how to rebuild.
+            RetrievalError: Not the pinned index, files missing, checksums wrong, dimension or
+                encoder mismatched; the message says how to rebuild.
         """
         import faiss
 
         path = Path(directory)
-        meta = read_meta(path)
+        meta = verified_meta(path, expect_sha256)
         fix = f"rebuild it with: agent index build {meta.get('source') or 'KB'} --out {path}"
-        for name in (INDEX_FILE, DOCS_FILE):
-            expected = (meta.get("sha256") or {}).get(name)
-            if not (path / name).is_file():
-                raise RetrievalError(f"{path / name} is missing; {fix}")
-            if _sha256(path / name) != expected:
-                raise RetrievalError(f"{path / name} does not match its checksum in meta.json (corrupted or edited); {fix}")
         try:
             faiss_index = faiss.read_index(str(path / INDEX_FILE))
             docs = [Document.from_dict(json.loads(line)) for line in
@@ -268,6 +266,34 @@ class Index:
                 for row in ranked[:k]]
 
 
+def verified_meta(directory: str | Path, expect_sha256: str | None = None) -> dict[str, Any]:
+    """``meta.json`` of an index directory after checking it is the pinned one (when
+    ``expect_sha256`` is given) and that both files match their checksums in it."""
+    path = Path(directory)
+    if expect_sha256 is not None:
+        from finetune.models.integrity import check_pinned
+
+        read_meta(path)  # no index at all: say how to build one
+        check_pinned(path / META_FILE, expect_sha256, f"index {path}",
+                     f"rebuild it, or pin the new digest from: agent index digest {path}", error=RetrievalError)
+    meta = read_meta(path)
+    fix = f"rebuild it with: agent index build {meta.get('source') or 'KB'} --out {path}"
+    for name in (INDEX_FILE, DOCS_FILE):
+        expected = (meta.get("sha256") or {}).get(name)
+        if not (path / name).is_file():
+            raise RetrievalError(f"{path / name} is missing; {fix}")
+        if _sha256(path / name) != expected:
+            raise RetrievalError(f"{path / name} does not match its checksum in meta.json (corrupted or edited); {fix}")
+    return meta
+
+
+def index_digest(directory: str | Path) -> str:
+    """The sha256 of a verified index's ``meta.json``: one digest that covers every file of the
+    index (meta.json holds the others' checksums), for ``--expect-sha256``."""
+    verified_meta(directory)
+    return _sha256(Path(directory) / META_FILE)
+
+
 def read_meta(directory: str | Path) -> dict[str, Any]:
     """Read an index directory's ``meta.json`` (format checked), or say how to build one."""
     path = Path(directory)
@@ -295,8 +321,6 @@ def _normalised(vectors: Any) -> np.ndarray:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    from finetune.models.integrity import sha256_file  # one hashing for indexes and checkpoints
+
+    return sha256_file(path)

@@ -344,3 +344,26 @@ def ensemble(
                 typer.echo(f"    {name:<40} {row['accuracy']:.4f} / {row['macro_f1']:.4f}")
     typer.echo(f"  evaluate: agent eval {task} {folder}")
     return summary
+
+
+@app.command("checksums")
+@friendly_errors
+def checksums(
+    model: Annotated[Path, typer.Argument(help="Checkpoint directory or ensemble folder.")],
+    record: Annotated[bool, typer.Option("--record", help="Record the sha256 of every model file now there first (a model saved before checksums existed, or edited on purpose).")] = False,
+    json_output: JsonOutput = False,
+) -> dict[str, Any]:
+    """Verify a model's recorded checksums and print the sha256 that pins it (--expect-sha256)."""
+    from finetune.models.files import MANIFEST
+    from finetune.models.loading import record_model, verify_model
+
+    digest = record_model(model) if record else verify_model(model)
+    if digest is None:
+        raise ValueError(f"{model} has no {MANIFEST} (saved before checksums were recorded); "
+                         f"record them with: agent finetune checksums {model} --record")
+    summary = {"model": str(model), "sha256": digest, "recorded": record}
+    if json_output:
+        echo_json(summary)
+    else:
+        typer.echo(f"{model}: checksums {'recorded' if record else 'verified'}; sha256 {digest}")
+    return summary

@@ -8,7 +8,6 @@ traceback back for bug reports.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from typing import Any, TypeVar
 import typer
 
 from finetune.errors import describe_error as describe
+from finetune.strict_json import dumps
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -43,8 +43,9 @@ def friendly_errors(command: F) -> F:
 
 
 def echo_json(data: Any) -> None:
-    """Print ``data`` as indented JSON on stdout (numpy scalars and paths become plain values)."""
-    sys.stdout.write(json.dumps(data, indent=2, default=_plain, ensure_ascii=False) + "\n")
+    """Print ``data`` as indented JSON on stdout (numpy scalars and paths become plain values; NaN
+    and infinity become null, which every JSON parser reads)."""
+    sys.stdout.write(dumps(data, indent=2, default=_plain, ensure_ascii=False) + "\n")
 
 
 def _plain(value: Any) -> Any:

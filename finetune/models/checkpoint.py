@@ -8,6 +8,7 @@ A checkpoint directory holds::
     head.safetensors  the head's weights
     metrics.json      evaluation results (optional)
     adapter/          LoRA adapter of the encoder (optional, peft's safetensors format)
+    checksums.json    sha256 of each file above, checked at load (finetune.models.integrity)
 
 Loading rebuilds the head from ``config.json`` — the same circuit, from the same ansatz
 config — and then loads the weights, so a checkpoint cannot silently run a different circuit.
@@ -15,30 +16,27 @@ config — and then loads the weights, so a checkpoint cannot silently run a dif
 
 from __future__ import annotations
 
-import json
-import os
 import platform
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from finetune.models.files import (  # noqa: F401  (the layout, error and JSON helpers, as checkpoint code has always named them)
+    ADAPTER,
+    CONFIG,
+    ENSEMBLE,
+    LABELS,
+    METRICS,
+    WEIGHTS,
+    CheckpointError,
+    read_json,
+    write_atomic,
+    write_json,
+)
 from finetune.models.heads import Head, HeadConfig
 
 FORMAT = "qagent-checkpoint/1"
-CONFIG, LABELS, WEIGHTS, METRICS, ADAPTER = (
-    "config.json",
-    "labels.json",
-    "head.safetensors",
-    "metrics.json",
-    "adapter",
-)
-ENSEMBLE = "ensemble.json"  # marks a folder of several checkpoints (finetune.models.ensemble), not one
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint directory is missing, incomplete or inconsistent."""
 
 
 @dataclass
@@ -96,13 +94,23 @@ def save_checkpoint(
     write_json(path / LABELS, list(labels))
     if metrics is not None:
         write_json(path / METRICS, metrics)
+    from finetune.models.integrity import record_checksums
+
+    record_checksums(path)  # last, over what was written (the training adds its adapter and records again)
     return path
 
 
-def load_checkpoint(directory: str | Path, backend: str = "exact") -> Checkpoint:
-    """Load a checkpoint; ``backend`` chooses where the head's circuits run."""
+def load_checkpoint(directory: str | Path, backend: str = "exact", expect_sha256: str | None = None) -> Checkpoint:
+    """Load a checkpoint; ``backend`` chooses where the head's circuits run.
+
+    The files are checked against their recorded checksums (``checksums.json``, when the
+    checkpoint has one) and the weights must be finite; ``expect_sha256`` pins the digest of
+    ``checksums.json`` (see :mod:`finetune.models.integrity`).
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
+
+    from finetune.models.integrity import check_adapter, check_finite, verify_checksums
 
     path = Path(directory)
     if not path.is_dir():
@@ -114,6 +122,7 @@ def load_checkpoint(directory: str | Path, backend: str = "exact") -> Checkpoint
     for name in (CONFIG, LABELS, WEIGHTS):
         if not (path / name).is_file():
             raise CheckpointError(f"{path} is not a qagent model: {name} is missing")
+    verify_checksums(path, expect_sha256)  # before any file is parsed
     config = read_json(path / CONFIG)
     if config.get("format") != FORMAT:
         raise CheckpointError(f"{path / CONFIG}: unknown format {config.get('format')!r}, expected {FORMAT}")
@@ -122,18 +131,34 @@ def load_checkpoint(directory: str | Path, backend: str = "exact") -> Checkpoint
         head_config = HeadConfig.from_dict(config["head"])
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path / CONFIG}: invalid head config: {exc}") from exc
-    if not isinstance(labels, list) or len(labels) != head_config.n_classes:
+    if not isinstance(labels, list):
         raise CheckpointError(f"{path / LABELS} must list {head_config.n_classes} class names")
-    head = Head(head_config, backend=backend)
     try:
         state = load_file(str(path / WEIGHTS))
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{path / WEIGHTS} is unreadable ({exc}); retrain or restore it") from exc
+    check_finite(state, path / WEIGHTS)
+    head = Head(head_config, backend=backend)
     try:
         head.load_state_dict(state)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
+        # Weights that fit the labels' class count put the blame on config.json's n_classes.
+        if len(labels) != head_config.n_classes and len(labels) >= 2:
+            try:
+                Head(replace(head_config, n_classes=len(labels)), backend=backend).load_state_dict(state)
+            except (RuntimeError, ValueError):
+                pass
+            else:
+                raise CheckpointError(
+                    f"{path / CONFIG} says n_classes {head_config.n_classes}, but {WEIGHTS} and {LABELS} hold "
+                    f"{len(labels)} classes; restore config.json or retrain") from exc
         raise CheckpointError(f"{path / WEIGHTS} does not match config.json: {first}") from exc
+    if len(labels) != head_config.n_classes:  # the weights fit config.json: the labels are wrong
+        raise CheckpointError(f"{path / LABELS} must list {head_config.n_classes} class names "
+                              f"(config.json and {WEIGHTS} have {head_config.n_classes} classes), not {len(labels)}")
+    if (path / ADAPTER).is_dir():
+        check_adapter(path)
     head.eval()
     metrics = read_json(path / METRICS) if (path / METRICS).is_file() else {}
     return Checkpoint(
@@ -148,28 +173,7 @@ def load_checkpoint(directory: str | Path, backend: str = "exact") -> Checkpoint
     )
 
 
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path} is not valid JSON: {exc}") from exc
 
-
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically: a crash leaves the old file or the new one, never half of one."""
-    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
-    """Call ``write(tmp)`` on a file beside ``path``, then rename it over ``path``; on any error the
-    old file stays as it was and the temporary file is removed."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _versions() -> dict[str, str]:

@@ -364,8 +364,15 @@ class Encoder(torch.nn.Module):
             raise EncoderError(f"{directory} holds no adapter_model.safetensors; save one with save_adapter")
         base = self.model.unload() if self.has_adapter else self.model
         self._onnx = None  # the exported graph holds the old weights
+        from safetensors import SafetensorError
+
         with _peft_quiet():
-            self.model = PeftModel.from_pretrained(base, str(directory), is_trainable=trainable)
+            try:
+                self.model = PeftModel.from_pretrained(base, str(directory), is_trainable=trainable)
+            except SafetensorError as exc:  # peft's message names no file
+                self.model = base
+                raise EncoderError(f"{directory / 'adapter_model.safetensors'} is unreadable ({exc}); "
+                                   "re-train the model or restore the file") from None
             if not trainable:
                 # Fold the adapter into the base weights: inference then skips the extra low-rank
                 # matmuls; the adapter weights stay as they are (fingerprint, save_adapter).

@@ -178,7 +178,10 @@ def validation_scores(ensemble: ClassifierEnsemble, texts: Sequence[str], labels
 
 def read_record(path: str | Path) -> EnsembleRecord:
     """Read and check ``ensemble.json`` of ``path`` (CheckpointError, in one line, on any problem)."""
+    from finetune.models.integrity import verify_checksums
+
     folder = Path(path)
+    verify_checksums(folder)  # ensemble.json, the prior and every member's files, before any is parsed
     data = read_json(folder / ENSEMBLE_FILE)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{folder / ENSEMBLE_FILE}: not a {FORMAT} file")
@@ -235,6 +238,9 @@ def write_ensemble(sources: Sequence[Path], out: str | Path, task: str, labels: 
         "format": FORMAT, "task": task, "labels": list(labels), "members": names, "weights": list(weights),
         "metrics": metrics or {}, "command": command,
     })
+    from finetune.models.integrity import record_checksums
+
+    record_checksums(folder)
     return folder
 
 
@@ -244,3 +250,6 @@ def record_metrics(path: str | Path, metrics: dict[str, Any]) -> None:
     data = read_json(file)
     data["metrics"] = {**(data.get("metrics") or {}), **metrics}
     write_json(file, data)
+    from finetune.models.integrity import refresh_checksums
+
+    refresh_checksums(path)

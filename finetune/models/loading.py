@@ -15,10 +15,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Union
 
-from finetune.models.checkpoint import CheckpointError, read_json
+from finetune.models.checkpoint import CheckpointError, load_checkpoint, read_json
 from finetune.models.classifier import TASKS, TextClassifier
 from finetune.models.encoder import Encoder
 from finetune.models.ensemble import ClassifierEnsemble, is_ensemble, read_record
+from finetune.models.files import CONFIG, ENSEMBLE
+from finetune.models.integrity import ensemble_members, manifest_digest, record_checksums, verify_checksums
 from finetune.models.tagger import TASK as TAGGER_TASK
 from finetune.models.tagger import EntityTagger
 from finetune.models.tagger_ensemble import TaggerEnsemble
@@ -73,3 +75,32 @@ def load_tagger(model_dir: str | Path, *, encoder: Encoder | None = None, backen
     if is_ensemble(model_dir):
         return TaggerEnsemble.load(model_dir, encoder=encoder, backend=backend)
     return EntityTagger.load(model_dir, encoder=encoder, backend=backend)
+
+
+def record_model(directory: str | Path) -> str:
+    """Record the checksums of a checkpoint, or of an ensemble and each of its members, then
+    load it back to check it is a usable model (finite weights included); returns the digest.
+
+    What ``agent finetune checksums DIR --record`` runs for a model saved before checksums
+    existed, or after a deliberate edit.
+    """
+    path = Path(directory)
+    members = ensemble_members(path) if (path / ENSEMBLE).is_file() and not (path / CONFIG).is_file() else []
+    for member in members:
+        record_checksums(path / member)
+    digest = record_checksums(path)
+    verify_model(path)
+    return digest
+
+
+def verify_model(directory: str | Path, expect_sha256: str | None = None) -> str | None:
+    """Verify a checkpoint's or ensemble's checksums (every member's too) and load each head, as
+    the models' loaders do; returns the digest of ``checksums.json`` (None without one)."""
+    path = Path(directory)
+    if (path / ENSEMBLE).is_file() and not (path / CONFIG).is_file():
+        digest = verify_checksums(path, expect_sha256)
+        for member in read_record(path).members:
+            load_checkpoint(path / member)
+        return digest
+    load_checkpoint(path, expect_sha256=expect_sha256)
+    return manifest_digest(path)

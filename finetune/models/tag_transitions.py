@@ -22,7 +22,9 @@ from typing import Any
 
 import numpy as np
 
-FILE = "decoding.json"
+from finetune.models.files import DECODING
+
+FILE = DECODING
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
@@ -87,6 +89,9 @@ def save_prior(directory: str | Path, prior: TransitionPrior, tags: Sequence[str
     path = Path(directory) / FILE
     data = {"tags": list(tags), "weight": prior.weight, "log_probs": np.round(prior.log_probs, 6).tolist(), **info}
     path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    from finetune.models.integrity import refresh_checksums
+
+    refresh_checksums(directory)  # the refitted prior is part of the recorded model
     return path
 
 

@@ -128,6 +128,9 @@ def save_tagger_ensemble(members: Sequence[str | Path], out: str | Path, *, weig
     TaggerEnsemble(EnsembleRecord(Path(out), TASK, loaded[0].tags, [], weights), loaded, None)  # checks before writing
     folder = write_ensemble(sources, out, TASK, loaded[0].tags, weights, command=command)
     (folder / "decoding.json").unlink(missing_ok=True)  # a prior left by an earlier ensemble in this folder
+    from finetune.models.integrity import record_checksums
+
+    record_checksums(folder)
     return folder
 
 

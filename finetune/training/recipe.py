@@ -22,6 +22,7 @@ from typing import Any
 
 from torch import nn
 
+from finetune.models.integrity import record_checksums
 from finetune.models.checkpoint import save_checkpoint
 from finetune.models.encoder import Encoder
 from finetune.models.heads import Head, HeadConfig, count_parameters
@@ -90,4 +91,5 @@ def save_model(path: Path, *, task: str, head: Head, labels: Sequence[str], enco
                     training=training, settings=settings, metrics=metrics, command=command)
     if with_adapter:
         encoder.save_adapter(path / "adapter")
+        record_checksums(path)  # the adapter's files join the checkpoint's manifest
     return path

@@ -134,3 +134,77 @@ def test_real_ask_json_and_file(tmp_path):
     result = runner.invoke(app, ["ask", "--file", str(path), "--threads", "1"])
     routes = [json.loads(line)["route"] for line in result.stdout.splitlines() if line.startswith("{")]
     assert routes == ["handoff", "smalltalk"]
+
+
+def _strict(text):
+    return json.loads(text, parse_constant=lambda constant: pytest.fail(f"{constant} is not JSON"))
+
+
+@pytest.fixture()
+def nan_assistant(monkeypatch):
+    """The fake assistant whose intent model gives NaN probabilities (a checkpoint with NaN weights)."""
+    from agent.nlu import Understanding
+
+    assistant, _ = make([GOOD] * 10)
+    nan = float("nan")
+    monkeypatch.setattr(assistant.nlu, "understand", lambda message: Understanding(
+        message, "card_arrival", nan, (("card_arrival", nan), ("card_linking", nan)), (), "neutral", nan))
+    monkeypatch.setattr(agent.assistant, "load_assistant", lambda *args, **kwargs: assistant)
+    return assistant
+
+
+def test_nan_probabilities_are_not_answered(nan_assistant):
+    result = runner.invoke(app, ["ask", "Where is my card?", "--json"])
+    assert result.exit_code == 0, result.output
+    data = _strict(result.stdout)
+    assert data["route"] == "out_of_scope" and "NaN" in data["reason"]
+
+
+def test_ask_json_never_holds_nan(fake_assistant, monkeypatch, tmp_path):
+    from agent.assistant import Reply
+
+    nan = float("nan")
+    monkeypatch.setattr(fake_assistant, "respond", lambda message, session: Reply(
+        "x", "clarify", "why", "card_arrival", nan, timings={"nlu": float("inf")}))
+    result = runner.invoke(app, ["ask", "Where is my card?", "--json"])
+    assert result.exit_code == 0, result.output
+    data = _strict(result.stdout)
+    assert data["confidence"] is None and data["timings"] == {"nlu": None}
+    path = tmp_path / "m.txt"
+    path.write_text("Where is my card?\n", encoding="utf-8")
+    result = runner.invoke(app, ["ask", "--file", str(path)])
+    lines = [_strict(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert lines[0]["confidence"] is None
+
+
+def _saved_index(tmp_path):
+    import faiss
+    import numpy as np
+
+    from retrieval.documents import Document
+    from retrieval.index import Index
+
+    vectors = np.eye(2, 4, dtype=np.float32)
+    flat = faiss.IndexFlatIP(4)
+    flat.add(vectors)
+    docs = [Document("a", "A", "Answer A.", ("card_arrival",)), Document("b", "B", "Answer B.", ("change_pin",))]
+    return Index(flat, docs, encoder_id="fake").save(tmp_path / "idx")
+
+
+@pytest.mark.parametrize("command", [["ask", "Where is my card?"], ["chat"]])
+def test_a_pinned_index_with_another_digest_refuses_to_start(command, fake_assistant, tmp_path):
+    from retrieval.index import index_digest
+
+    index = _saved_index(tmp_path)
+    digest = index_digest(index)
+    result = runner.invoke(app, [*command, "--index", str(index), "--expect-sha256", digest], input="/quit\n")
+    assert result.exit_code == 0, result.output
+    wrong = ("0" if digest[0] != "0" else "1") + digest[1:]
+    result = runner.invoke(app, [*command, "--index", str(index), "--expect-sha256", wrong], input="/quit\n")
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1, result.output
+    assert "is not the pinned one" in lines[0] and digest in lines[0] and GOOD not in result.output
+    result = runner.invoke(app, [*command, "--expect-sha256", digest], input="/quit\n")
+    assert result.exit_code == 1 and "--index" in result.output
+    result = runner.invoke(app, [*command, "--index", str(index), "--expect-sha256", "xyz"], input="/quit\n")
+    assert result.exit_code == 1 and "64 hex digits" in result.output

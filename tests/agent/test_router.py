@@ -143,3 +143,25 @@ def test_a_new_question_after_a_clarifying_question_is_routed_afresh():
     decision = ROUTER.decide("What's the capital of Australia, do you know it?", nlu("out_of_scope", 0.8),
                              offered=("card_arrival", "card_linking"))
     assert decision.route == "out_of_scope"
+
+
+NAN = float("nan")
+
+
+@pytest.mark.parametrize("message, understanding, route", [
+    ("Where is my new card?", nlu("card_arrival", NAN, (("card_arrival", NAN), ("card_linking", NAN))), "out_of_scope"),
+    ("Where is my new card?", nlu("card_arrival", 0.97, (("card_arrival", NAN), ("card_linking", 0.01))), "out_of_scope"),
+    ("card?", nlu("card_arrival", NAN), "clarify"),
+])
+def test_nan_probabilities_are_never_an_answer(message, understanding, route):
+    decision = ROUTER.decide(message, understanding)
+    assert decision.route == route
+    if route == "out_of_scope":
+        assert "NaN" in decision.reason
+
+
+def test_nan_probabilities_answer_neither_a_follow_up_nor_a_clarifying_question():
+    broken = nlu("card_arrival", NAN, (("card_arrival", NAN), ("card_linking", NAN)))
+    assert ROUTER.decide("and how long does that take?", broken,
+                         last_topic=Topic("card_arrival", "card-arrival-001")).route != "answer"
+    assert ROUTER.decide("the card arrival one", broken, offered=("card_arrival", "card_linking")).route != "answer"

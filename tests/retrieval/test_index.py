@@ -133,3 +133,22 @@ def test_default_knowledge_base_index_covers_every_intent(base_encoder, tmp_path
     assert len(loaded) == 98 and len(loaded.intents) == 77
     hits = loaded.search("I ordered a card over a week ago and it still has not come", k=3)
     assert any("card_arrival" in h.doc.intents for h in hits)
+
+
+def test_checksums_detect_corruption_not_tampering_a_pinned_digest_does(saved):
+    import hashlib
+
+    from retrieval.index import index_digest
+
+    digest = index_digest(saved)
+    assert digest == hashlib.sha256((saved / "meta.json").read_bytes()).hexdigest()
+    assert len(Index.load(saved, expect_sha256=digest)) == 5
+    # An edited answer with its checksum recomputed passes the checksums: that is tampering, not corruption.
+    docs = saved / "docs.jsonl"
+    docs.write_text(docs.read_text(encoding="utf-8").replace("0.5% markup", "no markup"), encoding="utf-8")
+    meta = json.loads((saved / "meta.json").read_text(encoding="utf-8"))
+    meta["sha256"]["docs.jsonl"] = hashlib.sha256(docs.read_bytes()).hexdigest()
+    (saved / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    assert any("no markup" in d.text for d in Index.load(saved).docs)
+    with pytest.raises(RetrievalError, match=rf"index {saved} is not the pinned one: its meta\.json hashes to"):
+        Index.load(saved, expect_sha256=digest)

@@ -52,6 +52,22 @@ def test_search_refuses_missing_and_corrupted_indexes(tmp_path, small_index):
     one_line_error(runner.invoke(app, ["index", "search", str(saved), "   "]), "query is empty")
 
 
+def test_digest_prints_the_sha256_that_search_pins(tmp_path, small_index):
+    import hashlib
+
+    saved = small_index.save(tmp_path / "idx")
+    result = runner.invoke(app, ["index", "digest", str(saved)])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == hashlib.sha256((saved / "meta.json").read_bytes()).hexdigest()
+    one_line_error(runner.invoke(app, ["index", "search", str(saved), "my card", "--expect-sha256", "0" * 64]),
+                   r"is not the pinned one: its meta\.json hashes to " + result.output.strip())
+    one_line_error(runner.invoke(app, ["index", "search", str(saved), "my card", "--expect-sha256", "beef"]),
+                   "--expect-sha256 must be 64 hex digits")
+    with (saved / "docs.jsonl").open("a") as handle:
+        handle.write("\n")
+    one_line_error(runner.invoke(app, ["index", "digest", str(saved)]), r"docs\.jsonl does not match its checksum")
+
+
 @pytest.mark.slow
 def test_build_then_search_round_trip(tmp_path):
     kb = tmp_path / "kb.jsonl"
@@ -61,8 +77,10 @@ def test_build_then_search_round_trip(tmp_path):
     assert built.exit_code == 0, built.output
     summary = json.loads(built.stdout)
     assert summary["chunks"] == 2 and summary["dim"] == 384 and (out / "index.faiss").is_file()
+    assert runner.invoke(app, ["index", "digest", str(out)]).output.strip() == summary["sha256"]
 
-    found = runner.invoke(app, ["index", "search", str(out), "my card never came", "-k", "2", "--json"])
+    found = runner.invoke(app, ["index", "search", str(out), "my card never came", "-k", "2", "--json",
+                                "--expect-sha256", summary["sha256"]])
     assert found.exit_code == 0, found.output
     hits = json.loads(found.stdout)["hits"]
     assert [h["id"] for h in hits] == ["card-arrival", "pin-blocked"] and hits[0]["score"] > hits[1]["score"]

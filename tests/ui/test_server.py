@@ -85,3 +85,23 @@ def test_serving_beyond_this_machine_without_a_login_warns_first(free_port):
     with pytest.raises(RuntimeError, match="stop before"):
         serve(ServeConfig(host="0.0.0.0", port=free_port), load, say=said.append)
     assert said == ["warning: listening on 0.0.0.0 without --auth: anyone who can reach this machine can use the page"]
+
+
+def test_a_pinned_index_with_another_digest_never_serves(monkeypatch, tmp_path):
+    import faiss
+    import numpy as np
+
+    from retrieval.documents import Document
+    from retrieval.index import Index, index_digest
+
+    flat = faiss.IndexFlatIP(2)
+    flat.add(np.eye(1, 2, dtype=np.float32))
+    index = Index(flat, [Document("a", "A", "Answer A.")], encoder_id="fake").save(tmp_path / "idx")
+    served = []
+    monkeypatch.setattr("ui.server.serve", lambda *args, **kwargs: served.append(args))
+    digest = index_digest(index)
+    result = runner.invoke(cli, ["serve", "--index", str(index), "--expect-sha256", digest])
+    assert result.exit_code == 0 and len(served) == 1, result.output
+    result = runner.invoke(cli, ["serve", "--index", str(index), "--expect-sha256", "f" * 64])
+    assert result.exit_code == 1 and len(served) == 1
+    assert result.output.startswith(f"error: index {index} is not the pinned one") and len(result.output.splitlines()) == 1

@@ -1,3 +1,4 @@
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -41,3 +42,16 @@ def test_success_passes_through():
 
 def test_describe_keeps_messages_of_our_own_errors():
     assert describe(FileNotFoundError("no such file: x.csv")) == "no such file: x.csv"
+
+
+def test_echo_json_writes_nan_and_infinity_as_null(capsys):
+    import json
+
+    import numpy as np
+
+    from finetune.cli.console import echo_json
+
+    echo_json({"confidence": float("nan"), "scores": np.array([1.0, np.inf]), "top": np.float32("nan"), "n": 3})
+    text = capsys.readouterr().out
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in JSON")) == {
+        "confidence": None, "scores": [1.0, None], "top": None, "n": 3}

@@ -118,3 +118,21 @@ def test_missing_model_dir_is_a_clear_error(tmp_path):
     with pytest.raises(CheckpointError, match="model directory not found"):
         TextClassifier.load(tmp_path / "nope")
 
+
+def test_a_model_with_nan_weights_is_refused_before_it_scores_anything(tmp_path, intents_csv):
+    """Before, such a model answered every text with NaN confidence and `agent eval intents` passed at accuracy 0."""
+    from typer.testing import CliRunner
+
+    from agent.cli import app
+    from finetune.models.checkpoint import save_checkpoint
+    from finetune.models.heads import Head
+
+    head = Head(HeadConfig(kind="linear", in_features=384, n_classes=2))
+    with torch.no_grad():
+        head.linear.bias[1] = float("nan")
+    path = save_checkpoint(tmp_path / "nan", task="intents", head=head, labels=["balance", "card_lost"], encoder={})
+    with pytest.raises(CheckpointError, match=r"head\.safetensors: tensor 'linear\.bias' holds NaN"):
+        TextClassifier.load(path)
+    result = CliRunner().invoke(app, ["eval", "intents", str(path), "--data", str(intents_csv), "--json"])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1 and "linear.bias' holds NaN" in lines[0], result.output

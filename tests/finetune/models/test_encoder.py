@@ -237,3 +237,15 @@ def test_lora_trains_only_adapter_and_round_trips(encoder: Encoder, tmp_path: Pa
 def test_load_adapter_without_files_is_a_clear_error(encoder: Encoder, tmp_path: Path) -> None:
     with pytest.raises(EncoderError, match="adapter_model.safetensors"):
         encoder.load_adapter(tmp_path)
+
+
+def test_a_corrupted_adapter_names_its_file(encoder: Encoder, tmp_path: Path) -> None:
+    import shutil
+
+    from agent.shipped import INTENTS_MODEL
+
+    shipped = INTENTS_MODEL / "adapter"
+    adapter = shutil.copytree(shipped, tmp_path / "adapter")
+    (adapter / "adapter_model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(EncoderError, match=r"adapter/adapter_model\.safetensors is unreadable"):
+        encoder.load_adapter(adapter)

@@ -101,6 +101,9 @@ def test_bad_ensembles_are_refused(frozen_sentiment, tiny_joint, ensemble_dir, t
         save_ensemble([frozen_sentiment, tiny_joint.ner_path], tmp_path / "mixed")
     record = json.loads((ensemble_dir / "ensemble.json").read_text())
     (ensemble_dir / "ensemble.json").write_text(json.dumps({**record, "members": ["../elsewhere", *record["members"][1:]]}))
+    with pytest.raises(CheckpointError, match=r"ensemble\.json does not match its checksum"):
+        ClassifierEnsemble.load(ensemble_dir)
+    (ensemble_dir / "checksums.json").unlink()  # unrecorded: the member paths are checked on their own
     with pytest.raises(CheckpointError, match="inside the ensemble"):
         ClassifierEnsemble.load(ensemble_dir)
 
