@@ -185,7 +185,9 @@ class MonitorHandlers:
             for n in range(1000):
                 path = self.data_dir / f"{stem}-{stamp}{f'-{n}' if n else ''}.db"
                 if not path.exists():
-                    path.touch()
+                    from agent.monitor import MonitorStore
+
+                    MonitorStore.open(path).close()  # reserves the name with a database (an empty file is refused)
                     return path
         raise RuntimeError("too many uploads of this feed this second")
 

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from agent.monitor.items import format_time
 from agent.monitor.store import MonitorStore, now_iso
 
 METRICS = ("share", "count")
@@ -40,17 +41,22 @@ SCOPES = ("watchlist", "all")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 MAX_EVIDENCE = 100
+MAX_DURATION = 36_500 * 86400  # 100 years: longer spans only overflow date arithmetic
+_TIME = re.compile(r"^(\d{1,4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)Z$")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def parse_duration(text: str) -> int:
-    """``90s``, ``30m``, ``6h``, ``7d``, ``2w`` -> seconds."""
+    """``90s``, ``30m``, ``6h``, ``7d``, ``2w`` -> seconds (at most 100 years)."""
     match = _DURATION.match(str(text))
     if not match:
         raise ValueError(f"durations look like 30m, 6h, 7d or 2w; got {text!r}")
-    seconds = int(float(match.group(1)) * _UNITS[match.group(2)])
-    if seconds <= 0:
+    seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if not seconds <= MAX_DURATION:  # also catches inf from a number with hundreds of digits
+        raise ValueError(f"durations are at most 36500d (100 years), got {str(text)[:40]!r}")
+    if int(seconds) <= 0:
         raise ValueError(f"duration must be > 0, got {text!r}")
-    return seconds
+    return int(seconds)
 
 
 @dataclass(frozen=True)
@@ -315,10 +321,13 @@ def list_alerts(store: MonitorStore, *, since: str | None = None, key: str | Non
 
 def parse_since(text: str) -> str:
     """``--since`` as an ISO UTC time: a duration back from now (``24h``, ``7d``) or a date/time."""
-    from agent.monitor.feeds import parse_time
+    from agent.monitor.items import parse_time
 
     if _DURATION.match(text):
-        return _iso(int(datetime.now(UTC).timestamp()) - parse_duration(text))
+        try:
+            return _iso(int(datetime.now(UTC).timestamp()) - parse_duration(text))
+        except ValueError as exc:
+            raise ValueError(f"--since: {exc}") from None
     try:
         return parse_time(text)
     except ValueError:
@@ -326,8 +335,16 @@ def parse_since(text: str) -> str:
 
 
 def _epoch(iso: str) -> int:
-    return int(datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp())
+    """Seconds since 1970 of a stored time; also reads years stored unpadded by older versions."""
+    match = _TIME.match(iso)
+    if not match:
+        raise ValueError(f"stored time {iso!r} is not YYYY-MM-DDTHH:MM:SSZ")
+    return int((datetime(*map(int, match.groups()), tzinfo=UTC) - _EPOCH).total_seconds())
 
 
 def _iso(epoch: int) -> str:
-    return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=epoch)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The stored form of a time (four-digit year); clamped to years 1-9999."""
+    try:
+        return format_time(_EPOCH + timedelta(seconds=epoch))
+    except OverflowError:
+        return "0001-01-01T00:00:00Z" if epoch < 0 else "9999-12-31T23:59:59Z"

@@ -54,12 +54,17 @@ def score(
     stdout_alerts: Annotated[bool, typer.Option("--stdout-alerts", help="Print one line per new alert as it is raised.")] = False,
     alert_every: Annotated[int, typer.Option(help="Evaluate alert rules after about this many new items (and at the end).")] = 1024,
     limit: Annotated[int | None, typer.Option(help="Stop after this many records (local engine).")] = None,
+    max_title_chars: Annotated[int, typer.Option(help="Reject items whose headline is longer (characters).")] = 1_000,
+    max_body_chars: Annotated[int, typer.Option(help="Reject items whose body is longer (characters, HTML stripped).")] = 100_000,
+    max_record_bytes: Annotated[int, typer.Option(help="Reject JSONL lines and CSV rows longer than this, unread (bytes).")] = 1 << 20,
+    earliest: Annotated[str, typer.Option(help="Reject items published before this date.")] = "1900-01-01",
+    max_ahead_hours: Annotated[float, typer.Option(help="Reject items published more than this many hours after now.")] = 24.0,
 ) -> None:
     """Score news feeds (sentiment, companies, topics) into --db, raise alerts; resumes where it stopped."""
     from agent.monitor import ray_engine
     from agent.monitor.alerts import AlertRule, load_rules
     from agent.monitor.engine import MonitorConfig, run_monitor
-    from agent.monitor.feeds import FieldMap, feed_files
+    from agent.monitor.feeds import FeedLimits, FieldMap, feed_files
     from agent.monitor.notify import WebhookConfig
     from agent.monitor.scoring import ScoringConfig
     from agent.monitor.store import MonitorStore
@@ -73,6 +78,8 @@ def score(
                                min_count=min_count, min_volume=min_volume, scope=scope)]
     config = MonitorConfig(
         feeds=tuple(feeds), fmt=fmt, fields=FieldMap.parse(field or []), batch_size=batch_size,
+        limits=FeedLimits(max_title_chars=max_title_chars, max_body_chars=max_body_chars, max_record_bytes=max_record_bytes,
+                          earliest=earliest, max_ahead_hours=max_ahead_hours),
         alert_every=alert_every, engine=engine, workers=workers, ray_address=ray_address,
         scoring=ScoringConfig(body=body, max_sentences=max_sentences, tag_body=tag_body, headline_weight=headline_weight,
                               min_entity_score=min_entity_score, sentiment_model=sentiment_model,
@@ -97,10 +104,11 @@ def score(
 
 def format_summary(summary: dict) -> str:
     """The few lines ``agent monitor score`` prints."""
+    other = summary.get("duplicates_other_feed", 0)
     lines = [
         f"read {summary['read']} records from {summary['feeds']} feed(s): {summary['scored']} scored, "
-        f"{summary['duplicates']} duplicate(s), {summary['skipped']} skipped as malformed, "
-        f"{summary['alerts']} alert(s) raised",
+        f"{summary['duplicates']} duplicate(s){f' ({other} from another feed)' if other else ''}, "
+        f"{summary['skipped']} skipped as malformed, {summary['alerts']} alert(s) raised",
     ]
     for reason, count in sorted(summary.get("skipped_reasons", {}).items(), key=lambda kv: -kv[1])[:5]:
         lines.append(f"  skipped {count}: {reason}")
@@ -123,9 +131,11 @@ def alerts(
     json_output: JsonOutput = False,
 ) -> None:
     """List raised alerts, oldest first."""
-    from agent.monitor.alerts import list_alerts
+    from agent.monitor.alerts import list_alerts, parse_since
     from agent.monitor.store import MonitorStore
 
+    if since:
+        parse_since(since)  # a bad --since is a usage error, found before the database is opened
     with MonitorStore.open(db, create=False) as store:
         found = list_alerts(store, since=since, key=company)
     if json_output:
@@ -166,15 +176,16 @@ def report(
 @app.command("status")
 @friendly_errors
 def status(db: Db, json_output: JsonOutput = False) -> None:
-    """Row counts, feed cursors, recent runs, skipped lines and failed webhook deliveries."""
+    """Row counts, duplicates skipped, feed cursors, recent runs, skipped lines and failed webhook deliveries."""
     from agent.monitor.store import MonitorStore
 
     with MonitorStore.open(db, create=False) as store:
         info = {
             "counts": store.counts(),
+            "duplicates": store.duplicates(),
             "cursors": store.rows('SELECT feed, format, "offset", position, updated_at FROM cursors ORDER BY feed'),
             "runs": store.rows("SELECT id, started_at, finished_at, engine, status, counts FROM runs ORDER BY id DESC LIMIT 5"),
-            "rejects": store.rows("SELECT feed, position, reason FROM rejects ORDER BY seen_at DESC, feed, position LIMIT 20"),
+            "rejects": store.rows("SELECT feed, position, reason FROM rejects ORDER BY id DESC LIMIT 20"),
             "failed_notifications": store.rows(
                 "SELECT alert_id, target, attempts, error, at FROM notifications WHERE status = 'failed' ORDER BY id DESC LIMIT 20"),
         }
@@ -182,6 +193,9 @@ def status(db: Db, json_output: JsonOutput = False) -> None:
         echo_json(info)
         return
     typer.echo("  ".join(f"{k}={v}" for k, v in info["counts"].items()))
+    dup = info["duplicates"]
+    typer.echo(f"duplicates skipped: {dup['same_feed'] + dup['other_feed']} ({dup['other_feed']} the same content as "
+               "another feed's item)")
     for row in info["cursors"]:
         typer.echo(f"cursor {row['feed']}: {row['format']} position {row['position']} (updated {row['updated_at']})")
     for row in info["runs"]:

@@ -21,8 +21,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from agent.monitor.engine import Chunk, MonitorConfig, Writer, chunks
-from agent.monitor.feeds import STDIN, Cursor, Feed, FieldMap
+from agent.monitor.pipeline import Chunk, MonitorConfig, Writer, chunks
+from agent.monitor.feeds import STDIN, Cursor, Feed, FeedLimits, FieldMap
 from agent.monitor.scoring import ItemScore, ScoringConfig, load_scorer
 from agent.monitor.store import MonitorStore
 from agent.monitor.watchlist import Watchlist
@@ -55,12 +55,13 @@ class ChunkScorer:
         return {"order": batch["order"], "chunk": batch["chunk"], "scores": scores}
 
 
-def _cut(fmt: str, fields: FieldMap, starts: dict[str, tuple[int, int]], batch_size: int, order: dict[str, int]):
+def _cut(fmt: str, fields: FieldMap, starts: dict[str, tuple[int, int]], batch_size: int, order: dict[str, int],
+         limits: FeedLimits | None = None):
     """The ``flat_map`` function: one feed file's bytes -> its chunks, from the saved cursor."""
 
     def cut(row: dict[str, Any]) -> list[dict[str, Any]]:
         name = _feed_name(row["path"], order)
-        with Feed(name, fmt, fields=fields, stream=io.BytesIO(row["bytes"])) as feed:
+        with Feed(name, fmt, fields=fields, stream=io.BytesIO(row["bytes"]), limits=limits) as feed:
             start = Cursor(*starts.get(name, (0, 0)))
             return [{"order": order[name] * 1_000_000_000 + n, "chunk": json.dumps(c.to_dict())}
                     for n, c in enumerate(chunks(feed, start, batch_size))]
@@ -117,7 +118,7 @@ def score_with_ray(config: MonitorConfig, feeds: Sequence[str], store: MonitorSt
         data = parts[0] if len(parts) == 1 else parts[0].union(*parts[1:])
         scoring = {**config.scoring.to_dict(), "threads": config.scoring.threads or 1}
         scored = (
-            data.flat_map(_cut(config.fmt, config.fields, starts, config.batch_size, order), num_cpus=0)
+            data.flat_map(_cut(config.fmt, config.fields, starts, config.batch_size, order, config.limits), num_cpus=0)
             .map_batches(ChunkScorer, batch_size=1, concurrency=config.workers, num_cpus=1,
                          fn_constructor_kwargs={"scoring": scoring, "watchlist": watchlist.to_dict()})
         )

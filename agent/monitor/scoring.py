@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from agent.monitor.feeds import FeedItem
+from agent.monitor.items import FeedItem
 from agent.monitor.watchlist import Mention, Watchlist, merge_mentions
 from agent.shipped import NEWS_NER_MODEL, NEWS_SENTIMENT_MODEL
 

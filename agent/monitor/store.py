@@ -3,7 +3,13 @@
 One file, written in transactions: a batch's items, their scores and entities, the lines it
 skipped and the feeds' new cursors commit together or not at all. A run killed at any moment
 leaves the database at the end of its last committed batch; the next run reads each feed from
-its cursor, and ids are primary keys, so nothing is lost and nothing is stored twice.
+its cursor, and item keys (:attr:`~agent.monitor.feeds.FeedItem.key`: ``FEED#ID``, or the content
+hash) are primary keys, so nothing is lost and nothing is stored twice. The next run also marks
+the killed run's row ``interrupted``.
+
+A new database is built under a temporary name and linked into place, so the path either does not
+exist or holds a whole monitor database; an existing file that is not one (empty, another app's)
+is refused, never written into. Databases of schema 1 are migrated in place (:mod:`agent.monitor.migrate`).
 
 WAL journaling lets readers (``agent monitor alerts``, the web UI) look while a run writes.
 """
@@ -12,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -20,10 +27,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agent.monitor.feeds import STDIN, Cursor, FeedItem, Malformed, stable_id
+from agent.monitor.items import STDIN, Cursor, FeedItem, Malformed, format_time, stable_id
+from agent.monitor.liveness import process_gone, this_process
 from agent.monitor.scoring import LABELS, ItemScore
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS items (
@@ -48,8 +56,9 @@ CREATE TABLE IF NOT EXISTS cursors (
     feed TEXT PRIMARY KEY, format TEXT NOT NULL, "offset" INTEGER NOT NULL, position INTEGER NOT NULL, fingerprint TEXT NOT NULL,
     updated_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS rejects (
-    feed TEXT NOT NULL, position INTEGER NOT NULL, reason TEXT NOT NULL, raw TEXT NOT NULL, seen_at TEXT NOT NULL,
-    PRIMARY KEY (feed, position));
+    id INTEGER PRIMARY KEY AUTOINCREMENT, feed TEXT NOT NULL, position INTEGER NOT NULL, reason TEXT NOT NULL,
+    raw TEXT NOT NULL, seen_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS rejects_feed ON rejects(feed, position);
 CREATE TABLE IF NOT EXISTS alerts (
     id INTEGER PRIMARY KEY AUTOINCREMENT, rule TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL,
     start TEXT NOT NULL, "end" TEXT NOT NULL, raised_at TEXT NOT NULL, window_count INTEGER NOT NULL,
@@ -60,7 +69,8 @@ CREATE TABLE IF NOT EXISTS notifications (
     target TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL, error TEXT NOT NULL, at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT, started_at TEXT NOT NULL, finished_at TEXT, engine TEXT NOT NULL,
-    feeds TEXT NOT NULL, status TEXT NOT NULL, counts TEXT NOT NULL DEFAULT '{}');
+    feeds TEXT NOT NULL, status TEXT NOT NULL, counts TEXT NOT NULL DEFAULT '{}', pid INTEGER, host TEXT,
+    proc_start TEXT);
 """
 _FINGERPRINT_BYTES = 4096
 
@@ -70,7 +80,7 @@ class StoreError(RuntimeError):
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(datetime.now(UTC))
 
 
 @dataclass(frozen=True)
@@ -80,7 +90,7 @@ class BatchResult:
     inserted: int
     duplicates: int
     rejected: int
-    inserted_ids: tuple[str, ...] = ()
+    inserted_ids: tuple[str, ...] = ()  # item keys
 
 
 class MonitorStore:
@@ -92,19 +102,23 @@ class MonitorStore:
 
     @classmethod
     def open(cls, path: str | Path, *, create: bool = True) -> MonitorStore:
-        """Open (or, with ``create``, make) the database at ``path``.
+        """Open (or, with ``create``, make) the database at ``path``; migrate an older schema.
 
         Raises:
-            StoreError: It is missing (``create=False``), a folder, not SQLite, another app's
-                database, or from a newer qagent.
+            StoreError: It is missing (``create=False``), a folder, an empty file, not SQLite,
+                another app's database, or from a newer qagent.
         """
         path = Path(path)
         if path.is_dir():
             raise StoreError(f"database {path} is a folder; give a file path such as {path / 'monitor.db'}")
-        if not create and not path.is_file():
-            raise StoreError(f"database {path} does not exist; create it with 'agent monitor score FEED --db {path}'")
-        if create and not path.parent.is_dir():
-            raise StoreError(f"cannot create database {path}: folder {path.parent} does not exist")
+        if not path.exists():
+            if not create:
+                raise StoreError(f"database {path} does not exist; create it with 'agent monitor score FEED --db {path}'")
+            if not path.parent.is_dir():
+                raise StoreError(f"cannot create database {path}: folder {path.parent} does not exist")
+            _create(path)
+        elif path.is_file() and path.stat().st_size == 0 and not _has_wal(path):
+            raise StoreError(f"{path} is an empty file, not a qagent monitor database; remove it or give another --db")
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT) below.
         try:
             connection = sqlite3.connect(str(path), isolation_level=None, timeout=30.0, check_same_thread=False)
@@ -117,23 +131,25 @@ class MonitorStore:
             connection.close()
             raise StoreError(f"{path} is not a monitor database ({exc})") from exc
         store = cls(connection, path)
-        if tables and "meta" not in tables:
+        if not tables:
+            connection.close()
+            raise StoreError(f"{path} is an empty SQLite database, not a qagent monitor database; remove it or give another --db")
+        if "meta" not in tables:
             connection.close()
             raise StoreError(f"{path} is a SQLite database of something else (tables: {', '.join(sorted(tables)[:5])})")
         try:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")  # with WAL: safe against a killed process
             connection.execute("PRAGMA foreign_keys=ON")
-            if not tables:
-                with store.transaction():
-                    for statement in _SCHEMA.split(";"):
-                        if statement.strip():
-                            connection.execute(statement)
-                    connection.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            version = store.get_meta("schema_version")
+            if version == "1":
+                from agent.monitor.migrate import migrate
+
+                migrate(connection, version)
+                version = store.get_meta("schema_version")
         except sqlite3.OperationalError as exc:
             connection.close()
             raise StoreError(f"cannot write database {path}: {exc}") from exc
-        version = store.get_meta("schema_version")
         if version != str(SCHEMA_VERSION):
             connection.close()
             raise StoreError(f"{path} has monitor schema version {version}; this qagent reads version {SCHEMA_VERSION}")
@@ -185,13 +201,17 @@ class MonitorStore:
 
     # -- writing ------------------------------------------------------------------------------
     def known_ids(self, ids: Sequence[str]) -> set[str]:
-        """Which of ``ids`` are already stored."""
-        found: set[str] = set()
+        """Which of the item keys ``ids`` are already stored."""
+        return set(self.feeds_of(ids))
+
+    def feeds_of(self, ids: Sequence[str]) -> dict[str, str]:
+        """Stored item key -> the feed it was first read from, for those of ``ids`` already stored."""
+        found: dict[str, str] = {}
         ids = list(ids)
         for lo in range(0, len(ids), 500):  # SQLite caps bound parameters per statement
             chunk = ids[lo : lo + 500]
             marks = ",".join("?" * len(chunk))
-            found.update(r[0] for r in self.db.execute(f"SELECT id FROM items WHERE id IN ({marks})", chunk))
+            found.update((r[0], r[1]) for r in self.db.execute(f"SELECT id, feed FROM items WHERE id IN ({marks})", chunk))
         return found
 
     def write_batch(
@@ -203,35 +223,34 @@ class MonitorStore:
         """Store a batch of scored items, its rejects and the feeds' new cursors in one transaction.
 
         Args:
-            scored: Items with their scores; ids already stored are counted as duplicates.
-            malformed: Lines or entries skipped in this batch.
+            scored: Items with their scores; item keys already stored are counted as duplicates.
+            malformed: Lines or entries skipped in this batch (every one is kept).
             cursors: Feed -> (format, cursor just after the batch's last record of that feed).
         """
         now = now_iso()
         inserted: list[str] = []
         with self.transaction() as db:
             for item, score in scored:
+                key = item.key
                 cur = db.execute(
                     "INSERT OR IGNORE INTO items (id, content_hash, feed, position, published, event_time, source, "
                     "title, body, url, ingested_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    (item.id, stable_id(item.source, item.title, item.published, item.body), item.feed,
+                    (key, stable_id(item.source, item.title, item.published, item.body), item.feed,
                      item.position, item.published, item.published or now, item.source, item.title, item.body,
                      item.url, now),
                 )
                 if cur.rowcount == 0:
                     continue
-                inserted.append(item.id)
-                db.execute("INSERT INTO scores VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", _score_row(score))
+                inserted.append(key)
+                db.execute("INSERT INTO scores VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", _score_row(key, score))
                 db.executemany(
                     'INSERT OR IGNORE INTO entities VALUES (?,?,?,?,?,?,?,?,?,?)',
-                    [(item.id, m.kind, m.key, m.ticker, m.method, m.field, m.text, m.start, m.end, m.score)
+                    [(key, m.kind, m.key, m.ticker, m.method, m.field, m.text, m.start, m.end, m.score)
                      for m in score.mentions],
                 )
-            rejected = 0
-            for bad in malformed:
-                cur = db.execute("INSERT OR IGNORE INTO rejects VALUES (?,?,?,?,?)",
-                                 (bad.feed, bad.position, bad.reason, bad.raw, now))
-                rejected += cur.rowcount
+            db.executemany("INSERT INTO rejects (feed, position, reason, raw, seen_at) VALUES (?,?,?,?,?)",
+                           [(bad.feed, bad.position, bad.reason, bad.raw, now) for bad in malformed])
+            rejected = len(malformed)
             for feed, (fmt, cursor) in cursors.items():
                 if feed == STDIN:
                     continue
@@ -241,9 +260,16 @@ class MonitorStore:
 
     # -- runs ---------------------------------------------------------------------------------
     def start_run(self, engine: str, feeds: Sequence[str]) -> int:
+        """Record a new run of this process; first mark ``interrupted`` the runs still ``running``
+        whose process is gone (killed before it could say how it ended)."""
+        pid, host, started = this_process()
         with self.transaction() as db:
-            cur = db.execute("INSERT INTO runs (started_at, engine, feeds, status) VALUES (?,?,?,?)",
-                             (now_iso(), engine, json.dumps(list(feeds)), "running"))
+            for row in db.execute("SELECT id, pid, host, proc_start FROM runs WHERE status = 'running'").fetchall():
+                if process_gone(row["pid"], row["host"], row["proc_start"]):
+                    db.execute("UPDATE runs SET status = 'interrupted' WHERE id = ?", (row["id"],))
+            cur = db.execute("INSERT INTO runs (started_at, engine, feeds, status, pid, host, proc_start) "
+                             "VALUES (?,?,?,?,?,?,?)",
+                             (now_iso(), engine, json.dumps(list(feeds)), "running", pid, host, started))
         return int(cur.lastrowid)
 
     def finish_run(self, run_id: int, status: str, counts: dict[str, Any]) -> None:
@@ -259,6 +285,16 @@ class MonitorStore:
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.execute(sql, params)]
+
+    def duplicates(self) -> dict[str, int]:
+        """Items skipped as already stored, over all runs: the same feed's id again (``same_feed``),
+        or a content id another feed's item holds (``other_feed``: content dedup spans feeds)."""
+        total = other = 0
+        for (counts,) in self.db.execute("SELECT counts FROM runs"):
+            data = json.loads(counts or "{}")
+            total += int(data.get("duplicates", 0))
+            other += int(data.get("duplicates_other_feed", 0))
+        return {"same_feed": total - other, "other_feed": other}
 
 
 def fingerprint(feed: str, fmt: str, offset: int) -> str:
@@ -278,8 +314,37 @@ def fingerprint(feed: str, fmt: str, offset: int) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
-def _score_row(score: ItemScore) -> tuple[Any, ...]:
+def _create(path: Path) -> None:
+    """Build a new database under a temporary name and link it into place, so ``path`` is never
+    an empty or half-made file (a run killed while creating it leaves only the temporary file)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.creating")
+    temporary.unlink(missing_ok=True)
+    try:
+        connection = sqlite3.connect(str(temporary), isolation_level=None)
+        try:
+            connection.executescript(f"BEGIN; {_SCHEMA} INSERT INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}'); COMMIT;")
+        finally:
+            connection.close()
+        try:
+            os.link(temporary, path)  # fails if another process made the file meanwhile: theirs is kept
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links
+            if not path.exists():
+                os.replace(temporary, path)
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreError(f"cannot create database {path}: {exc}") from exc
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _has_wal(path: Path) -> bool:
+    wal = path.with_name(path.name + "-wal")
+    return wal.is_file() and wal.stat().st_size > 0
+
+
+def _score_row(key: str, score: ItemScore) -> tuple[Any, ...]:
     o, h, b = score.overall, score.headline, score.body
     body = (b.label, b.score, *(b.probs[k] for k in LABELS)) if b else (None,) * 5
-    return (score.item_id, o.label, o.score, *(o.probs[k] for k in LABELS),
+    return (key, o.label, o.score, *(o.probs[k] for k in LABELS),
             h.label, h.score, *(h.probs[k] for k in LABELS), *body, score.body_sentences)

@@ -88,6 +88,11 @@ def test_since_takes_durations_and_dates():
     assert parse_since("24h") < parse_since("1h")
     with pytest.raises(ValueError, match="--since takes"):
         parse_since("last week")
+    for text in ("99999999d", "9" * 400 + "w"):
+        with pytest.raises(ValueError, match="at most 36500d"):
+            parse_since(text)
+    with pytest.raises(ValueError, match="at most 36500d"):
+        AlertRule(baseline="40000d")
 
 
 def test_topics_alert_on_their_own_surge_across_companies(tmp_path, keyword_scorer):
@@ -102,4 +107,4 @@ def test_topics_alert_on_their_own_surge_across_companies(tmp_path, keyword_scor
         run_monitor(MonitorConfig(feeds=(str(feed),)), store, watchlist, scorer=keyword_scorer(watchlist))
         alerts = list_alerts(store)
     assert [(a.kind, a.key, a.negative_count) for a in alerts] == [("topic", "litigation", 5)]
-    assert alerts[0].evidence == tuple(f"surge-{n}" for n in range(6))  # the episode's later items join it
+    assert alerts[0].evidence == tuple(f"{feed}#surge-{n}" for n in range(6))  # stored ids are FEED#ID  # the episode's later items join it

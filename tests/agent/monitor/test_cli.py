@@ -50,6 +50,25 @@ def test_unreadable_database_and_bad_watchlist_are_one_line(tmp_path):
     one_line_error(runner.invoke(app, ["monitor", "alerts", "--db", str(tmp_path / "none.db")]), "does not exist")
 
 
+def test_an_empty_file_is_not_taken_for_a_database(tmp_path):
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    for command in (["status"], ["alerts"], ["report", "--out", str(tmp_path / "r")]):
+        one_line_error(runner.invoke(app, ["monitor", *command, "--db", str(empty)]), "is an empty file, not a qagent monitor database")
+    feed = tmp_path / "f.jsonl"
+    feed.write_text('{"title": "x"}\n')
+    one_line_error(runner.invoke(app, ["monitor", "score", str(feed), "--db", str(empty)]), "is an empty file")
+    assert empty.read_bytes() == b""
+
+
+def test_an_overlong_since_is_a_one_line_usage_error(scored_db):
+    db, _ = scored_db
+    for since in ("99999999d", "9" * 400 + "w"):
+        result = runner.invoke(app, ["monitor", "alerts", "--db", str(db), "--since", since])
+        one_line_error(result, "--since")
+        assert "unexpected" not in result.output
+
+
 def test_malformed_xml_fails_in_one_line_and_keeps_what_was_stored(scored_db, tmp_path):
     db, sample = scored_db
     broken = tmp_path / "sample" / "zz-broken.xml"
@@ -94,6 +113,14 @@ def test_alerts_report_and_status_read_the_database(scored_db, tmp_path):
     info = json.loads(status.stdout)
     assert info["counts"]["items"] == 168 and info["counts"]["rejects"] == 2
     assert {r["reason"].split(" (")[0] for r in info["rejects"]} == {"invalid JSON", "unreadable published time 'last Tuesday'"}
+    assert info["duplicates"] == {"same_feed": 0, "other_feed": 0}
+    again = runner.invoke(app, ["monitor", "score", str(tmp_path / "sample" / "news.jsonl"), "--db", str(db), "--json"])
+    assert again.exit_code == 0, again.output
+    copy = tmp_path / "copy.jsonl"  # the same stories under another path: a feed of its own
+    copy.write_bytes((tmp_path / "sample" / "news.jsonl").read_bytes())
+    assert runner.invoke(app, ["monitor", "score", str(copy), "--db", str(db)]).exit_code == 0
+    text = runner.invoke(app, ["monitor", "status", "--db", str(db)]).output
+    assert "duplicates skipped: 84 (84 the same content as another feed's item)" in text
 
 
 def test_sample_command_writes_a_feed_and_watchlist(tmp_path):

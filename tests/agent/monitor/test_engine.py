@@ -3,7 +3,8 @@ import shutil
 
 import pytest
 
-from agent.monitor.engine import MonitorConfig, chunks, run_monitor
+from agent.monitor.engine import MonitorConfig, run_monitor
+from agent.monitor.pipeline import chunks
 from agent.monitor.feeds import Cursor, Feed
 from agent.monitor.store import MonitorStore
 from agent.monitor.watchlist import Watchlist
@@ -39,11 +40,16 @@ def test_resume_appended_lines_and_duplicates_across_files(tmp_path, keyword_sco
         appended = run_monitor(MonitorConfig(feeds=(str(feed),)), store, WATCH, scorer=scorer)
         assert (appended["read"], appended["scored"]) == (1, 1)
         copy = shutil.copy(feed, tmp_path / "copy.jsonl")
+        other = run_monitor(MonitorConfig(feeds=(str(copy),)), store, WATCH, scorer=scorer)
+        assert (other["read"], other["scored"], other["duplicates"]) == (11, 11, 0)  # ids belong to their feed
+        bare = tmp_path / "bare.jsonl"  # items without ids get content ids, the same in every feed
+        bare.write_text("".join(json.dumps({"title": f"Acme bare {k}"}) + "\n" for k in range(5)))
+        run_monitor(MonitorConfig(feeds=(str(bare),)), store, WATCH, scorer=scorer)
         calls = len(scorer.calls)
-        dup = run_monitor(MonitorConfig(feeds=(str(copy),)), store, WATCH, scorer=scorer)
-        assert (dup["read"], dup["scored"], dup["duplicates"]) == (11, 0, 11)
+        dup = run_monitor(MonitorConfig(feeds=(shutil.copy(bare, tmp_path / "bare-copy.jsonl"),)), store, WATCH, scorer=scorer)
+        assert (dup["read"], dup["scored"], dup["duplicates"], dup["duplicates_other_feed"]) == (5, 0, 5, 5)
         assert len(scorer.calls) == calls  # known items are not scored again
-        assert store.counts()["items"] == 11
+        assert store.counts()["items"] == 27
 
 
 def test_limit_stops_early_and_the_next_run_goes_on(tmp_path, keyword_scorer):

@@ -1,0 +1,74 @@
+"""Bring an older monitor database up to the current schema, in place, in one transaction.
+
+Schema 1 → 2:
+
+* ids the feeds gave become feed-scoped (``FEED#ID``) in ``items``, ``scores``, ``entities`` and
+  the alerts' evidence; content ids (``sha256:``) stay as they are;
+* published and event times stored with an unpadded year (before 1000) get four digits, so the
+  strings sort as the times do;
+* ``rejects`` keeps every reject (a row id instead of the (feed, position) key);
+* ``runs`` records the process of each run (pid, host, start time), so a killed run's row can be
+  closed by the next run.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+_REJECTS_V2 = """
+CREATE TABLE rejects (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, feed TEXT NOT NULL, position INTEGER NOT NULL, reason TEXT NOT NULL,
+    raw TEXT NOT NULL, seen_at TEXT NOT NULL)"""
+_PADDED = "substr('0000' || {col}, -20)"  # '999-01-01T00:00:00Z' -> '0999-01-01T00:00:00Z'
+_UNPADDED = "{col} GLOB '[0-9]*-[0-9][0-9]-[0-9][0-9]T*' AND length({col}) < 20"
+
+
+def migrate(connection: sqlite3.Connection, version: str) -> None:
+    """Migrate from schema ``version`` to the current one (2). Foreign keys are switched off
+    while ids are rewritten (every table's ids change together, in one transaction)."""
+    if version != "1":
+        raise ValueError(f"cannot migrate monitor schema {version}")
+    connection.execute("PRAGMA foreign_keys=OFF")  # no effect inside a transaction: set before BEGIN
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None or row[0] != "1":  # another process migrated it while this one waited
+            connection.execute("ROLLBACK")
+            return
+        _scope_ids(connection)
+        for col in ("published", "event_time"):
+            connection.execute(f"UPDATE items SET {col} = {_PADDED.format(col=col)} WHERE {_UNPADDED.format(col=col)}")
+        connection.execute("ALTER TABLE rejects RENAME TO rejects_v1")
+        connection.execute(_REJECTS_V2)
+        connection.execute("INSERT INTO rejects (feed, position, reason, raw, seen_at) "
+                           "SELECT feed, position, reason, raw, seen_at FROM rejects_v1 ORDER BY seen_at, feed, position")
+        connection.execute("DROP TABLE rejects_v1")
+        connection.execute("CREATE INDEX IF NOT EXISTS rejects_feed ON rejects(feed, position)")
+        for column in ("pid INTEGER", "host TEXT", "proc_start TEXT"):
+            connection.execute(f"ALTER TABLE runs ADD COLUMN {column}")
+        connection.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        broken = connection.execute("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise sqlite3.IntegrityError(f"{len(broken)} rows lost their item while migrating")
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    finally:
+        connection.execute("PRAGMA foreign_keys=ON")
+
+
+def _scope_ids(connection: sqlite3.Connection) -> None:
+    scoped = "feed || '#' || id"
+    renamed = dict(connection.execute(f"SELECT id, {scoped} FROM items WHERE id NOT LIKE 'sha256:%'").fetchall())
+    if not renamed:
+        return
+    for table in ("scores", "entities"):
+        connection.execute(f"UPDATE {table} SET item_id = (SELECT {scoped} FROM items WHERE items.id = {table}.item_id) "
+                           "WHERE item_id NOT LIKE 'sha256:%'")
+    connection.execute(f"UPDATE items SET id = {scoped} WHERE id NOT LIKE 'sha256:%'")
+    for alert_id, evidence in connection.execute("SELECT id, evidence FROM alerts").fetchall():
+        ids = json.loads(evidence)
+        connection.execute("UPDATE alerts SET evidence = ? WHERE id = ?",
+                           (json.dumps([renamed.get(i, i) for i in ids]), alert_id))
