@@ -271,6 +271,8 @@ def run_quantum_benchmarks(
     include_aer: bool = True,
     aer_batch: int = 16,
     progress: bool = True,
+    peers: bool = False,
+    include_torchconnector: bool = True,
 ) -> dict[str, Any]:
     """Everything ``agent bench quantum`` reports: exact simulator, then Aer without and with shots."""
     import sys
@@ -279,8 +281,19 @@ def run_quantum_benchmarks(
         if progress:
             print(text, file=sys.stderr, flush=True)
 
-    say(f"exact: {n_qubits} qubits, depth {depth}, batch {batch} (the TorchConnector step takes minutes)…")
-    results: dict[str, Any] = {"exact": bench_exact_vs_torchconnector(n_qubits, depth, batch, readout)}
+    results: dict[str, Any] = {}
+    if peers:
+        from eval.bench_peers import bench_peers, peers_available
+
+        missing = peers_available()
+        if missing:
+            results["peers_missing"] = missing
+        else:
+            say(f"PennyLane peers: {n_qubits} qubits, depth {depth}, batch {batch}…")
+            results["peers"] = bench_peers(n_qubits, depth, batch, readout)
+    if include_torchconnector:
+        say(f"exact: {n_qubits} qubits, depth {depth}, batch {batch} (the TorchConnector step takes minutes)…")
+        results["exact"] = bench_exact_vs_torchconnector(n_qubits, depth, batch, readout)
     if include_aer:
         results["aer"] = []
         for shots in (None, 1024):
@@ -291,7 +304,15 @@ def run_quantum_benchmarks(
 
 def format_results(results: dict[str, Any]) -> str:
     """Tables for :func:`run_quantum_benchmarks`."""
-    lines = ["exact simulator vs TorchConnector(EstimatorQNN, StatevectorEstimator)", format_table(results["exact"])]
+    lines = []
+    if "peers" in results:
+        from eval.bench_peers import format_peers
+
+        lines += [format_peers(results["peers"]), ""]
+    if "peers_missing" in results:
+        lines += [results["peers_missing"], ""]
+    if "exact" in results:
+        lines += ["exact simulator vs TorchConnector(EstimatorQNN, StatevectorEstimator)", format_table(results["exact"])]
     for row in results.get("aer", []):
         lines.append("")
         lines.append(

@@ -22,13 +22,16 @@ def bench_quantum(
     readout: Annotated[str, typer.Option(help="Readout: z, zz or probs.")] = "z",
     aer: Annotated[bool, typer.Option("--aer/--no-aer", help="Also time a training step on Aer against TorchConnector with Aer's EstimatorV2.")] = True,
     aer_batch: Annotated[int, typer.Option(help="Rows of the Aer training-step comparison (TorchConnector + Aer takes minutes per step at 64).")] = 16,
+    peers: Annotated[bool, typer.Option("--peers", help="Also time PennyLane (default.qubit backprop, lightning.qubit adjoint) when installed: pip install -e '.[bench]'.")] = False,
+    torchconnector: Annotated[bool, typer.Option("--torchconnector/--no-torchconnector", help="Time TorchConnector(EstimatorQNN) (minutes per step).")] = True,
     json_output: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
-    """Exact torch simulator vs qiskit-machine-learning's TorchConnector(EstimatorQNN)."""
+    """Exact torch simulator vs qiskit-machine-learning's TorchConnector(EstimatorQNN) and, with --peers, PennyLane."""
     from eval import bench
 
     results = bench.run_quantum_benchmarks(n_qubits=qubits, depth=depth, batch=batch, readout=readout,
-                                           include_aer=aer, aer_batch=aer_batch, progress=not json_output)
+                                           include_aer=aer, aer_batch=aer_batch, progress=not json_output,
+                                           peers=peers, include_torchconnector=torchconnector)
     if json_output:
         echo_json(results)
     else:
