@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from eval.bench_circuit import bench_problem
+
 # The reference needs minutes per step at the default size (64 examples x 6 observables x 121
 # shifted circuits = 46k statevector runs), so it is timed once by default; ours needs milliseconds, so a median over many
 # runs after a warm-up is cheap and steadies the noise of a shared CPU.
@@ -62,7 +64,7 @@ def bench_exact_vs_torchconnector(
 
     if repeats < 1 or reference_repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats} and {reference_repeats}")
-    config, ansatz, inputs, weights, coefficients = _problem(n_qubits, depth, readout, batch, seed)
+    config, ansatz, inputs, weights, coefficients = bench_problem(n_qubits, depth, readout, batch, seed)
 
     ours = ExactBackendModule(ansatz)  # complex64: what a user gets by default
 
@@ -115,24 +117,6 @@ def bench_exact_vs_torchconnector(
             name: version(name) for name in ("qiskit", "qiskit-machine-learning", "torch", "numpy")
         },
     }
-
-
-def _problem(n_qubits: int, depth: int, readout: str, batch: int, seed: int) -> tuple:
-    """The benchmark circuit and seeded inputs, weights and loss coefficients."""
-    import torch
-
-    from finetune.quantum.ansatz import AnsatzConfig, build_ansatz
-
-    config = AnsatzConfig(n_qubits=n_qubits, depth=depth, readout=readout)
-    rng = np.random.default_rng(seed)
-    # float32 from the start: TorchConnector casts inputs and weights to float32, so both sides
-    # see exactly the same numbers.
-    inputs = rng.uniform(-np.pi, np.pi, size=(batch, config.n_inputs)).astype(np.float32)
-    weights = rng.uniform(-np.pi, np.pi, size=config.n_weights).astype(np.float32)
-    # A weighted sum of the outputs as the loss: for the probs readout a plain sum is the
-    # constant 1, whose gradient is zero and would compare nothing.
-    coefficients = torch.as_tensor(rng.uniform(0.5, 1.5, size=config.n_outputs), dtype=torch.float32)
-    return config, build_ansatz(config), inputs, weights, coefficients
 
 
 def _reference_step(ansatz, estimator, inputs, weights, coefficients, precision: float) -> Callable[[], tuple]:
@@ -229,7 +213,7 @@ def bench_aer_vs_torchconnector(
 
     from finetune.quantum.layer import CircuitLayer
 
-    config, ansatz, inputs, weights, coefficients = _problem(n_qubits, depth, readout, batch, seed)
+    config, ansatz, inputs, weights, coefficients = bench_problem(n_qubits, depth, readout, batch, seed)
     spec = "aer" if shots is None else f"aer:shots={shots}"
     layer = CircuitLayer(ansatz, spec, gradient="parameter_shift")
 

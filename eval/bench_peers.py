@@ -97,12 +97,7 @@ def interleaved(steps: dict[str, Callable[[], tuple]], repeats: int, warmup: int
 
 def bench_peers(n_qubits: int = 6, depth: int = 3, batch: int = 64, readout: str = "z", repeats: int = 15, seed: int = 0, lightning_repeats: int = 3) -> dict[str, Any]:
     """Ours (complex64 and complex128) against PennyLane's fastest configurations, interleaved."""
-    import os
-
     import torch
-
-    from eval.bench import _problem
-    from finetune.quantum.simulate import ExactBackendModule
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the published figures are single-thread
@@ -117,10 +112,10 @@ def _bench_peers(n_qubits: int, depth: int, batch: int, readout: str, repeats: i
 
     import torch
 
-    from eval.bench import _problem
+    from eval.bench_circuit import bench_problem
     from finetune.quantum.simulate import ExactBackendModule
 
-    config, ansatz, inputs, weights, coefficients = _problem(n_qubits, depth, readout, batch, seed)
+    config, ansatz, inputs, weights, coefficients = bench_problem(n_qubits, depth, readout, batch, seed)
     steps: dict[str, Callable[[], tuple]] = {}
     for dtype in (torch.complex64, torch.complex128):
         module = ExactBackendModule(ansatz, dtype=dtype)
