@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import uuid
 from pathlib import Path
 from typing import Annotated, Any, TextIO
 
@@ -115,11 +116,14 @@ def ask(
     json_output: Annotated[bool, typer.Option("--json", help="Print the reply as JSON (always on with --file).")] = False,
     llm: Llm = "local", index: IndexDir = None, kb: Kb = None, intents: Intents = None, entities: Entities = None,
     sentiment: Sentiment = None, router: Router = None, backend: Backend = "exact",
-    max_new_tokens: MaxNewTokens = 96, threads: Threads = None, session: Session = "ask", style: Style = "auto", store: Store = None,
+    max_new_tokens: MaxNewTokens = 96, threads: Threads = None, style: Style = "auto", store: Store = None,
+    session: Annotated[str | None, typer.Option(help="Conversation id to continue from the store (default: a new one each run; with --file, ID-LINE per line).")] = None,
 ) -> None:
     """Answer one message, or every line of a file, and print the reply (JSON with --json or --file)."""
     from agent.assistant import AssistantSettings, load_assistant
 
+    # A fresh id per run by default: a stored conversation is only continued when asked for.
+    session = session or f"ask-{uuid.uuid4().hex[:8]}"
     if (message is None) == (file is None):
         raise ValueError("give a message or --file FILE, not both and not neither")
     lines = None

@@ -6,6 +6,9 @@ method takes its own connection from the engine's pool and writes in one transac
 is shared by all threads. The schema is created on first use; a file that exists but holds no
 qagent store is refused with one clear error instead of being written into.
 
+A customer's turn row holds the whole exchange (message, NLU result, route, reason, reply,
+timings); a ``person`` row is a reply written on the session's case (``agent cases reply``).
+
 Card numbers never reach here: the assistant masks them first (:mod:`agent.cards`).
 """
 

@@ -118,7 +118,7 @@ def scripted_app(tmp_path_factory) -> Iterator[Served]:
 @pytest.fixture(scope="session")
 def real_app(tmp_path_factory) -> Iterator[Served]:
     """The page around the real assistant (shipped models, knowledge base, SmolLM2), loaded once."""
-    from agent.assistant import Assistant
+    from agent.assistant import Assistant, AssistantSettings
 
     assistant = Assistant.load(AssistantSettings(llm="local", store="none"))
     with serving(assistant, tmp_path_factory.mktemp("real-ui")) as served:
