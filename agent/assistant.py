@@ -166,6 +166,7 @@ class Assistant:
         from agent.llm import load_chat_model
 
         settings = settings or AssistantSettings()
+        store = open_store(settings.store)  # a wrong --store fails before minutes of model loading
         if settings.threads is not None:
             import torch
 
@@ -179,7 +180,6 @@ class Assistant:
         say("loading the language model")
         chat = chat_model if chat_model is not None else load_chat_model(settings.llm, max_new_tokens=settings.max_new_tokens)
         router = Router(RouterConfig.load(settings.router_config), answerable=set(index.intents) or None)
-        store = open_store(settings.store)
         return cls(nlu, router, index, Composer(chat, GroundingGuard(), style=settings.reply_style), store=store)
 
     def respond(self, message: str, session_id: str = "default") -> Reply:

@@ -74,3 +74,11 @@ def test_conversations_export_and_purge(tmp_path):
 def test_chat_ask_and_serve_take_store():
     for command in ("chat", "ask", "serve"):
         assert "--store" in runner.invoke(app, [command, "--help"], terminal_width=200).output
+
+
+def test_a_wrong_store_fails_before_the_models_load(tmp_path):
+    junk = tmp_path / "junk.db"
+    junk.write_text("not a database " * 200)
+    result = runner.invoke(app, ["ask", "hello", "--store", str(junk)])
+    assert result.exit_code != 0 and "not a qagent conversation store" in result.output
+    assert "loading the intent" not in result.output
