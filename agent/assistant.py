@@ -24,12 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from agent.cards import CARD_WARNING, mask_cards
 from agent.compose import Composer
 from agent.grounding import GroundingGuard
 from agent.memory import ConversationMemory
 from agent.nlu import NLU, Understanding, entity_dict
 from agent.replies import templated, titles_by_intent
 from agent.router import Decision, Router, RouterConfig
+from agent.store import ConversationStore, open_store
 
 logger = logging.getLogger("agent.assistant")
 
@@ -52,6 +54,9 @@ class AssistantSettings:
         style: ``draft`` (the model writes the reply), ``lead_in`` (one sentence from the model,
             then the answer verbatim) or ``auto``: lead_in for the small local model, else draft.
         threads: CPU threads for torch (None: torch's choice), set when the assistant loads.
+        store: Where conversations and cases are kept: a file, a ``sqlite:///`` or
+            ``postgresql+psycopg://`` URL, ``none`` (process memory only) or None
+            (``$QAGENT_HOME/assistant.db``).
     """
 
     llm: str = "local"
@@ -65,6 +70,7 @@ class AssistantSettings:
     max_new_tokens: int = 96
     style: str = "auto"
     threads: int | None = None
+    store: str | None = None
 
     def __post_init__(self) -> None:
         if self.style not in STYLES:
@@ -128,16 +134,22 @@ class Assistant:
         memory: Conversation memory shared by all sessions.
         k: Hits retrieved per answer (the best one is given to the model; all are returned as
             candidates in the reply's ``sources`` with ``used`` flags).
+        store: Keeps every turn and opens a case on a handoff (None: process memory only). A
+            session seen for the first time since start is restored from it into ``memory``.
     """
 
     def __init__(self, nlu: NLU, router: Router, index: Any, composer: Composer,
-                 memory: ConversationMemory | None = None, *, k: int = 3) -> None:
+                 memory: ConversationMemory | None = None, *, k: int = 3,
+                 store: ConversationStore | None = None) -> None:
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         self.nlu, self.router, self.index, self.composer = nlu, router, index, composer
         self.memory = memory or ConversationMemory()
         self.k = k
         self.titles = titles_by_intent(getattr(index, "docs", ()))
+        self.store = store
+        self._seen: set[str] = set()  # sessions already restored from the store (or reset)
+        self._warned: set[str] = set()  # sessions told not to share card numbers (without a store)
 
     @classmethod
     def load(cls, settings: AssistantSettings | None = None, *, chat_model: Any = None, encoder: Any = None,
@@ -154,6 +166,7 @@ class Assistant:
         from agent.llm import load_chat_model
 
         settings = settings or AssistantSettings()
+        store = open_store(settings.store)  # a wrong --store fails before minutes of model loading
         if settings.threads is not None:
             import torch
 
@@ -167,7 +180,7 @@ class Assistant:
         say("loading the language model")
         chat = chat_model if chat_model is not None else load_chat_model(settings.llm, max_new_tokens=settings.max_new_tokens)
         router = Router(RouterConfig.load(settings.router_config), answerable=set(index.intents) or None)
-        return cls(nlu, router, index, Composer(chat, GroundingGuard(), style=settings.reply_style))
+        return cls(nlu, router, index, Composer(chat, GroundingGuard(), style=settings.reply_style), store=store)
 
     def respond(self, message: str, session_id: str = "default") -> Reply:
         """Answer one message and return the whole :class:`Reply`."""
@@ -185,12 +198,14 @@ class Assistant:
         final ``done`` event carrying the :class:`Reply`.
         """
         start = time.perf_counter()
-        message = _clean(message)
+        # Card numbers are masked before the models, the store, the log or the prompt see the text.
+        message, cards_masked = mask_cards(_clean(message))
         notes: list[str] = []
         if len(message) > MAX_MESSAGE_CHARS:
             message = message[:MAX_MESSAGE_CHARS]
             notes.append(f"message cut to {MAX_MESSAGE_CHARS} characters")
         timings: dict[str, float] = {}
+        self._restore(session_id)
 
         understanding = self.nlu.understand(message)
         timings["nlu_s"] = time.perf_counter() - start
@@ -231,6 +246,15 @@ class Assistant:
             text = templated(decision, message, self.titles)
             timings["first_token_s"] = time.perf_counter() - start
             yield AssistantEvent("token", text)
+        extra = ""
+        if decision.route == "handoff" and self.store is not None:
+            extra += " " + self._open_case(session_id, message, decision, understanding)
+        if cards_masked and self._warn_once(session_id):
+            extra += " " + CARD_WARNING
+            notes.append("card number masked")
+        if extra:
+            text += extra
+            yield AssistantEvent("token", extra)
         timings["total_s"] = time.perf_counter() - start
 
         self.memory.add_turn(session_id, message[:2000], text, route=decision.route, answer_id=answer_id,
@@ -238,12 +262,61 @@ class Assistant:
                              options=decision.options)
         reply = self._reply(text, decision, understanding, sources, timings, guard_fired, guard_reasons,
                             session_id, notes)
+        if self.store is not None:
+            self.store.add_turn(session_id, "customer", message, route=reply.route, reason=reply.reason, reply=text,
+                                timings={k: round(v, 4) for k, v in timings.items()},
+                                nlu={"intent": understanding.intent, "confidence": round(understanding.confidence, 4),
+                                     "entities": reply.entities, "sentiment": reply.sentiment,
+                                     "memory_intent": decision.intent if decision.route == "answer" else None,
+                                     "answer_id": answer_id, "options": list(decision.options)})
         logger.info("route=%s intent=%s reason=%s guard=%s", reply.route, reply.intent, reply.reason, guard_fired)
         yield AssistantEvent("done", text, reply)
 
     def reset(self, session_id: str) -> None:
-        """Forget a conversation."""
+        """Forget a conversation (the store keeps what was said; it is not restored again)."""
         self.memory.clear(session_id)
+        self._seen.add(session_id)
+
+    def pending_replies(self, session_id: str) -> list[str]:
+        """Replies a person wrote on this session's case since the customer last wrote (marked seen)."""
+        return [] if self.store is None else self.store.pending_person_replies(session_id)
+
+    def _restore(self, session_id: str) -> None:
+        """Refill memory from the store the first time a session is seen since start."""
+        if self.store is None or session_id in self._seen:
+            return
+        self._seen.add(session_id)
+        if self.memory.turns(session_id):
+            return
+        for turn in self.store.turns(session_id)[-self.memory.max_turns:]:
+            if turn.role != "customer":
+                continue
+            nlu = turn.nlu or {}
+            self.memory.add_turn(session_id, turn.text[:2000], turn.reply or "", route=turn.route,
+                                 intent=nlu.get("memory_intent"), answer_id=nlu.get("answer_id"),
+                                 options=tuple(nlu.get("options") or ()))
+
+    def _warn_once(self, session_id: str) -> bool:
+        if self.store is not None:
+            if self.store.card_warned(session_id):
+                return False
+            self.store.mark_card_warned(session_id)
+            return True
+        if session_id in self._warned:
+            return False
+        self._warned.add(session_id)
+        return True
+
+    def _open_case(self, session_id: str, message: str, decision: Decision, nlu: Understanding) -> str:
+        """Open (or find) the session's case; the sentence that tells the customer its number."""
+        assert self.store is not None
+        said = [t.user for t in self.memory.turns(session_id)][-2:] + [message]
+        summary = _shorten(" / ".join(s.strip() for s in said if s.strip()), 280)
+        case, opened = self.store.open_case(session_id, reason=decision.reason, sentiment=nlu.sentiment,
+                                            summary=summary)
+        if opened:
+            return f"Your case number is {case.id}."
+        return f"Your case {case.id} is already open with our team."
 
     def _search(self, understanding: Understanding, decision: Decision) -> list[Any]:
         if understanding.vector is not None:
@@ -278,6 +351,10 @@ def load_assistant(settings: AssistantSettings | None = None, *, quiet: bool = F
 
 def _announce(message: str) -> None:
     print(f"… {message}", file=sys.stderr, flush=True)
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _clean(message: Any) -> str:

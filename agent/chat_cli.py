@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import uuid
 from pathlib import Path
 from typing import Annotated, Any, TextIO
 
@@ -28,6 +29,7 @@ Backend = Annotated[str, typer.Option(help="Where the quantum heads run: exact, 
 MaxNewTokens = Annotated[int, typer.Option(help="Longest reply the local model may write, in tokens.")]
 Threads = Annotated[int | None, typer.Option(help="CPU threads for the models (default: torch's choice; 1 is steadier on a busy machine).")]
 Session = Annotated[str, typer.Option(help="Conversation id (memory is per session).")]
+Store = Annotated[str | None, typer.Option("--store", help="Where conversations and cases are kept: a file, a sqlite:/// or postgresql+psycopg:// URL, or 'none' (default: $QAGENT_HOME/assistant.db).")]
 Style = Annotated[str, typer.Option(help="Reply style: auto (lead_in for the local model, else draft), draft (the model writes the reply) or lead_in (one sentence from the model, then the answer verbatim).")]
 IndexSha256 = Annotated[str | None, typer.Option("--expect-sha256", metavar="HEX", help="Refuse to start unless the --index's meta.json has this sha256 (printed by 'agent index build' and 'agent index digest').")]
 
@@ -63,7 +65,7 @@ def describe_reply(reply: Any) -> str:
 def chat(
     llm: Llm = "local", index: IndexDir = None, kb: Kb = None, intents: Intents = None, entities: Entities = None,
     sentiment: Sentiment = None, router: Router = None, backend: Backend = "exact",
-    max_new_tokens: MaxNewTokens = 96, threads: Threads = None, session: Session = "terminal", style: Style = "auto",
+    max_new_tokens: MaxNewTokens = 96, threads: Threads = None, session: Session = "terminal", style: Style = "auto", store: Store = None,
     details: Annotated[bool, typer.Option("--details/--no-details", help="Show route, intent and sources under each reply.")] = False,
     expect_sha256: IndexSha256 = None,
 ) -> None:
@@ -73,7 +75,8 @@ def chat(
     check_index_pin(index, expect_sha256)
     assistant = load_assistant(AssistantSettings(
         llm=llm, index_dir=index, kb=kb, intents_dir=intents, entities_dir=entities, sentiment_dir=sentiment,
-        router_config=router, backend=backend, max_new_tokens=max_new_tokens, style=style, threads=threads))
+        router_config=router, backend=backend, max_new_tokens=max_new_tokens, style=style, threads=threads,
+        store=store))
     typer.echo("qagent: ask about your cards, payments, transfers or account. /help for commands, /quit to leave.")
     show = details
     while True:
@@ -101,6 +104,9 @@ def chat(
 
 def stream_reply(assistant: Any, message: str, session: str, out: TextIO, details: bool) -> Any:
     """Print a reply as it streams; when the guard replaces the draft, say so and print the answer."""
+    pending = getattr(assistant, "pending_replies", None)
+    for text in pending(session) if pending is not None else ():
+        out.write(f"team> {text}\n")  # a person's reply on the session's case, seen now
     out.write("qagent> ")
     out.flush()
     reply = None
@@ -126,12 +132,15 @@ def ask(
     json_output: Annotated[bool, typer.Option("--json", help="Print the reply as JSON (always on with --file).")] = False,
     llm: Llm = "local", index: IndexDir = None, kb: Kb = None, intents: Intents = None, entities: Entities = None,
     sentiment: Sentiment = None, router: Router = None, backend: Backend = "exact",
-    max_new_tokens: MaxNewTokens = 96, threads: Threads = None, session: Session = "ask", style: Style = "auto",
+    max_new_tokens: MaxNewTokens = 96, threads: Threads = None, style: Style = "auto", store: Store = None,
+    session: Annotated[str | None, typer.Option(help="Conversation id to continue from the store (default: a new one each run; with --file, ID-LINE per line).")] = None,
     expect_sha256: IndexSha256 = None,
 ) -> None:
     """Answer one message, or every line of a file, and print the reply (JSON with --json or --file)."""
     from agent.assistant import AssistantSettings, load_assistant
 
+    # A fresh id per run by default: a stored conversation is only continued when asked for.
+    session = session or f"ask-{uuid.uuid4().hex[:8]}"
     if (message is None) == (file is None):
         raise ValueError("give a message or --file FILE, not both and not neither")
     check_index_pin(index, expect_sha256)
@@ -140,7 +149,8 @@ def ask(
         lines = _read_lines(file)  # a missing or binary file fails before the models load
     settings = AssistantSettings(
         llm=llm, index_dir=index, kb=kb, intents_dir=intents, entities_dir=entities, sentiment_dir=sentiment,
-        router_config=router, backend=backend, max_new_tokens=max_new_tokens, style=style, threads=threads)
+        router_config=router, backend=backend, max_new_tokens=max_new_tokens, style=style, threads=threads,
+        store=store)
     assistant = load_assistant(settings, quiet=json_output or file is not None)
     if lines is None:
         reply = assistant.respond(message or "", session)

@@ -56,7 +56,7 @@ def bench_assistant(
     if queries < 1 or replies < 1:
         raise ValueError("--queries and --replies must be >= 1")
     messages = benchmark_messages(data_dir, queries)
-    assistant = load_assistant(AssistantSettings(llm=llm, style=style, threads=threads), quiet=json_output)
+    assistant = load_assistant(AssistantSettings(llm=llm, style=style, threads=threads, store="none"), quiet=json_output)
     results = run_assistant_benchmark(assistant, messages, replies=replies, progress=not json_output)
     if json_output:
         echo_json(results)
@@ -272,7 +272,7 @@ def eval_assistant(
     if limit is not None and limit < 1:
         raise ValueError(f"--limit must be >= 1, got {limit}")
     scripted = load_conversations(conversations or DEFAULT_CONVERSATIONS)[:limit]
-    assistant = load_assistant(AssistantSettings(llm=llm, max_new_tokens=max_new_tokens, threads=threads),
+    assistant = load_assistant(AssistantSettings(llm=llm, max_new_tokens=max_new_tokens, threads=threads, store="none"),
                                quiet=json_output)
     report = evaluate_assistant(assistant, scripted, progress=not json_output)
     path = write_outputs(report, out)

@@ -54,7 +54,7 @@ def product(
                                threads=threads, progress=not json_output)
     summary = run_product_demo(
         config,
-        lambda: load_assistant(AssistantSettings(llm=llm, threads=threads), quiet=json_output),
+        lambda: load_assistant(AssistantSettings(llm=llm, threads=threads, store="none"), quiet=json_output),
         say=lambda message: typer.echo(message, err=True),
     )
     if json_output:

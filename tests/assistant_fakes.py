@@ -48,10 +48,11 @@ class FakeIndex:
         return [Hit(d, 2.5 if intent in d.intents else 0.4, 0.5, intent in d.intents) for d in ranked[:k]]
 
 
-def make(replies: list[str], style: str = "draft") -> tuple[Assistant, FakeIndex]:
+def make(replies: list[str], style: str = "draft", store=None) -> tuple[Assistant, FakeIndex]:
     index = FakeIndex()
     llm = GenericFakeChatModel(messages=iter([AIMessage(r) for r in replies]))
-    assistant = Assistant(FakeNLU(), Router(RouterConfig(clarify_margin=0.15)), index, Composer(llm, style=style))
+    assistant = Assistant(FakeNLU(), Router(RouterConfig(clarify_margin=0.15)), index, Composer(llm, style=style),
+                          store=store)
     return assistant, index
 
 

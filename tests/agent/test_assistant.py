@@ -7,7 +7,7 @@ import json
 import pytest
 from assistant_fakes import CARD, GOOD, make
 
-from agent.assistant import Assistant, Reply
+from agent.assistant import Assistant, AssistantSettings, Reply
 from agent.grounding import ungrounded
 
 
@@ -94,7 +94,7 @@ def test_bad_input_never_crashes():
 
 @pytest.fixture(scope="module")
 def real_assistant(base_encoder):
-    return Assistant.load(encoder=base_encoder)
+    return Assistant.load(AssistantSettings(store="none"), encoder=base_encoder)
 
 
 @pytest.mark.slow

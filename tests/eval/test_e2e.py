@@ -77,9 +77,9 @@ def test_a_crash_is_counted_not_hidden():
 
 @pytest.mark.slow
 def test_real_assistant_on_the_first_conversations(base_encoder):
-    from agent.assistant import Assistant
+    from agent.assistant import Assistant, AssistantSettings
 
-    assistant = Assistant.load(encoder=base_encoder)
+    assistant = Assistant.load(AssistantSettings(store="none"), encoder=base_encoder)
     report = evaluate_assistant(assistant, load_conversations(DEFAULT_CONVERSATIONS)[:12], progress=False)
     assert report["crashes"] == 0 and report["grounded_share"] == 1.0
     assert report["route_accuracy"] >= 0.6

@@ -128,7 +128,7 @@ def real_app(tmp_path_factory) -> Iterator[Served]:
     """The page around the real assistant (shipped models, knowledge base, SmolLM2), loaded once."""
     from agent.assistant import Assistant, AssistantSettings
 
-    assistant = Assistant.load(AssistantSettings(llm="local"))
+    assistant = Assistant.load(AssistantSettings(llm="local", store="none"))
     with serving(assistant, tmp_path_factory.mktemp("real-ui")) as served:
         yield served
 
