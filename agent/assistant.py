@@ -104,6 +104,10 @@ class Reply:
     guard_fired: bool = False
     guard_reasons: list[str] = field(default_factory=list)
     session_id: str = "default"
+    flow: str | None = None  # the flow the conversation is in (or just finished), agent.flows
+    slots: dict[str, dict[str, Any]] = field(default_factory=dict)  # {name: {"text": as written, "value": normalised}}
+    awaiting: str | None = None  # the slot the reply asks for
+    case_id: int | None = None  # the case this turn opened or found
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -111,6 +115,7 @@ class Reply:
             "confidence": round(self.confidence, 4), "entities": self.entities, "sentiment": self.sentiment,
             "sources": self.sources, "timings": {k: round(v, 4) for k, v in self.timings.items()},
             "guard_fired": self.guard_fired, "guard_reasons": self.guard_reasons, "session_id": self.session_id,
+            "flow": self.flow, "slots": self.slots, "awaiting": self.awaiting, "case_id": self.case_id,
         }
 
 

@@ -39,8 +39,10 @@ from agent.memory import Topic, looks_like_follow_up
 from agent.nlu import OUT_OF_SCOPE, Understanding
 from agent.shipped import ROUTER_SETTINGS
 
-Route = Literal["answer", "clarify", "handoff", "out_of_scope", "smalltalk"]
-ROUTES: tuple[str, ...] = ("answer", "clarify", "handoff", "out_of_scope", "smalltalk")
+Route = Literal["answer", "clarify", "handoff", "out_of_scope", "smalltalk", "collect", "confirm", "cancel"]
+# The last three belong to flows (agent.flows): asking for a detail, confirming what was collected,
+# and leaving a flow at the customer's word; the rules below pick among the first five.
+ROUTES: tuple[str, ...] = ("answer", "clarify", "handoff", "out_of_scope", "smalltalk", "collect", "confirm", "cancel")
 DEFAULT_CONFIG_FILE = ROUTER_SETTINGS
 
 # Intents where an upset customer is about to lose money or fears fraud: a person should take over.
