@@ -20,12 +20,14 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from agent.cards import CARD_WARNING, mask_cards
 from agent.compose import Composer
+from agent.flows import FlowBook, FlowEngine, FlowState, FlowStep
 from agent.grounding import GroundingGuard
 from agent.memory import ConversationMemory
 from agent.nlu import NLU, Understanding, entity_dict
@@ -57,6 +59,8 @@ class AssistantSettings:
         store: Where conversations and cases are kept: a file, a ``sqlite:///`` or
             ``postgresql+psycopg://`` URL, ``none`` (process memory only) or None
             (``$QAGENT_HOME/assistant.db``).
+        flows: A flows file (JSON or YAML; default: the shipped banking flows), or ``none`` for
+            no flows (every message answered from the knowledge base).
     """
 
     llm: str = "local"
@@ -71,6 +75,7 @@ class AssistantSettings:
     style: str = "auto"
     threads: int | None = None
     store: str | None = None
+    flows: str | None = None
 
     def __post_init__(self) -> None:
         if self.style not in STYLES:
@@ -141,11 +146,14 @@ class Assistant:
             candidates in the reply's ``sources`` with ``used`` flags).
         store: Keeps every turn and opens a case on a handoff (None: process memory only). A
             session seen for the first time since start is restored from it into ``memory``.
+        flows: Collects a case's details before opening it (:mod:`agent.flows`; None: no flows).
+        clock: The conversation's clock, against which "yesterday" is read (default: local now).
     """
 
     def __init__(self, nlu: NLU, router: Router, index: Any, composer: Composer,
                  memory: ConversationMemory | None = None, *, k: int = 3,
-                 store: ConversationStore | None = None) -> None:
+                 store: ConversationStore | None = None, flows: FlowEngine | None = None,
+                 clock: Callable[[], datetime] | None = None) -> None:
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         self.nlu, self.router, self.index, self.composer = nlu, router, index, composer
@@ -153,6 +161,8 @@ class Assistant:
         self.k = k
         self.titles = titles_by_intent(getattr(index, "docs", ()))
         self.store = store
+        self.flows = flows
+        self.clock = clock or (lambda: datetime.now().astimezone())
         self._seen: set[str] = set()  # sessions already restored from the store (or reset)
         self._warned: set[str] = set()  # sessions told not to share card numbers (without a store)
 
@@ -172,6 +182,8 @@ class Assistant:
 
         settings = settings or AssistantSettings()
         store = open_store(settings.store)  # a wrong --store fails before minutes of model loading
+        no_flows = settings.flows is not None and str(settings.flows).lower() == "none"
+        flows = None if no_flows else FlowEngine(FlowBook.load(settings.flows))
         if settings.threads is not None:
             import torch
 
@@ -185,7 +197,8 @@ class Assistant:
         say("loading the language model")
         chat = chat_model if chat_model is not None else load_chat_model(settings.llm, max_new_tokens=settings.max_new_tokens)
         router = Router(RouterConfig.load(settings.router_config), answerable=set(index.intents) or None)
-        return cls(nlu, router, index, Composer(chat, GroundingGuard(), style=settings.reply_style), store=store)
+        return cls(nlu, router, index, Composer(chat, GroundingGuard(), style=settings.reply_style), store=store,
+                   flows=flows)
 
     def respond(self, message: str, session_id: str = "default") -> Reply:
         """Answer one message and return the whole :class:`Reply`."""
@@ -210,6 +223,7 @@ class Assistant:
             message = message[:MAX_MESSAGE_CHARS]
             notes.append(f"message cut to {MAX_MESSAGE_CHARS} characters")
         timings: dict[str, float] = {}
+        case_id: int | None = None
         self._restore(session_id)
 
         understanding = self.nlu.understand(message)
@@ -218,6 +232,12 @@ class Assistant:
         decision = self.router.decide(message, understanding, last_topic=self.memory.last_topic(session_id),
                                       failures=self.memory.failures(session_id),
                                       offered=self.memory.pending_options(session_id))
+        step = self._flow_step(session_id, message, understanding, decision)
+        if step is not None and step.answer_intent:  # an unclear question during a flow: about its topic
+            decision = Decision("answer", step.reason, step.answer_intent)
+        elif step is not None and not step.aside:  # an aside keeps the router's decision
+            intent = understanding.intent if understanding.intent in step.flow.intents else None
+            decision = Decision(step.route, step.reason, decision.intent if step.route == "handoff" else intent)
         timings["route_s"] = time.perf_counter() - mark
 
         sources: list[dict[str, Any]] = []
@@ -247,13 +267,25 @@ class Assistant:
                     guard_reasons = list(event.composition.reasons)
             timings["compose_s"] = time.perf_counter() - mark
             timings.setdefault("first_token_s", time.perf_counter() - start)
+        elif step is not None and step.route in ("collect", "confirm", "cancel"):
+            text = step.text
+            timings["first_token_s"] = time.perf_counter() - start
+            yield AssistantEvent("token", text)
+        elif step is not None and step.open_case:
+            case_text, case_id = self._open_case(session_id, message, decision, understanding, step)
+            text = case_text
+            timings["first_token_s"] = time.perf_counter() - start
+            yield AssistantEvent("token", text)
         else:
             text = templated(decision, message, self.titles)
             timings["first_token_s"] = time.perf_counter() - start
             yield AssistantEvent("token", text)
         extra = ""
-        if decision.route == "handoff" and self.store is not None:
-            extra += " " + self._open_case(session_id, message, decision, understanding)
+        if step is not None and step.aside:  # back to the flow's question, or the offer of a case
+            extra += step.text
+        if decision.route == "handoff" and not (step is not None and step.open_case):
+            case_text, case_id = self._open_case(session_id, message, decision, understanding, step)
+            extra += (" " + case_text) if case_text else ""
         if cards_masked and self._warn_once(session_id):
             extra += " " + CARD_WARNING
             notes.append("card number masked")
@@ -262,18 +294,24 @@ class Assistant:
             yield AssistantEvent("token", extra)
         timings["total_s"] = time.perf_counter() - start
 
+        flow_state = None if step is None or step.state is None else step.state.to_dict()
         self.memory.add_turn(session_id, message[:2000], text, route=decision.route, answer_id=answer_id,
-                             intent=decision.intent if decision.route == "answer" else None,
-                             options=decision.options)
+                             intent=decision.intent if decision.route in ("answer", "collect", "confirm") else None,
+                             options=decision.options, flow=flow_state)
         reply = self._reply(text, decision, understanding, sources, timings, guard_fired, guard_reasons,
                             session_id, notes)
+        if step is not None:
+            reply = replace(reply, flow=step.flow.name, slots=step.slots, awaiting=step.awaiting)
+        reply.case_id = case_id
         if self.store is not None:
             self.store.add_turn(session_id, "customer", message, route=reply.route, reason=reply.reason, reply=text,
                                 timings={k: round(v, 4) for k, v in timings.items()},
                                 nlu={"intent": understanding.intent, "confidence": round(understanding.confidence, 4),
                                      "entities": reply.entities, "sentiment": reply.sentiment,
-                                     "memory_intent": decision.intent if decision.route == "answer" else None,
-                                     "answer_id": answer_id, "options": list(decision.options)})
+                                     "memory_intent": decision.intent if decision.route in ("answer", "collect", "confirm") else None,
+                                     "answer_id": answer_id, "options": list(decision.options),
+                                     "flow": reply.flow, "slots": reply.slots, "flow_state": flow_state,
+                                     "case_id": case_id})
         logger.info("route=%s intent=%s reason=%s guard=%s", reply.route, reply.intent, reply.reason, guard_fired)
         yield AssistantEvent("done", text, reply)
 
@@ -299,7 +337,7 @@ class Assistant:
             nlu = turn.nlu or {}
             self.memory.add_turn(session_id, turn.text[:2000], turn.reply or "", route=turn.route,
                                  intent=nlu.get("memory_intent"), answer_id=nlu.get("answer_id"),
-                                 options=tuple(nlu.get("options") or ()))
+                                 options=tuple(nlu.get("options") or ()), flow=nlu.get("flow_state"))
 
     def _warn_once(self, session_id: str) -> bool:
         if self.store is not None:
@@ -312,16 +350,38 @@ class Assistant:
         self._warned.add(session_id)
         return True
 
-    def _open_case(self, session_id: str, message: str, decision: Decision, nlu: Understanding) -> str:
-        """Open (or find) the session's case; the sentence that tells the customer its number."""
-        assert self.store is not None
-        said = [t.user for t in self.memory.turns(session_id)][-2:] + [message]
-        summary = _shorten(" / ".join(s.strip() for s in said if s.strip()), 280)
+    def _flow_step(self, session_id: str, message: str, nlu: Understanding, decision: Decision) -> FlowStep | None:
+        """What the flows make of this message (None: no flow is involved)."""
+        if self.flows is None:
+            return None
+        state = FlowState.from_dict(self.memory.flow(session_id))
+        return self.flows.step(message, nlu, decision, state, self.clock())
+
+    def _open_case(self, session_id: str, message: str, decision: Decision, nlu: Understanding,
+                   step: FlowStep | None = None) -> tuple[str, int | None]:
+        """Open (or find) the session's case: the sentence that tells the customer, and its id."""
+        flow = None if step is None else step.flow
+        if self.store is None:
+            if step is not None and step.open_case:
+                return ("I have all the details, but this assistant keeps no case records (it runs with "
+                        "--store none), so please contact our team to report it.", None)
+            return "", None
+        if flow is not None:
+            summary = _shorten(self.flows.summary(flow, step.slots), 280) if self.flows else flow.title
+        else:
+            said = [t.user for t in self.memory.turns(session_id)][-2:] + [message]
+            summary = _shorten(" / ".join(s.strip() for s in said if s.strip()), 280)
         case, opened = self.store.open_case(session_id, reason=decision.reason, sentiment=nlu.sentiment,
-                                            summary=summary)
+                                            summary=summary, flow=None if flow is None else flow.name,
+                                            slots=None if step is None else step.slots)
+        if step is not None and step.open_case:
+            if opened:
+                return flow.done.format(case_id=case.id, title=flow.title), case.id
+            return (f"Your case {case.id} is already open with our team; they can see these details in this "
+                    "conversation."), case.id
         if opened:
-            return f"Your case number is {case.id}."
-        return f"Your case {case.id} is already open with our team."
+            return f"Your case number is {case.id}.", case.id
+        return f"Your case {case.id} is already open with our team.", case.id
 
     def _search(self, understanding: Understanding, decision: Decision) -> list[Any]:
         if understanding.vector is not None:

@@ -30,6 +30,7 @@ MaxNewTokens = Annotated[int, typer.Option(help="Longest reply the local model m
 Threads = Annotated[int | None, typer.Option(help="CPU threads for the models (default: torch's choice; 1 is steadier on a busy machine).")]
 Session = Annotated[str, typer.Option(help="Conversation id (memory is per session).")]
 Store = Annotated[str | None, typer.Option("--store", help="Where conversations and cases are kept: a file, a sqlite:/// or postgresql+psycopg:// URL, or 'none' (default: $QAGENT_HOME/assistant.db).")]
+Flows = Annotated[str | None, typer.Option("--flows", help="Flows file (JSON or YAML) that collects a case's details before opening it (default: the shipped banking flows; 'none': no flows).")]
 Style = Annotated[str, typer.Option(help="Reply style: auto (lead_in for the local model, else draft), draft (the model writes the reply) or lead_in (one sentence from the model, then the answer verbatim).")]
 IndexSha256 = Annotated[str | None, typer.Option("--expect-sha256", metavar="HEX", help="Refuse to start unless the --index's meta.json has this sha256 (printed by 'agent index build' and 'agent index digest').")]
 
@@ -53,6 +54,12 @@ def describe_reply(reply: Any) -> str:
         parts.append(f"intent: {reply.intent}" + (f" {reply.confidence:.2f}" if reply.confidence else ""))
     if reply.entities:
         parts.append("entities: " + ", ".join(f"{e['type']}={e['text']!r}" for e in reply.entities))
+    if getattr(reply, "flow", None):
+        filled = ", ".join(f"{k}={v['text']!r}" for k, v in reply.slots.items())
+        parts.append(f"flow: {reply.flow}" + (f" [{filled}]" if filled else "")
+                     + (f" asking for {reply.awaiting}" if reply.awaiting else ""))
+    if getattr(reply, "case_id", None) is not None:
+        parts.append(f"case: {reply.case_id}")
     used = [s["id"] for s in reply.sources if s.get("used")]
     if used:
         parts.append("sources: " + ", ".join(used))
@@ -66,6 +73,7 @@ def chat(
     llm: Llm = "local", index: IndexDir = None, kb: Kb = None, intents: Intents = None, entities: Entities = None,
     sentiment: Sentiment = None, router: Router = None, backend: Backend = "exact",
     max_new_tokens: MaxNewTokens = 96, threads: Threads = None, session: Session = "terminal", style: Style = "auto", store: Store = None,
+    flows: Flows = None,
     details: Annotated[bool, typer.Option("--details/--no-details", help="Show route, intent and sources under each reply.")] = False,
     expect_sha256: IndexSha256 = None,
 ) -> None:
@@ -76,7 +84,7 @@ def chat(
     assistant = load_assistant(AssistantSettings(
         llm=llm, index_dir=index, kb=kb, intents_dir=intents, entities_dir=entities, sentiment_dir=sentiment,
         router_config=router, backend=backend, max_new_tokens=max_new_tokens, style=style, threads=threads,
-        store=store))
+        store=store, flows=flows))
     typer.echo("qagent: ask about your cards, payments, transfers or account. /help for commands, /quit to leave.")
     show = details
     while True:
@@ -133,6 +141,7 @@ def ask(
     llm: Llm = "local", index: IndexDir = None, kb: Kb = None, intents: Intents = None, entities: Entities = None,
     sentiment: Sentiment = None, router: Router = None, backend: Backend = "exact",
     max_new_tokens: MaxNewTokens = 96, threads: Threads = None, style: Style = "auto", store: Store = None,
+    flows: Flows = None,
     session: Annotated[str | None, typer.Option(help="Conversation id to continue from the store (default: a new one each run; with --file, ID-LINE per line).")] = None,
     expect_sha256: IndexSha256 = None,
 ) -> None:
@@ -150,7 +159,7 @@ def ask(
     settings = AssistantSettings(
         llm=llm, index_dir=index, kb=kb, intents_dir=intents, entities_dir=entities, sentiment_dir=sentiment,
         router_config=router, backend=backend, max_new_tokens=max_new_tokens, style=style, threads=threads,
-        store=store)
+        store=store, flows=flows)
     assistant = load_assistant(settings, quiet=json_output or file is not None)
     if lines is None:
         reply = assistant.respond(message or "", session)

@@ -14,7 +14,7 @@ import typer
 
 from agent.chat_cli import ask, chat
 from agent.cases_cli import cases_app, conversations_app
-from agent.chat_cli import Backend, Entities, IndexDir, IndexSha256, Intents, Kb, Llm, MaxNewTokens, Router, Sentiment, Store, Threads
+from agent.chat_cli import Backend, Entities, Flows, IndexDir, IndexSha256, Intents, Kb, Llm, MaxNewTokens, Router, Sentiment, Store, Threads
 from agent.monitor.cli import app as monitor_app
 from eval.cli import bench_app, eval_app
 from eval.demo_cli import app as demo_app
@@ -57,7 +57,8 @@ def serve(
     monitor_models: Annotated[str, typer.Option(help="What scores feeds uploaded on the Monitor tab: 'news' (the monitor's own models, as `agent monitor score`; loaded at the first upload) or 'assistant' (its loaded models: less memory, two encoder passes a headline).")] = "news",
     llm: Llm = "local", index: IndexDir = None, kb: Kb = None, intents: Intents = None, entities: Entities = None,
     sentiment: Sentiment = None, router: Router = None, backend: Backend = "exact",
-    max_new_tokens: MaxNewTokens = 96, threads: Threads = None, store: Store = None, expect_sha256: IndexSha256 = None,
+    max_new_tokens: MaxNewTokens = 96, threads: Threads = None, store: Store = None, flows: Flows = None,
+    expect_sha256: IndexSha256 = None,
 ) -> None:
     """Serve the web UI: chat with the assistant, watch the news monitor, inspect the models."""
     from agent.assistant import AssistantSettings, load_assistant
@@ -70,7 +71,7 @@ def serve(
     config = ServeConfig(host=host, port=port, share=share, auth=auth, max_upload_mb=max_upload_mb)
     settings = AssistantSettings(llm=llm, index_dir=index, kb=kb, intents_dir=intents, entities_dir=entities,
                                  sentiment_dir=sentiment, router_config=router, backend=backend,
-                                 max_new_tokens=max_new_tokens, threads=threads, store=store)
+                                 max_new_tokens=max_new_tokens, threads=threads, store=store, flows=flows)
     if monitor_models not in MONITOR_MODELS:
         raise typer.BadParameter(f"must be one of {', '.join(MONITOR_MODELS)}; got {monitor_models!r}", param_hint="--monitor-models")
     app_config = AppConfig(monitor_db=monitor_db, max_upload_mb=max_upload_mb, monitor_models=monitor_models)

@@ -28,6 +28,7 @@ class Turn:
     at: float = 0.0
     route: str | None = None
     options: tuple[str, ...] = ()  # intents a clarifying question offered
+    flow: dict | None = field(default=None, compare=False)  # the flow in progress after this turn (agent.flows)
 
 
 @dataclass(frozen=True)
@@ -103,12 +104,18 @@ class ConversationMemory:
         return session
 
     def add_turn(self, session_id: str, user: str, reply: str, *, intent: str | None = None,
-                 answer_id: str | None = None, route: str | None = None, options: tuple[str, ...] = ()) -> None:
+                 answer_id: str | None = None, route: str | None = None, options: tuple[str, ...] = (),
+                 flow: dict | None = None) -> None:
         """Record one exchange; the oldest exchange beyond ``max_turns`` is dropped."""
         with self._lock:
             session = self._get(session_id, create=True)
             assert session is not None
-            session.turns.append(Turn(user, reply, intent, answer_id, self._clock(), route, tuple(options)))
+            session.turns.append(Turn(user, reply, intent, answer_id, self._clock(), route, tuple(options), flow))
+
+    def flow(self, session_id: str) -> dict | None:
+        """The flow the latest exchange left in progress (None: no flow open)."""
+        turns = self.turns(session_id)
+        return turns[-1].flow if turns else None
 
     def pending_options(self, session_id: str) -> tuple[str, ...]:
         """The intents offered by the latest exchange if it was a clarifying question, else ()."""

@@ -41,6 +41,9 @@ def templated(decision: Decision, message: str, titles: dict[str, str] | None = 
         if "in a row" in decision.reason:
             return ("I'm sorry I haven't been able to help with this. I'm passing you to one of our team, "
                     "who can see this conversation, so you won't need to repeat yourself.")
+        if "gave no usable detail" in decision.reason:
+            return ("I'm sorry, I couldn't take down that detail. I'm passing this to one of our team with "
+                    "what you've told me so far; they can see this conversation.")
         if "asked for a person" in decision.reason:
             return ("Of course. I'm passing you to one of our team now; they can see this conversation, "
                     "so you won't need to repeat yourself.")
