@@ -258,26 +258,47 @@ def eval_ner(
 @friendly_errors
 def eval_assistant(
     conversations: Annotated[Path | None, typer.Option(help="Scripted conversations JSONL (default: eval/conversations.jsonl).")] = None,
-    limit: Annotated[int | None, typer.Option(help="Run only the first N conversations.")] = None,
+    flows_conversations: Annotated[Path | None, typer.Option(help="Scripted flow conversations JSONL (default: eval/flow_conversations.jsonl).")] = None,
+    flows: Annotated[bool, typer.Option("--flows/--no-flows", help="Also run the flow conversations (flows_report.json beside the assistant report).")] = True,
+    limit: Annotated[int | None, typer.Option(help="Run only the first N conversations (and the first N flow conversations).")] = None,
     llm: Annotated[str, typer.Option("--llm", help="Reply model: local, hf:/path, or openai:URL:MODEL.")] = "local",
     max_new_tokens: Annotated[int, typer.Option(help="Longest reply the local model may write.")] = 96,
     threads: Annotated[int | None, typer.Option(help="CPU threads for the models (default: torch's choice).")] = None,
-    out: Annotated[Path, typer.Option(help="Where to write assistant_report.json and route_confusion.png.")] = Path("qagent-eval/assistant"),
+    out: Annotated[Path, typer.Option(help="Where to write assistant_report.json, route_confusion.png, flows_report.json and flows_by_tag.png.")] = Path("qagent-eval/assistant"),
     json_output: Annotated[bool, typer.Option("--json", help="Print the report (without per-turn rows) as JSON.")] = False,
 ) -> None:
-    """Run the scripted conversations through the whole assistant: routes, intents, grounding, latency."""
+    """Run the scripted conversations through the whole assistant: routes, intents, grounding, latency;
+    then the flow conversations: routes, collected details, cases opened, card numbers kept out."""
     from agent.assistant import AssistantSettings, load_assistant
     from eval.e2e import DEFAULT_CONVERSATIONS, evaluate_assistant, format_report, load_conversations, write_outputs
+    from eval.flows_eval import (
+        DEFAULT_FLOW_CONVERSATIONS, evaluate_flows, format_flow_report, load_flow_conversations, temporary_store,
+        write_flow_outputs,
+    )
 
     if limit is not None and limit < 1:
         raise ValueError(f"--limit must be >= 1, got {limit}")
     scripted = load_conversations(conversations or DEFAULT_CONVERSATIONS)[:limit]
+    # Checked before the models load, so a broken file fails in a second, not after minutes.
+    flow_scripted = load_flow_conversations(flows_conversations or DEFAULT_FLOW_CONVERSATIONS)[:limit] if flows else []
     assistant = load_assistant(AssistantSettings(llm=llm, max_new_tokens=max_new_tokens, threads=threads, store="none"),
                                quiet=json_output)
     report = evaluate_assistant(assistant, scripted, progress=not json_output)
     path = write_outputs(report, out)
+    flow_report = None
+    if flow_scripted:
+        # Cases need a store; the assistant runs without one above, so the flows get a fresh file of their own.
+        with temporary_store(assistant, out / "flows_store.db"):
+            flow_report = evaluate_flows(assistant, flow_scripted, progress=not json_output)
+        flow_path = write_flow_outputs(flow_report, out)
     if json_output:
-        echo_json({k: v for k, v in report.items() if k != "turn_results"})
+        printed = {k: v for k, v in report.items() if k != "turn_results"}
+        if flow_report is not None:
+            printed["flows"] = {k: v for k, v in flow_report.items() if k not in ("turn_results", "conversation_results")}
+        echo_json(printed)
         return
     typer.echo(format_report(report))
     typer.echo(f"\nreport: {path} (mistakes listed under 'mistakes'), plot: {out / 'route_confusion.png'}")
+    if flow_report is not None:
+        typer.echo("\n" + format_flow_report(flow_report))
+        typer.echo(f"\nflow report: {flow_path} (mistakes listed under 'mistakes'), plot: {out / 'flows_by_tag.png'}")

@@ -78,9 +78,9 @@ def load_conversations(path: str | Path = DEFAULT_CONVERSATIONS) -> list[Convers
             conversation = Conversation(str(data["id"]), turns, tuple(data.get("tags", ())))
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise ValueError(f"{path}:{number}: not a conversation ({type(exc).__name__}: {exc})") from None
-        bad = [t.route for t in turns if t.route not in ROUTES]
-        if bad or not turns:
-            raise ValueError(f"{path}:{number}: routes must be among {list(ROUTES)}, got {bad or 'no turns'}")
+        problem = route_problem(turns)
+        if problem:
+            raise ValueError(f"{path}:{number}: {problem}")
         if conversation.id in seen:
             raise ValueError(f"{path}:{number}: duplicate conversation id {conversation.id!r}")
         seen.add(conversation.id)
@@ -88,6 +88,12 @@ def load_conversations(path: str | Path = DEFAULT_CONVERSATIONS) -> list[Convers
     if not out:
         raise ValueError(f"{path} holds no conversations")
     return out
+
+
+def route_problem(turns: Sequence[Turn]) -> str | None:
+    """What is wrong with a conversation's expected routes (none, or one not in ``ROUTES``), or None."""
+    bad = [t.route for t in turns if t.route not in ROUTES]
+    return f"routes must be among {list(ROUTES)}, got {bad or 'no turns'}" if bad or not turns else None
 
 
 def grounding_problems(reply: Any, message: str) -> list[str]:
@@ -140,9 +146,6 @@ def summarise(rows: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
     answers = [r for r in replied if r["route"] == "answer"]
     drafted = [r for r in answers if "compose_s" in r["timings"]]
 
-    def pct(values: list[float], q: float) -> float | None:
-        return round(float(np.percentile(values, q)), 4) if values else None
-
     understand = [r["timings"].get("nlu_s", 0) + r["timings"].get("route_s", 0) + r["timings"].get("retrieval_s", 0)
                   for r in replied]
     first = [r["timings"]["first_token_s"] for r in drafted if "first_token_s" in r["timings"]]
@@ -155,19 +158,19 @@ def summarise(rows: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
         "conversations": len({r["conversation"] for r in rows}),
         "turns": len(rows),
         "crashes": len(rows) - len(replied),
-        "route_accuracy": _share(r.get("route") == r["expected_route"] for r in rows),
-        "intent_accuracy": _share(r.get("intent") == r["expected_intent"] for r in answered),
-        "grounded_share": _share(not r["ungrounded"] for r in answers),
+        "route_accuracy": share(r.get("route") == r["expected_route"] for r in rows),
+        "intent_accuracy": share(r.get("intent") == r["expected_intent"] for r in answered),
+        "grounded_share": share(not r["ungrounded"] for r in answers),
         "answer_replies": len(answers),
-        "guard_fired_share": _share(r["guard_fired"] for r in answers),
+        "guard_fired_share": share(r["guard_fired"] for r in answers),
         "lead_ins": lead_in_counts(answers),
         "route_accuracy_by_tag": {tag: round(sum(v) / len(v), 4) for tag, v in sorted(by_tag.items())},
         "routes": {"expected": dict(Counter(r["expected_route"] for r in rows)),
                    "predicted": dict(Counter(str(r.get("route")) for r in rows))},
         "latency_s": {
-            "understand_route_retrieve": {"p50": pct(understand, 50), "p95": pct(understand, 95)},
-            "first_token": {"p50": pct(first, 50), "p95": pct(first, 95), "n": len(first)},
-            "whole_reply": {"p50": pct(whole, 50), "p95": pct(whole, 95), "n": len(whole)},
+            "understand_route_retrieve": {"p50": percentile(understand, 50), "p95": percentile(understand, 95)},
+            "first_token": {"p50": percentile(first, 50), "p95": percentile(first, 95), "n": len(first)},
+            "whole_reply": {"p50": percentile(whole, 50), "p95": percentile(whole, 95), "n": len(whole)},
         },
         "seconds": round(seconds, 1),
         "mistakes": [r for r in rows if r.get("route") != r["expected_route"]
@@ -237,6 +240,12 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _share(flags: Any) -> float:
+def share(flags: Any) -> float:
+    """The share of true flags, rounded to 4 places (0.0 for none)."""
     values = list(flags)
     return round(sum(bool(v) for v in values) / len(values), 4) if values else 0.0
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The ``q``-th percentile rounded to 4 places (None for no values)."""
+    return round(float(np.percentile(values, q)), 4) if values else None
