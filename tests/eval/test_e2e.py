@@ -17,7 +17,7 @@ def test_the_shipped_conversations_cover_every_route_and_intent(data_dir):
     conversations = load_conversations()
     assert len(conversations) >= 150
     routes = {t.route for c in conversations for t in c.turns}
-    assert routes == {"answer", "clarify", "handoff", "out_of_scope", "smalltalk"}
+    assert routes == {"answer", "clarify", "handoff", "out_of_scope", "smalltalk", "collect", "confirm"}
     categories = set(json.loads((data_dir / "banking77" / "categories.json").read_text()))
     intents = {t.intent for c in conversations for t in c.turns if t.route == "answer"}
     assert intents == categories

@@ -51,7 +51,7 @@ def test_details_spread_over_turns_are_asked_for_one_at_a_time_then_confirmed_an
                  ("it was 42.99", SMALL, []), ("last Friday", SMALL, []), ("Amazon", SMALL, []), ("yes", SMALL, [])])
     assert [s.route for s in steps] == ["collect", "collect", "collect", "confirm", "handoff"]
     assert [s.awaiting for s in steps[:3]] == ["amount", "date", "merchant"]
-    assert steps[0].text.endswith("How much was the payment you don't recognise?")
+    assert steps[0].text.endswith("How much was the payment?")
     assert steps[-1].open_case and steps[-1].state is None
     assert values(steps[-1]) == {"amount": {"amount": "42.99", "currency": "GBP"}, "date": "2026-03-13", "merchant": "Amazon"}
 
