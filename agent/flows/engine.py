@@ -35,7 +35,8 @@ from datetime import datetime
 from typing import Any, Literal
 
 from agent.flows.spec import FlowBook, FlowSpec, SlotSpec
-from agent.flows.values import Found, find_value, normalise, shown
+from agent.flows.values import Found, find_names, find_value, normalise, shown
+from agent.router import asks_for_human, distressed
 
 StepRoute = Literal["collect", "confirm", "cancel", "handoff", "answer", "out_of_scope", "smalltalk"]
 
@@ -59,6 +60,9 @@ _REPORT = re.compile(
     r"(?:was|were|been|got|has been) (?:stolen|charged|debited)|charged (?:me )?twice|"
     r"my (?:card|phone|wallet|purse)\b.{0,20}\b(?:lost|stolen|missing|gone))\b", re.I)
 _UNSURE = re.compile(r"\b(?:don'?t know|not sure|no idea|can'?t remember|cannot remember|forgot|dunno)\b", re.I)
+_ACK = re.compile(r"^\W*(?:yes|yeah|yep|no|nope|ok(?:ay)?|correct|right|that'?s (?:right|correct|it|wrong)|sure|"
+                  r"thanks?|thank you|cheers|please|hi|hello)\W*(?:please|thanks)?\W*$", re.I)
+_MASKED_CARD = re.compile(r"•{2,}\s?\d{4}")
 _CUE_WINDOW = 32  # characters before a value searched for one of its slot's cues ("asked for £100")
 
 
@@ -145,35 +149,71 @@ class FlowEngine:
 
     # --- starting ----------------------------------------------------------------------------
     def _start(self, message: str, nlu: Any, decision: Any, now: datetime) -> FlowStep | None:
-        flow = self._flow_of(decision, nlu)
+        flow, slots, sure = self._flow_of(message, decision, nlu, now)
         if flow is None:
             return None
-        slots, _ = self._fill(flow, {}, message, nlu, now, awaiting=None)
-        if decision.route == "handoff":  # upset, or asked for a person: the case carries what was said
+        if not sure and len(slots) < 2 and not _REPORT.search(message):
+            return None  # an unsure classifier and too little that reads as this flow's case
+        if decision.route == "handoff" and (asks_for_human(message) or distressed(message)):
+            # Asked for a person, or angry: a person takes it now, with what was said as the case.
             return FlowStep("handoff", "", f"{decision.reason} ({flow.name})", flow, slots, None)
+        if decision.route == "handoff":
+            # Only the sentiment model found it negative ("my transfer failed yesterday"): the flow
+            # takes the details, and the case it opens goes to the same team.
+            decision = type(decision)("answer", decision.reason, flow.intents[0])
         if not slots and _HOW_TO.search(message) and not _REPORT.search(message):
             return None  # "how long do refunds take?": the knowledge base answers it
         state = FlowState(flow.name, slots, intent=decision.intent or nlu.intent)
-        if decision.route == "answer" and _is_question(message):
+        if _is_question(message):
             # "There's an extra £1 on my statement, what is that?": the question is answered first
             # and the case offered; the flow goes on only if the customer takes it up.
             state.offered = True
-            step = self._next(flow, state, "", f"intent {decision.intent} offers flow {flow.name}", noted=_noted(flow, slots))
+            topic = decision.intent if decision.route == "answer" and decision.intent in flow.intents else None
+            topic = topic or next((i for i in (nlu.intent, *(a for a, _ in getattr(nlu, "alternatives", ())))
+                                   if i in flow.intents), flow.intents[0])
+            step = self._next(flow, state, "", f"intent {topic} offers flow {flow.name}", noted=_noted(flow, slots))
             return FlowStep("answer", f"\n\nIf you'd like our team to look into it, I can open a case. {step.text}",
-                            step.reason, flow, slots, step.state, aside=True)
+                            step.reason, flow, slots, step.state, aside=True,
+                            answer_intent=None if decision.route == "answer" else topic)
         intro = f"I can help with that. {flow.advice} " if flow.advice else "I can help with that. "
         return self._next(flow, state, intro, f"intent {decision.intent or nlu.intent} starts flow {flow.name}",
                           noted=_noted(flow, slots))
 
-    def _flow_of(self, decision: Any, nlu: Any) -> FlowSpec | None:
+    def _flow_of(self, message: str, decision: Any, nlu: Any, now: datetime
+                 ) -> tuple[FlowSpec | None, dict[str, dict[str, Any]], bool]:
+        """The flow this message may start, the slots it fills, and whether the router was sure of
+        the intent. When it was not, the likely intents' flows compete on the details the message
+        gives ("I sent £300 to James Taylor on Monday" fills a transfer's amount, date and
+        recipient, a cash machine's only two of three), and the winner needs at least one."""
+        if decision.route == "answer":
+            flow = self.book.for_intent(decision.intent)
+            return flow, ({} if flow is None else self._fill(flow, {}, message, nlu, now, awaiting=None)[0]), True
+        if decision.route not in ("clarify", "out_of_scope", "handoff"):
+            return None, {}, False
         if decision.route == "clarify" and decision.options:
             flows = {self.book.for_intent(o) for o in decision.options}
             # Both offered intents lead to the same flow ("card payment" or "direct debit" not
             # recognised): collecting details needs no choice between them.
-            return flows.pop() if len(flows) == 1 else None
-        if decision.route in ("answer", "out_of_scope", "handoff"):
-            return self.book.for_intent(decision.intent or nlu.intent)
-        return None
+            if len(flows) == 1 and None not in flows:
+                flow = flows.pop()
+                return flow, self._fill(flow, {}, message, nlu, now, awaiting=None)[0], True
+        likely = [nlu.intent, *(name for name, _ in getattr(nlu, "alternatives", ())[:3])]
+        likely = [i for i in likely if i and i != "out_of_scope"]
+        if not likely or self.book.for_intent(likely[0]) is None:
+            return None, {}, False  # the most likely intent is no flow's: no case to collect for
+        best: tuple[tuple[int, float, int], FlowSpec, dict[str, dict[str, Any]]] | None = None
+        for rank, intent in enumerate(likely):
+            flow = self.book.for_intent(intent)
+            if flow is None:
+                continue
+            slots = self._fill(flow, {}, message, nlu, now, awaiting=None)[0]
+            required = [s for s in flow.slots if s.required]
+            score = (len(slots), len([s for s in required if s.name in slots]) / max(1, len(required)), -rank)
+            if best is None or score > best[0]:
+                best = (score, flow, slots)
+        if best is None:
+            return None, {}, False
+        return best[1], best[2], False
 
     # --- continuing --------------------------------------------------------------------------
     def _continue(self, message: str, nlu: Any, decision: Any, state: FlowState, now: datetime) -> FlowStep:
@@ -187,9 +227,14 @@ class FlowEngine:
                             "Is there anything else I can help with?", f"the customer left flow {flow.name}",
                             flow, slots, None)
         if state.offered and not changed and not _YES.search(message):
-            return None  # the offer was not taken up: the flow is dropped, the message answered as usual
+            if state.misses >= 1 or not self._digression(decision, flow, message):
+                return None  # the offer was not taken up: the flow is dropped, the message answered as usual
+            state = FlowState(flow.name, slots, state.stage, state.awaiting, state.misses + 1, True, state.intent)
+            return FlowStep(decision.route, f"\n\nAnd if you'd still like a case opened: {self._question(flow, state)}",
+                            f"{decision.reason}; case still offered (flow {flow.name})", flow, slots, state, aside=True)
         accepted = state.offered and state.stage == "collect" and not changed  # "yes" to the offer
-        state = FlowState(flow.name, slots, state.stage, state.awaiting, state.misses, intent=state.intent)
+        state = FlowState(flow.name, slots, state.stage, state.awaiting, 0 if state.offered else state.misses,
+                          intent=state.intent)
         if accepted:
             return self._next(flow, state, "Thanks. ", f"the customer took up flow {flow.name}")
         if changed:
@@ -300,11 +345,15 @@ class FlowEngine:
                 value = normalise(slot_type, entity.text, now, self.book.default_currency)
                 if value is not None:
                     found.append(Found(entity.text, entity.start, entity.end, value))
-        if slot_type == "name" and answer and _UNSURE.search(message):
-            return found
-        if slot_type == "name" and answer and (message.rstrip().endswith("?") or _HOW_TO.search(message)):
-            return found
+        found = [f for f in found if not _in_masked_card(text, f)]
+        if slot_type == "name":
+            if not found:  # the tagger missed it: a capitalised name after "at", "to", "from"…
+                found = find_names(text)
+            if found or not answer or _UNSURE.search(message) or _ACK.search(message) or _is_question(message):
+                return found
         for extra in find_value(slot_type, text, now, self.book.default_currency, answer=answer and not found):
+            if _in_masked_card(text, extra):
+                continue
             if not any(extra.start < f.end and f.start < extra.end for f in found):
                 found.append(extra)
             else:  # the same words: keep the longer reading ("£25.40" over the tagger's "25.40")
@@ -347,6 +396,11 @@ class FlowEngine:
                 continue
             out[slot.name] = left.pop(0)
         return out
+
+
+def _in_masked_card(text: str, found: Found) -> bool:
+    """A value read inside a masked card number ("•••• 1111" is not £1111)."""
+    return any(m.start() <= found.start < m.end() for m in _MASKED_CARD.finditer(text))
 
 
 def _is_question(message: str) -> bool:

@@ -14,6 +14,7 @@ normaliser behind it:
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -94,6 +95,7 @@ def find_amounts(text: str, default_currency: str = "GBP", *, bare: bool = False
     return [f for f in found if f.value is not None]
 
 
+@functools.lru_cache(maxsize=4096)  # flows competing for one message read the same dates
 def normalise_date(text: str, now: datetime) -> str | None:
     """A date as written, resolved against ``now``: ISO ``YYYY-MM-DD``, never after today."""
     import dateparser
@@ -130,6 +132,45 @@ def find_dates(text: str, now: datetime) -> list[Found]:
         value = normalise_date(m.group(0), now)
         if value is not None:
             out.append(Found(m.group(0), m.start(), m.end(), value))
+    return out
+
+
+_NAME_CUE = r"(?:at|to|from|with|by|via|called|named|meant|not|paid|pay|owe[sd]?|refund(?:ed)?|says|said|shows|showed)"
+_CAPITALISED = r"(?:[A-Z][\w'&.-]*|[A-Z]{2,})"
+_NAME_RUN = re.compile(rf"(?:\b(?i:{_NAME_CUE})\s+|^\W*(?i:also|and|but|well|oh|so|ok|okay|hi|hello),?\s+)(?P<name>{_CAPITALISED}(?:\s+(?:&\s+)?{_CAPITALISED}){{0,3}})")
+_NOT_NAMES = frozenset(
+    "i i'm i've i'd i'll my me it it's its the a an this that there there's they he she we you your our "
+    "hi hello hey yes no ok okay sorry thanks please also well so and but or can could would should will what "
+    "when where why how which who is was do did does have has had not never just only still "
+    "atm atms uk eu sepa swift iban bacs chaps pin id eur gbp usd us app bank card account visa mastercard "
+    "monday tuesday wednesday thursday friday saturday sunday today yesterday tomorrow "
+    "january february march april may june july august september october november december".split())
+
+
+_NAME_BEFORE_VERB = re.compile(rf"(?P<name>{_CAPITALISED}(?:\s+(?:&\s+)?{_CAPITALISED}){{0,3}})\s+"
+                               r"(?i:(?:still\s+|never\s+|have\s+|has\s+|haven'?t\s+|hasn'?t\s+|didn'?t\s+)*"
+                               r"(?:charged|took|taken|owes?|said|says|refunded|refund|debited|billed|promised))\b")
+
+
+def find_names(text: str) -> list[Found]:
+    """Merchants or people the tagger missed: a run of capitalised words after "at", "to",
+    "from"… or before "charged", "took", "owes"… ("Netflix took £10.99 twice"), without common
+    words. A capitalised word alone is not enough: every sentence starts with one."""
+    out: list[Found] = []
+    matches = sorted([*_NAME_RUN.finditer(text), *_NAME_BEFORE_VERB.finditer(text)], key=lambda m: m.start("name"))
+    for match in matches:
+        if any(f.start <= match.start("name") < f.end for f in out):
+            continue
+        words = match.group("name").split()
+        while words and words[0].lower().strip(".,'") in _NOT_NAMES:  # "The Post Office" → "Post Office"
+            words = words[1:]
+        while words and words[-1].lower().strip(".,'") in _NOT_NAMES:
+            words = words[:-1]
+        if not words:
+            continue
+        name = " ".join(words).strip(".,;:!?")
+        start = text.find(name, match.start("name"))
+        out.append(Found(name, start, start + len(name), name))
     return out
 
 

@@ -116,10 +116,10 @@ def test_a_question_that_starts_a_flow_is_answered_and_the_case_offered():
     steps = run([("my card was stolen, what should I do?", answer("lost_or_stolen_card"), []), ("yes", SMALL, []),
                  ("yesterday", SMALL, [])])
     assert [s.route for s in steps] == ["answer", "collect", "confirm"]
-    # not taken up: the flow is dropped and the next message answered as usual
+    # not taken up: offered once more after the next answer, then dropped
     steps = run([("my card was stolen, what should I do?", answer("lost_or_stolen_card"), []),
-                 ("where is my card?", answer("card_arrival"), [])])
-    assert steps[1] is None
+                 ("where is my card?", answer("card_arrival"), []), ("how do I change my PIN?", answer("change_pin"), [])])
+    assert steps[1].aside and "still like a case" in steps[1].text and steps[2] is None
 
 
 def test_a_clarifying_question_between_two_intents_of_one_flow_starts_that_flow():
@@ -139,3 +139,34 @@ def test_state_survives_a_round_trip_through_json():
 
 def test_a_state_for_a_flow_the_file_no_longer_has_is_dropped():
     assert run([("hi", Decision("smalltalk", "greeting"), [])], state=FlowState("gone")) == [None]
+
+
+def unsure(intent, *others):
+    return Understanding("", intent, 0.4, tuple((i, 0.4 - n * 0.1) for n, i in enumerate((intent, *others))))
+
+
+def test_when_the_classifier_is_unsure_the_flow_whose_slots_the_message_fills_wins():
+    message = "I sent £300 to James Taylor on Monday and he still hasn't got it"
+    nlu = Understanding(message, "wrong_amount_of_cash_received", 0.4,
+                        (("wrong_amount_of_cash_received", 0.4), ("transfer_not_received_by_recipient", 0.3)))
+    step = ENGINE.step(message, nlu, Decision("clarify", "close", "wrong_amount_of_cash_received",
+                                              ("wrong_amount_of_cash_received", "transfer_not_received_by_recipient")),
+                       None, NOW)
+    assert step.flow.name == "transfer_problem" and step.route == "confirm"
+    assert values(step)["recipient"] == "James Taylor"
+    # too little evidence, or a most likely intent that is no flow's: nothing starts
+    thin = "I sent it to Anna"
+    assert ENGINE.step(thin, Understanding(thin, "failed_transfer", 0.3, (("failed_transfer", 0.3),)),
+                       Decision("out_of_scope", "abstained"), None, NOW) is None
+    rate = "I paid €62 on 12 May and the rate was bad"
+    assert ENGINE.step(rate, Understanding(rate, "card_payment_wrong_exchange_rate", 0.4,
+                                           (("card_payment_wrong_exchange_rate", 0.4), ("card_payment_not_recognised", 0.3))),
+                       Decision("clarify", "close"), None, NOW) is None
+
+
+def test_yes_and_no_are_never_taken_as_a_name_and_a_masked_card_is_no_amount():
+    steps = run([("I want a refund of £20", answer("request_refund"), []), ("yes", SMALL, []), ("Argos", SMALL, [])])
+    assert steps[1].route == "collect" and "merchant" not in steps[1].slots
+    assert values(steps[2])["merchant"] == "Argos"
+    [step] = run([("my card •••• 1111 was charged twice at Tesco", CHARGED, [("amount_of_money", "1111")])])
+    assert "amount" not in step.slots and step.awaiting == "amount"

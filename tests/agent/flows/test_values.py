@@ -62,3 +62,20 @@ def test_values_read_back_for_the_customer():
     assert shown("date", "2026-03-17") == "Tuesday 17 March 2026"
     with pytest.raises(ValueError, match="unknown slot type"):
         find_value("money", "£5", NOW)
+
+
+@pytest.mark.parametrize("text, names", [
+    ("I returned some shoes to ASOS last Friday", ["ASOS"]),
+    ("Netflix took £10.99 twice from my account", ["Netflix"]),
+    ("My transfer to Tom Baker failed today", ["Tom Baker"]),
+    ("I paid at The Post Office", ["Post Office"]),
+    ("I meant Starbucks, not Costa", ["Starbucks", "Costa"]),
+    ("Also, British Airways were supposed to refund me", ["British Airways"]),
+    ("an ATM in Manchester", []),            # "in" names a place, not who was paid
+    ("Tell me a joke", []),                  # a capitalised first word is not a name
+    ("I sent it on Monday in March", []),
+])
+def test_names_the_tagger_missed_are_found_after_their_cue_words(text, names):
+    from agent.flows.values import find_names
+
+    assert [f.text for f in find_names(text)] == names
