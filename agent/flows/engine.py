@@ -58,10 +58,31 @@ _REPORT = re.compile(
     r"\b(?:i (?:lost|have lost|'ve lost|can'?t find|don'?t recogni[sz]e|do not recogni[sz]e|didn'?t (?:make|authori[sz]e|"
     r"get|receive|buy)|was charged|got charged|have been charged|'ve been charged|only got)|"
     r"(?:was|were|been|got|has been) (?:stolen|charged|debited)|charged (?:me )?twice|"
-    r"my (?:card|phone|wallet|purse)\b.{0,20}\b(?:lost|stolen|missing|gone))\b", re.I)
+    r"my (?:card|phone|wallet|purse)\b.{0,20}\b(?:lost|stolen|missing|gone)|"
+    r"(?:has |have |it |and it )?(?:failed|bounced)|never (?:arrived|came|turned up|reached)|"
+    r"(?:hasn'?t|haven'?t|has not|have not|didn'?t|did not) (?:arrived|arrive|come|turned up|received|receive|got|get))\b",
+    re.I)
 _UNSURE = re.compile(r"\b(?:don'?t know|not sure|no idea|can'?t remember|cannot remember|forgot|dunno)\b", re.I)
-_ACK = re.compile(r"^\W*(?:yes|yeah|yep|no|nope|ok(?:ay)?|correct|right|that'?s (?:right|correct|it|wrong)|sure|"
-                  r"thanks?|thank you|cheers|please|hi|hello)\W*(?:please|thanks)?\W*$", re.I)
+# A reply made only of these words is an answer to a yes/no question, never a name or a value.
+_AFFIRM = frozenset("yes yeah yep yup correct right sure ok okay confirm confirmed exactly perfect fine good "
+                    "absolutely definitely".split())
+_NEGATE = frozenset("no nope nah wrong incorrect".split())
+_FILLER = frozenset("that's thats that is it all looks sounds spot on thanks thank you please go ahead do "
+                    "so yes i think quite totally".split())
+
+
+def _only(words: frozenset[str], message: str) -> bool:
+    """The message says nothing but ``words`` (and fillers): "yes, that's all correct"."""
+    tokens = [t.lower() for t in re.findall(r"[\w']+", message)]
+    return bool(tokens) and all(t in words or t in _FILLER for t in tokens) and any(t in words for t in tokens)
+
+
+def _ack(message: str) -> bool:
+    return _only(_AFFIRM | _NEGATE | frozenset({"thanks", "cheers", "hi", "hello"}), message)
+
+
+def _yes(message: str) -> bool:
+    return bool(_YES.search(message)) or _only(_AFFIRM, message)
 _MASKED_CARD = re.compile(r"•{2,}\s?\d{4}")
 _CUE_WINDOW = 32  # characters before a value searched for one of its slot's cues ("asked for £100")
 
@@ -226,7 +247,7 @@ class FlowEngine:
             return FlowStep("cancel", "No problem, I've stopped there and no case was opened. "
                             "Is there anything else I can help with?", f"the customer left flow {flow.name}",
                             flow, slots, None)
-        if state.offered and not changed and not _YES.search(message):
+        if state.offered and not changed and not _yes(message):
             if state.misses >= 1 or not self._digression(decision, flow, message):
                 return None  # the offer was not taken up: the flow is dropped, the message answered as usual
             state = FlowState(flow.name, slots, state.stage, state.awaiting, state.misses + 1, True, state.intent)
@@ -244,7 +265,7 @@ class FlowEngine:
             return self._next(flow, state, "", f"slot(s) {', '.join(sorted(changed))} filled",
                               noted=_noted(flow, {k: v for k, v in slots.items() if changed.get(k)}))
         if state.stage == "confirm":
-            if _YES.search(message):
+            if _yes(message):
                 return FlowStep("handoff", "", f"the customer confirmed flow {flow.name}", flow, slots, None,
                                 open_case=True)
             if _NO.search(message):
@@ -349,8 +370,9 @@ class FlowEngine:
         if slot_type == "name":
             if not found:  # the tagger missed it: a capitalised name after "at", "to", "from"…
                 found = find_names(text)
-            if found or not answer or _UNSURE.search(message) or _ACK.search(message) or _is_question(message):
-                return found
+            if (found or not answer or _UNSURE.search(message) or _ack(message) or _is_question(message)
+                    or find_value("amount", text, now) or find_value("date", text, now)):
+                return found  # "It was 212 euros" answers another question than "which shop?"
         for extra in find_value(slot_type, text, now, self.book.default_currency, answer=answer and not found):
             if _in_masked_card(text, extra):
                 continue
@@ -369,7 +391,11 @@ class FlowEngine:
             return {}
         lowered = message.lower()
         out: dict[str, Found] = {}
-        left = list(values)
+        # "…, not Patel": a value right after "not" or "instead of" is the one taken back.
+        negated = [v for v in values if re.search(r"\b(?:not|instead of|rather than)\s+(?:the\s+)?$", lowered[:v.start])]
+        left = [v for v in values if v not in negated]
+        if group[0].type == "name" and len(group) == 1 and len(left) > 1:
+            left = sorted(left, key=lambda v: -len(v.text))[:1]  # "Shah, … so Priya Shah": the fullest
         # Correction: a value equal to a slot's current one is the one being taken back ("£16 not
         # £60"); another value of the same type replaces it.
         for slot in group:

@@ -137,7 +137,7 @@ def find_dates(text: str, now: datetime) -> list[Found]:
 
 _NAME_CUE = r"(?:at|to|from|with|by|via|called|named|meant|not|paid|pay|owe[sd]?|refund(?:ed)?|says|said|shows|showed)"
 _CAPITALISED = r"(?:[A-Z][\w'&.-]*|[A-Z]{2,})"
-_NAME_RUN = re.compile(rf"(?:\b(?i:{_NAME_CUE})\s+|^\W*(?i:also|and|but|well|oh|so|ok|okay|hi|hello),?\s+)(?P<name>{_CAPITALISED}(?:\s+(?:&\s+)?{_CAPITALISED}){{0,3}})")
+_NAME_RUN = re.compile(rf"(?:\b(?i:{_NAME_CUE})\s+(?:(?i:a|an|the)\s+)?|^\W*(?i:also|and|but|well|oh|so|ok|okay|hi|hello),?\s+)(?P<name>{_CAPITALISED}(?:\s+(?:&\s+)?{_CAPITALISED}){{0,3}})")
 _NOT_NAMES = frozenset(
     "i i'm i've i'd i'll my me it it's its the a an this that there there's they he she we you your our "
     "hi hello hey yes no ok okay sorry thanks please also well so and but or can could would should will what "
@@ -148,7 +148,8 @@ _NOT_NAMES = frozenset(
 
 
 _NAME_BEFORE_VERB = re.compile(rf"(?P<name>{_CAPITALISED}(?:\s+(?:&\s+)?{_CAPITALISED}){{0,3}})\s+"
-                               r"(?i:(?:still\s+|never\s+|have\s+|has\s+|haven'?t\s+|hasn'?t\s+|didn'?t\s+)*"
+                               r"(?i:(?:still\s+|never\s+|have\s+|has\s+|haven'?t\s+|hasn'?t\s+|didn'?t\s+|needs?\s+to\s+|"
+                               r"agreed\s+to\s+|promised\s+to\s+|(?:were|was)\s+supposed\s+to\s+|(?:have|has)\s+to\s+)*"
                                r"(?:charged|took|taken|owes?|said|says|refunded|refund|debited|billed|promised))\b")
 
 
