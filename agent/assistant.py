@@ -225,6 +225,9 @@ class Assistant:
         timings: dict[str, float] = {}
         case_id: int | None = None
         self._restore(session_id)
+        if self.store is not None and (person := self.store.held_by(session_id)):
+            yield from self._held_reply(message, session_id, person, cards_masked, notes, start)
+            return
 
         understanding = self.nlu.understand(message)
         timings["nlu_s"] = time.perf_counter() - start
@@ -323,6 +326,29 @@ class Assistant:
     def pending_replies(self, session_id: str) -> list[str]:
         """Replies a person wrote on this session's case since the customer last wrote (marked seen)."""
         return [] if self.store is None else self.store.pending_person_replies(session_id)
+
+    # Said once per hold, to the first message after a person took the case; later messages get no
+    # reply from the assistant (an empty text): the customer is talking with a person now, and a
+    # bot repeating itself between the person's answers would read as if nobody was there.
+    HELD_NOTICE = "A member of our team is looking at this conversation and will reply here."
+
+    def _held_reply(self, message: str, session_id: str, person: str, cards_masked: bool, notes: list[str],
+                    start: float) -> Iterator[AssistantEvent]:
+        """A person holds the conversation (``agent cases take``, the Desk): keep the customer's turn
+        for them and run no model; the reply is :attr:`HELD_NOTICE` once per hold, then empty."""
+        assert self.store is not None
+        text = self.HELD_NOTICE if self.store.turns_while_held(session_id) == 0 else ""
+        if cards_masked and self._warn_once(session_id):
+            text = f"{text} {CARD_WARNING}".strip()
+            notes.append("card number masked")
+        if text:
+            yield AssistantEvent("token", text)
+        reason = "; ".join([f"a person ({person}) holds this conversation", *notes])
+        timings = {"total_s": time.perf_counter() - start}
+        self.memory.add_turn(session_id, message[:2000], text, route="handoff")
+        self.store.add_turn(session_id, "customer", message, route="handoff", reason=reason, reply=text,
+                            timings={k: round(v, 4) for k, v in timings.items()})
+        yield AssistantEvent("done", text, Reply(text, "handoff", reason, timings=timings, session_id=session_id))
 
     def _restore(self, session_id: str) -> None:
         """Refill memory from the store the first time a session is seen since start."""

@@ -19,6 +19,7 @@ cases_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_excep
 conversations_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 CaseId = Annotated[int, typer.Argument(help="The case number.")]
+Person = Annotated[str, typer.Option("--as", help="Your name, as the customer sees it with your replies.")]
 Before = Annotated[str, typer.Option("--before", help="A date (YYYY-MM-DD) or ISO time, UTC: conversations last active before it.")]
 
 
@@ -54,7 +55,14 @@ def list_cases(
     if not found:
         typer.echo("no cases")
     for c in found:
-        typer.echo(f"#{c.id}  {c.status:<9} {c.updated_at}  session {c.session_id}  {c.summary or ''}")
+        typer.echo(f"#{c.id}  {c.status:<9} {_who(c):<14} {c.updated_at}  session {c.session_id}  {c.summary or ''}")
+
+
+def _who(case: Any) -> str:
+    """Who works on a case: its assignee, marked when they hold the conversation now."""
+    if case.held_by:
+        return f"{case.held_by} (holds)"
+    return case.assignee or "-"
 
 
 @cases_app.command("show")
@@ -69,28 +77,51 @@ def show_case(case_id: CaseId, json_output: Json = False, store: Store = None) -
         return
     typer.echo(f"case #{case.id} ({case.status}) · session {case.session_id} · opened {case.created_at}")
     typer.echo(f"reason: {case.handoff_reason} · sentiment: {case.sentiment or '-'}")
+    held = f" · held by {case.held_by} (the assistant is silent)" if case.held_by else ""
+    typer.echo(f"assignee: {case.assignee or '-'}{held}")
     typer.echo(f"summary: {case.summary}")
     for turn in transcript:
         if turn["role"] == "customer":
             typer.echo(f"customer> {turn['text']}")
             typer.echo(f"qagent>   {turn['reply']}  [{turn['route']}]")
         else:
-            typer.echo(f"{turn['role']}> {turn['text']}")
+            author = f" ({turn['author']})" if turn.get("author") else ""
+            typer.echo(f"{turn['role']}{author}> {turn['text']}")
 
 
 @cases_app.command("reply")
 @friendly_errors
 def reply_case(case_id: CaseId, text: Annotated[str, typer.Argument(help="What to tell the customer.")],
+               person: Annotated[str | None, typer.Option("--as", help="Your name, shown to the customer in the web chat.")] = None,
                store: Store = None) -> None:
-    """Reply to the customer as a person; they see it the next time they write."""
-    case = _store(store).reply_to_case(case_id, text)
-    typer.echo(f"case #{case.id} is {case.status}; the customer sees the reply when they next write")
+    """Reply to the customer as a person; the web chat shows it within seconds, the terminal chat when they next write."""
+    case = _store(store).reply_to_case(case_id, text, person=person)
+    typer.echo(f"case #{case.id} is {case.status}; the customer sees the reply in the web chat now, "
+               "in the terminal chat when they next write")
+
+
+@cases_app.command("take")
+@friendly_errors
+def take_case(case_id: CaseId, person: Person, store: Store = None) -> None:
+    """Take a case: it is assigned to you and the assistant stays silent in its conversation until you hand it back."""
+    case = _store(store).take_case(case_id, person)
+    typer.echo(f"case #{case.id} is assigned to {case.assignee}, who holds its conversation: the assistant "
+               f"stays silent there until 'agent cases handback {case.id}'")
+
+
+@cases_app.command("handback")
+@friendly_errors
+def hand_back(case_id: CaseId, store: Store = None) -> None:
+    """Hand the case's conversation back to the assistant (the case stays assigned until resolved)."""
+    case = _store(store).hand_back(case_id)
+    typer.echo(f"the assistant answers case #{case.id}'s conversation again; the case stays assigned to "
+               f"{case.assignee or 'nobody'} until resolved")
 
 
 @cases_app.command("resolve")
 @friendly_errors
 def resolve_case(case_id: CaseId, store: Store = None) -> None:
-    """Mark a case resolved."""
+    """Mark a case resolved (a held conversation goes back to the assistant)."""
     case = _store(store).set_status(case_id, "resolved")
     typer.echo(f"case #{case.id} is resolved")
 

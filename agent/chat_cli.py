@@ -115,10 +115,13 @@ def stream_reply(assistant: Any, message: str, session: str, out: TextIO, detail
     pending = getattr(assistant, "pending_replies", None)
     for text in pending(session) if pending is not None else ():
         out.write(f"team> {text}\n")  # a person's reply on the session's case, seen now
-    out.write("qagent> ")
-    out.flush()
-    reply = None
+    reply, started = None, False
     for event in assistant.stream(message, session):
+        # The prompt comes with the first words: while a person holds the conversation the
+        # assistant may say nothing at all, and then no empty "qagent>" line is printed.
+        if event.kind in ("token", "replaced") and not started:
+            out.write("qagent> ")
+            started = True
         if event.kind == "token":
             out.write(event.text)
         elif event.kind == "replaced":
@@ -126,7 +129,8 @@ def stream_reply(assistant: Any, message: str, session: str, out: TextIO, detail
         else:
             reply = event.reply
         out.flush()
-    out.write("\n")
+    if started:
+        out.write("\n")
     if details and reply is not None:
         out.write(f"  ({describe_reply(reply)})\n")
     out.flush()

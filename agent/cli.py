@@ -39,7 +39,7 @@ app.add_typer(eval_app, name="eval", help="Evaluate trained models: accuracy, F1
 app.add_typer(index_app, name="index", help="Build and search knowledge-base indexes (FAISS).")
 app.add_typer(monitor_app, name="monitor", help="Score news feeds, store them in SQLite, raise negative-news alerts (local or Ray).")
 app.add_typer(jobs_app, name="jobs", help="Recorded finetune/eval runs: list, show, logs, cancel, resume, compare.")
-app.add_typer(cases_app, name="cases", help="Cases opened by handoffs: list, show, reply, resolve.")
+app.add_typer(cases_app, name="cases", help="Cases opened by handoffs: list, show, take, reply, handback, resolve.")
 app.add_typer(conversations_app, name="conversations", help="Stored conversations: export and purge (retention).")
 app.command(help="Chat with the assistant in the terminal (type /help for commands).")(chat)
 app.command(help="Answer one message, or a file of messages (one JSON reply per line).")(ask)

@@ -7,7 +7,16 @@ is shared by all threads. The schema is created on first use; a file that exists
 qagent store is refused with one clear error instead of being written into.
 
 A customer's turn row holds the whole exchange (message, NLU result, route, reason, reply,
-timings); a ``person`` row is a reply written on the session's case (``agent cases reply``).
+timings); a ``person`` row is a reply written on the session's case (``agent cases reply``, the
+web UI's Desk), with its author.
+
+A person can *take* a case (:meth:`ConversationStore.take_case`): the case becomes ``assigned`` to
+them and its conversation is *held* (``conversations.held_by``), so the assistant stays silent
+while they talk with the customer, until they hand it back or resolve the case.
+
+Schema versions: 1 (sessions, turns, cases); 2 adds ``cases.assignee``,
+``conversations.held_by``/``held_since`` and ``turns.author``. A version-1 store is migrated in
+place when it is opened (the columns are added, every row kept).
 
 Card numbers never reach here: the assistant masks them first (:mod:`agent.cards`).
 """
@@ -17,16 +26,22 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Columns each version added, in order: opening an older store adds them (see _migrate).
+ADDED_IN = {2: (("conversations", "held_by"), ("conversations", "held_since"), ("cases", "assignee"),
+                ("turns", "author"))}
 STATUSES = ("open", "assigned", "resolved", "cancelled")
+ACTIVE = ("open", "assigned")  # the cases a person still works on (the desk lists them)
 ROLES = ("customer", "assistant", "person")
+T = TypeVar("T")
 _NEXT = {"open": {"assigned", "resolved", "cancelled"}, "assigned": {"resolved", "cancelled", "open"}}
 
 metadata = sa.MetaData()
@@ -38,6 +53,8 @@ sessions = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("card_warned", sa.Boolean, nullable=False, default=False),
+    sa.Column("held_by", sa.String(200)),  # the person answering this conversation; NULL: the assistant does
+    sa.Column("held_since", sa.DateTime(timezone=True)),
 )
 turns = sa.Table(
     "turns", metadata,
@@ -52,6 +69,7 @@ turns = sa.Table(
     sa.Column("reply", sa.Text),
     sa.Column("timings", sa.Text),
     sa.Column("delivered", sa.Boolean, nullable=False, default=True),  # a person's reply the customer has seen
+    sa.Column("author", sa.String(200)),  # who wrote a person turn
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("session_id", "turn_index"),
 )
@@ -65,6 +83,7 @@ cases = sa.Table(
     sa.Column("handoff_reason", sa.Text),
     sa.Column("sentiment", sa.String(32)),
     sa.Column("summary", sa.Text),
+    sa.Column("assignee", sa.String(200)),  # the person who took the case
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
@@ -86,6 +105,7 @@ class StoredTurn:
     nlu: dict[str, Any] | None = None
     timings: dict[str, float] | None = None
     created_at: str = ""
+    author: str | None = None  # the person who wrote a ``person`` turn
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -103,6 +123,8 @@ class Case:
     summary: str | None
     created_at: str
     updated_at: str
+    assignee: str | None = None  # who took the case
+    held_by: str | None = None  # who holds its conversation now (None: the assistant answers)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -178,7 +200,9 @@ class ConversationStore:
                     raise StoreError(f"{self._shown()} is a database but not a qagent conversation store "
                                      "(give another --store file, or --store none)")
                 version = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
-                if version != str(SCHEMA_VERSION):
+                if version in {str(v) for v in range(1, SCHEMA_VERSION)}:
+                    _migrate(conn, int(version))
+                elif version != str(SCHEMA_VERSION):
                     raise StoreError(f"{self._shown()} has store schema {version}; this qagent reads {SCHEMA_VERSION}")
         except sa.exc.DatabaseError as exc:
             raise StoreError(f"{self._shown()} is not a qagent conversation store ({_first_line(exc)}); "
@@ -199,21 +223,29 @@ class ConversationStore:
         values = dict(role=role, text=text, nlu=None if nlu is None else json.dumps(nlu, ensure_ascii=False),
                       route=route, reason=reason, reply=reply,
                       timings=None if timings is None else json.dumps(timings), delivered=delivered)
-        # The lock orders this process's writers; another process (a second server on the same
-        # database) can take the same index first, which the unique key refuses: try the next one.
+        return self._write(lambda conn, now: self._insert_turn(conn, session_id, now, values))
+
+    def _write(self, work: Callable[[sa.Connection, datetime], T]) -> T:
+        """Run ``work(conn, now)`` in one transaction under the process's writer lock.
+
+        The lock orders this process's writers; another process (a second server on the same
+        database) can take the same turn index first, which the unique key refuses: try again.
+        """
         for attempt in range(5):
-            now = _now()
             try:
                 with self._lock, self.engine.begin() as conn:
-                    self._touch(conn, session_id, now)
-                    index = conn.execute(sa.select(sa.func.coalesce(sa.func.max(turns.c.turn_index), -1))
-                                         .where(turns.c.session_id == session_id)).scalar_one() + 1
-                    conn.execute(turns.insert().values(session_id=session_id, turn_index=index, created_at=now, **values))
-                return index
+                    return work(conn, _now())
             except sa.exc.IntegrityError:
                 if attempt == 4:
                     raise
         raise AssertionError("unreachable")
+
+    def _insert_turn(self, conn: sa.Connection, session_id: str, now: datetime, values: dict[str, Any]) -> int:
+        self._touch(conn, session_id, now)
+        index = conn.execute(sa.select(sa.func.coalesce(sa.func.max(turns.c.turn_index), -1))
+                             .where(turns.c.session_id == session_id)).scalar_one() + 1
+        conn.execute(turns.insert().values(session_id=session_id, turn_index=index, created_at=now, **values))
+        return index
 
     def _touch(self, conn: sa.Connection, session_id: str, now: datetime) -> None:
         updated = conn.execute(sessions.update().where(sessions.c.session_id == session_id).values(updated_at=now))
@@ -231,13 +263,32 @@ class ConversationStore:
 
     def pending_person_replies(self, session_id: str) -> list[str]:
         """Replies a person wrote that the customer has not seen yet; marks them seen."""
+        return [t.text for t in self.pending_person_turns(session_id)]
+
+    def pending_person_turns(self, session_id: str) -> list[StoredTurn]:
+        """:meth:`pending_person_replies` with each reply's author (the web chat names them)."""
         with self._lock, self.engine.begin() as conn:
-            rows = conn.execute(sa.select(turns.c.id, turns.c.text).where(
+            rows = conn.execute(sa.select(turns).where(
                 turns.c.session_id == session_id, turns.c.role == "person", turns.c.delivered.is_(False))
                 .order_by(turns.c.turn_index)).all()
             if rows:
                 conn.execute(turns.update().where(turns.c.id.in_([r.id for r in rows])).values(delivered=True))
-        return [r.text for r in rows]
+        return [_turn(r) for r in rows]
+
+    def held_by(self, session_id: str) -> str | None:
+        """The person holding the conversation (the assistant stays silent), or None."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sessions.c.held_by).where(sessions.c.session_id == session_id)).scalar()
+
+    def turns_while_held(self, session_id: str) -> int:
+        """Customer turns written since the current hold began (0 when nobody holds the conversation)."""
+        with self.engine.connect() as conn:
+            since = conn.execute(sa.select(sessions.c.held_since).where(
+                sessions.c.session_id == session_id, sessions.c.held_by.is_not(None))).scalar()
+            if since is None:
+                return 0
+            return conn.execute(sa.select(sa.func.count()).select_from(turns).where(
+                turns.c.session_id == session_id, turns.c.role == "customer", turns.c.created_at >= since)).scalar_one()
 
     def card_warned(self, session_id: str) -> bool:
         with self.engine.connect() as conn:
@@ -252,10 +303,9 @@ class ConversationStore:
     def open_case(self, session_id: str, *, reason: str, sentiment: str | None, summary: str,
                   flow: str | None = None, slots: dict[str, Any] | None = None) -> tuple[Case, bool]:
         """Open a case for the session, or return its open one; ``(case, opened_now)``."""
-        now = _now()
-        with self._lock, self.engine.begin() as conn:
-            existing = conn.execute(sa.select(cases).where(
-                cases.c.session_id == session_id, cases.c.status.in_(("open", "assigned"))).order_by(cases.c.id)).first()
+        def work(conn: sa.Connection, now: datetime) -> tuple[Case, bool]:
+            existing = conn.execute(_select_cases().where(
+                cases.c.session_id == session_id, cases.c.status.in_(ACTIVE)).order_by(cases.c.id)).first()
             if existing is not None:
                 return _case(existing), False
             self._touch(conn, session_id, now)
@@ -263,45 +313,124 @@ class ConversationStore:
                 session_id=session_id, flow=flow, slots=json.dumps(slots or {}, ensure_ascii=False), status="open",
                 handoff_reason=reason, sentiment=sentiment, summary=summary, created_at=now, updated_at=now)
                 .returning(cases.c.id)).scalar_one()
-            row = conn.execute(sa.select(cases).where(cases.c.id == new_id)).one()
-        return _case(row), True
+            return _read_case(conn, new_id), True
+
+        return self._write(work)
 
     def case(self, case_id: int) -> Case:
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(cases).where(cases.c.id == case_id)).first()
-        if row is None:
-            raise LookupError(f"no case {case_id} (see 'agent cases list')")
-        return _case(row)
+            return _read_case(conn, case_id)
 
     def cases(self, statuses: tuple[str, ...] | None = None) -> list[Case]:
         for status in statuses or ():
             if status not in STATUSES:
                 raise ValueError(f"status must be among {', '.join(STATUSES)}, got {status!r}")
-        query = sa.select(cases).order_by(cases.c.id)
+        query = _select_cases().order_by(cases.c.id)
         if statuses:
             query = query.where(cases.c.status.in_(statuses))
         with self.engine.connect() as conn:
             return [_case(r) for r in conn.execute(query).all()]
 
-    def set_status(self, case_id: int, status: str) -> Case:
-        current = self.case(case_id)
-        if status not in _NEXT.get(current.status, set()):
-            raise ValueError(f"case {case_id} is {current.status}; it cannot become {status}")
-        with self._lock, self.engine.begin() as conn:
-            conn.execute(cases.update().where(cases.c.id == case_id).values(status=status, updated_at=_now()))
-        return self.case(case_id)
+    def desk_cases(self) -> list[Case]:
+        """The cases a person still has to work on (open and assigned), for the desk.
 
-    def reply_to_case(self, case_id: int, text: str) -> Case:
-        """A person's reply: a ``person`` turn the customer sees the next time they write."""
-        case = self.case(case_id)
-        if case.status not in ("open", "assigned"):
-            raise ValueError(f"case {case_id} is {case.status}; reopen it or open a new one to reply")
+        Most upset first, then newest: every case with negative sentiment comes before the
+        others, and within each group the most recently opened case comes first (a customer who
+        just asked for a person is still there to be answered; an hours-old case can wait minutes
+        more). Ties in time go to the higher case number.
+        """
+        upset_first = sa.case((cases.c.sentiment == "negative", 0), else_=1)
+        query = (_select_cases().where(cases.c.status.in_(ACTIVE))
+                 .order_by(upset_first, cases.c.created_at.desc(), cases.c.id.desc()))
+        with self.engine.connect() as conn:
+            return [_case(r) for r in conn.execute(query).all()]
+
+    def set_status(self, case_id: int, status: str) -> Case:
+        """Move a case on (see :data:`STATUSES`). Resolving or cancelling it releases its conversation
+        to the assistant; reopening it also forgets who took it."""
+        def work(conn: sa.Connection, now: datetime) -> Case:
+            current = _read_case(conn, case_id, lock=True)
+            if status not in _NEXT.get(current.status, set()):
+                raise ValueError(f"case {case_id} is {current.status}; it cannot become {status}")
+            values: dict[str, Any] = {"status": status, "updated_at": now}
+            if status == "open":
+                values["assignee"] = None
+            conn.execute(cases.update().where(cases.c.id == case_id).values(**values))
+            if status != "assigned":
+                _release(conn, current.session_id)
+            return _read_case(conn, case_id)
+
+        return self._write(work)
+
+    def take_case(self, case_id: int, person: str) -> Case:
+        """``person`` takes the case: it becomes assigned to them and they hold its conversation
+        (the assistant stays silent there until :meth:`hand_back` or the case is resolved).
+
+        Taking a case someone else holds is refused: they hand it back first, so two people never
+        answer one customer without knowing of each other.
+        """
+        person = _person(person)
+
+        def work(conn: sa.Connection, now: datetime) -> Case:
+            current = _read_case(conn, case_id, lock=True)
+            if current.status not in ACTIVE:
+                raise ValueError(f"case {case_id} is {current.status}; only open or assigned cases can be taken")
+            if current.held_by == person:
+                return current
+            if current.held_by is not None:
+                raise ValueError(f"case {case_id} is held by {current.held_by}; hand it back first to take it over")
+            conn.execute(cases.update().where(cases.c.id == case_id).values(status="assigned", assignee=person,
+                                                                            updated_at=now))
+            conn.execute(sessions.update().where(sessions.c.session_id == current.session_id)
+                         .values(held_by=person, held_since=now))
+            return _read_case(conn, case_id)
+
+        return self._write(work)
+
+    def hand_back(self, case_id: int) -> Case:
+        """Release the case's conversation to the assistant, which answers the customer's next message.
+
+        The case stays ``assigned`` (to the same person): they talked with the customer and still
+        own the follow-up, and can resolve it later; handing back is not giving the case up.
+        """
+        def work(conn: sa.Connection, now: datetime) -> Case:
+            current = _read_case(conn, case_id, lock=True)
+            if current.held_by is None:
+                raise ValueError(f"case {case_id}'s conversation is not held by a person; the assistant already answers")
+            _release(conn, current.session_id)
+            conn.execute(cases.update().where(cases.c.id == case_id).values(updated_at=now))
+            return _read_case(conn, case_id)
+
+        return self._write(work)
+
+    def reply_to_case(self, case_id: int, text: str, person: str | None = None) -> Case:
+        """A person's reply: a ``person`` turn the customer sees the next time they write (the
+        web chat shows it within seconds). An open case becomes assigned, to ``person`` if given.
+
+        Args:
+            case_id: The case.
+            text: What to tell the customer.
+            person: Who writes (shown to the customer with the reply); None for an unnamed team member.
+        """
         if not text.strip():
             raise ValueError("the reply is empty")
-        self.add_turn(case.session_id, "person", text, delivered=False)
-        if case.status == "open":
-            return self.set_status(case_id, "assigned")
-        return case
+        author = None if person is None else _person(person)
+
+        def work(conn: sa.Connection, now: datetime) -> Case:
+            current = _read_case(conn, case_id, lock=True)
+            if current.status not in ACTIVE:
+                raise ValueError(f"case {case_id} is {current.status}; reopen it or open a new one to reply")
+            self._insert_turn(conn, current.session_id, now,
+                              dict(role="person", text=text, author=author, delivered=False))
+            values: dict[str, Any] = {"updated_at": now}
+            if current.status == "open":
+                values.update(status="assigned", assignee=author)
+            elif current.assignee is None and author is not None:
+                values["assignee"] = author
+            conn.execute(cases.update().where(cases.c.id == case_id).values(**values))
+            return _read_case(conn, case_id)
+
+        return self._write(work)
 
     # --- retention ---------------------------------------------------------------------------
     def conversations_before(self, before: datetime) -> list[dict[str, Any]]:
@@ -312,7 +441,7 @@ class ConversationStore:
         out = []
         for sid in ids:
             with self.engine.connect() as conn:
-                case_rows = conn.execute(sa.select(cases).where(cases.c.session_id == sid)).all()
+                case_rows = conn.execute(_select_cases().where(cases.c.session_id == sid)).all()
             out.append({"session_id": sid, "turns": [t.to_dict() for t in self.turns(sid)],
                         "cases": [_case(r).to_dict() for r in case_rows]})
         return out
@@ -323,7 +452,7 @@ class ConversationStore:
         with self._lock, self.engine.begin() as conn:
             old = set(conn.execute(sa.select(sessions.c.session_id).where(sessions.c.updated_at < before)).scalars())
             held = set(conn.execute(sa.select(cases.c.session_id).where(
-                cases.c.session_id.in_(old), cases.c.status.in_(("open", "assigned")))).scalars()) if old else set()
+                cases.c.session_id.in_(old), cases.c.status.in_(ACTIVE))).scalars()) if old else set()
             doomed = sorted(old - held)
             if doomed:
                 conn.execute(turns.delete().where(turns.c.session_id.in_(doomed)))
@@ -350,12 +479,60 @@ def _loads(value: str | None) -> Any:
 
 def _turn(r: Any) -> StoredTurn:
     return StoredTurn(r.session_id, r.turn_index, r.role, r.text, r.route, r.reason, r.reply, _loads(r.nlu),
-                      _loads(r.timings), _iso(r.created_at))
+                      _loads(r.timings), _iso(r.created_at), r.author)
+
+
+def _select_cases() -> sa.Select:
+    """Cases with who holds their conversation."""
+    return sa.select(cases, sessions.c.held_by).join_from(cases, sessions, cases.c.session_id == sessions.c.session_id)
+
+
+def _read_case(conn: sa.Connection, case_id: int, *, lock: bool = False) -> Case:
+    query = _select_cases().where(cases.c.id == case_id)
+    # FOR UPDATE (PostgreSQL; SQLite locks the whole file on write): two desks taking or replying
+    # to one case at once are serialised, so the second sees what the first did.
+    row = conn.execute(query.with_for_update(of=cases) if lock else query).first()
+    if row is None:
+        raise LookupError(f"no case {case_id} (see 'agent cases list')")
+    return _case(row)
 
 
 def _case(r: Any) -> Case:
     return Case(r.id, r.session_id, r.status, r.flow, json.loads(r.slots or "{}"), r.handoff_reason, r.sentiment,
-                r.summary, _iso(r.created_at), _iso(r.updated_at))
+                r.summary, _iso(r.created_at), _iso(r.updated_at), r.assignee, r.held_by)
+
+
+def _release(conn: sa.Connection, session_id: str) -> None:
+    conn.execute(sessions.update().where(sessions.c.session_id == session_id).values(held_by=None, held_since=None))
+
+
+def _person(name: str) -> str:
+    name = " ".join(str(name).split())
+    if not name:
+        raise ValueError("give the person's name (--as NAME)")
+    if len(name) > 200:
+        raise ValueError(f"the person's name is {len(name)} characters; 200 at most")
+    return name
+
+
+def _migrate(conn: sa.Connection, version: int) -> None:
+    """Bring a store written by an older qagent up to :data:`SCHEMA_VERSION`, in place.
+
+    Only columns are added (NULL in existing rows), so every row is kept and older readers' data
+    stays valid. Columns already there are skipped: SQLite runs ALTER TABLE outside the
+    transaction, so a migration cut short is finished by the next open.
+    """
+    inspector = sa.inspect(conn)
+    for step in range(version + 1, SCHEMA_VERSION + 1):
+        for table_name, column_name in ADDED_IN[step]:
+            present = {c["name"] for c in inspector.get_columns(table_name)}
+            if column_name in present:
+                continue
+            column = metadata.tables[table_name].c[column_name]
+            kind = column.type.compile(dialect=conn.dialect)
+            preparer = conn.dialect.identifier_preparer
+            conn.execute(sa.text(f"ALTER TABLE {preparer.quote(table_name)} ADD COLUMN {preparer.quote(column_name)} {kind}"))
+    conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
 
 
 def open_store(where: str | Path | None) -> ConversationStore | None:

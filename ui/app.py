@@ -1,4 +1,4 @@
-"""The web UI: one ``gr.Blocks`` page with Chat, Monitor and Models tabs.
+"""The web UI: one ``gr.Blocks`` page with Chat, Desk, Monitor and Models tabs.
 
 Usage::
 
@@ -9,8 +9,9 @@ Usage::
     app = build_app(Assistant.load())
     start(app, ServeConfig(port=7860))      # or `agent serve`
 
-No business logic lives here: each tab only calls into the assistant, the news monitor and the
-checkpoints, and formats what they return (see ``ui/chat.py``, ``ui/monitor.py``, ``ui/models.py``).
+No business logic lives here: each tab only calls into the assistant, its conversation store, the
+news monitor and the checkpoints, and formats what they return (see ``ui/chat.py``, ``ui/desk.py``,
+``ui/monitor.py``, ``ui/models.py``).
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ def build_app(assistant: Any, config: AppConfig | None = None) -> Any:
 
     Args:
         assistant: :class:`agent.assistant.Assistant` (or anything with ``stream`` and ``reset``);
-            its loaded models also score feeds on the Monitor tab and are shown on the Models tab.
+            its loaded models also score feeds on the Monitor tab and are shown on the Models tab,
+            and its conversation store (``assistant.store``; None: ``--store none``) is the Desk's.
         config: Feedback file, monitor database and folder, upload limit.
 
     Returns:
@@ -80,15 +82,19 @@ def build_app(assistant: Any, config: AppConfig | None = None) -> Any:
     import gradio as gr
 
     from ui.chat import build_chat_tab
+    from ui.desk import build_desk_tab
     from ui.models import build_models_tab
     from ui.monitor import build_monitor_tab
 
     config = config or AppConfig()
+    store = getattr(assistant, "store", None)  # where handoffs become cases a person can take
     with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
         gr.Markdown(f"## {TITLE}")
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Chat", id="chat"):
-                build_chat_tab(assistant, FeedbackLog(config.feedback_path))
+                build_chat_tab(assistant, FeedbackLog(config.feedback_path), store)
+            with gr.Tab("Desk", id="desk") as desk_tab:
+                build_desk_tab(store, desk_tab, tabs)
             with gr.Tab("Monitor", id="monitor") as monitor_tab:
                 build_monitor_tab(config, assistant, monitor_tab)
             with gr.Tab("Models", id="models"):

@@ -7,18 +7,28 @@ of that comes from the assistant's :class:`~agent.assistant.Reply`; this module 
 Each browser session gets its own conversation id (a random uuid kept in ``gr.State``), so
 several people chatting at once never see each other's history; "New conversation" forgets the
 old one in the assistant's memory and starts a fresh id.
+
+A person's replies on the conversation's case (the Desk tab, ``agent cases reply``) appear in the
+chat within seconds, marked ``**Team (NAME):**``: a timer asks the store for replies not seen yet.
+Two events write the chat then (a reply streaming, a person's reply arriving), so the page's
+messages live in one list on the server (a ``gr.State``, shared by reference between a page's
+events) that both extend, rather than in the chatbot's value, which each event would read as it
+was when it was triggered and overwrite the other's messages with.
 """
 
 from __future__ import annotations
 
 import html
 import logging
+import threading
 import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 import gradio as gr  # at module level: Gradio reads the gr.LikeData hint of the like handler
 
+from ui.desk import team_label
 from ui.feedback import FeedbackLog
 
 logger = logging.getLogger("ui.chat")
@@ -33,6 +43,7 @@ EXAMPLES = (
     "What's the weather like in Paris?",
 )
 MAX_MESSAGE_CHARS = 2000  # the textbox refuses more; the assistant trims long pastes itself as well
+POLL_S = 2.0  # how soon a person's reply shows up; each tick is one small query per open chat
 
 
 class ChatAssistant(Protocol):
@@ -41,6 +52,12 @@ class ChatAssistant(Protocol):
     def stream(self, message: str, session_id: str = "default") -> Iterable[Any]: ...
 
     def reset(self, session_id: str) -> None: ...
+
+
+class PersonReplies(Protocol):
+    """Where people's replies come from (:class:`agent.store.ConversationStore`)."""
+
+    def pending_person_turns(self, session_id: str) -> list[Any]: ...
 
 
 def reply_details(reply: dict[str, Any] | None, message: str) -> tuple[str, dict[str, Any] | None, str]:
@@ -103,11 +120,44 @@ class ChatHandlers:
     Args:
         assistant: The loaded assistant (shared by all sessions; it keys memory by session id).
         feedback: Where thumbs up/down go.
+        replies: People's replies to show (the assistant's store); None: no person ever replies.
     """
 
-    def __init__(self, assistant: ChatAssistant, feedback: FeedbackLog) -> None:
+    def __init__(self, assistant: ChatAssistant, feedback: FeedbackLog, replies: PersonReplies | None = None) -> None:
         self.assistant = assistant
         self.feedback = feedback
+        self.replies = replies
+        self._lock = threading.Lock()
+        self._streaming: set[str] = set()  # sessions whose reply is being written (the poll waits)
+
+    def person_messages(self, session_id: str) -> list[dict[str, str]]:
+        """People's replies this conversation has not shown yet, as chat messages (marked seen)."""
+        if self.replies is None:
+            return []
+        return [{"role": "assistant", "content": f"{team_label(t.author)} {t.text}"}
+                for t in self.replies.pending_person_turns(session_id)]
+
+    def poll(self, history: list[dict[str, Any]] | None, session_id: str | None) -> Any:
+        """The timer: append people's new replies to the page's messages; the chat to show, or
+        ``gr.skip()`` when nothing arrived (or a reply is streaming: it shows them when it starts)."""
+        if history is None or not session_id or self.replies is None:
+            return gr.skip()
+        with self._lock:
+            if session_id in self._streaming:
+                return gr.skip()
+            arrived = self.person_messages(session_id)
+            history += arrived  # in place: the page's list, which a reply starting next extends
+        return list(history) if arrived else gr.skip()
+
+    @contextmanager
+    def _writing(self, session_id: str) -> Iterator[None]:
+        with self._lock:
+            self._streaming.add(session_id)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._streaming.discard(session_id)
 
     def respond(
         self, message: str, history: list[dict[str, Any]] | None, session_id: str | None, turns: dict | None
@@ -116,44 +166,57 @@ class ChatHandlers:
 
         ``turns`` maps the chat position of each assistant reply to what the customer asked and
         the full reply, so a thumbs up/down can be saved with everything a reviewer needs.
+        ``history`` is extended in place (the page's message list, see the module).
         """
-        history = list(history or [])
+        history = history if history is not None else []
         turns = dict(turns or {})
         message = (message or "").strip()
         if not message:  # Enter on an empty box: leave the page as it is
             yield tuple(gr.skip() for _ in range(7))
             return
         session_id = session_id or uuid.uuid4().hex
+        with self._writing(session_id):
+            yield from self._respond(message, history, session_id, turns)
+
+    def _respond(self, message: str, history: list[dict[str, Any]], session_id: str, turns: dict) -> Iterator[tuple]:
+        # A person's replies written since the last poll come before the message, as they were sent.
+        history += self.person_messages(session_id)
         history += [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
+        at = len(history) - 1  # the reply's place
         details = reply_details(None, message)
         yield list(history), "", session_id, dict(turns), *details
         try:
             for event in self.assistant.stream(message, session_id):
                 if event.kind == "token":
-                    history[-1] = {"role": "assistant", "content": history[-1]["content"] + event.text}
+                    history[at] = {"role": "assistant", "content": history[at]["content"] + event.text}
                 elif event.kind == "replaced":  # the guard threw the draft away: show its replacement
-                    history[-1] = {"role": "assistant", "content": event.text}
+                    history[at] = {"role": "assistant", "content": event.text}
                 elif event.kind == "done" and event.reply is not None:
                     reply = event.reply.to_dict()
-                    history[-1] = {"role": "assistant", "content": reply["text"]}
-                    turns[len(history) - 1] = {"message": message, "reply": reply, "turn": len(turns)}
                     details = reply_details(reply, message)
+                    if reply["text"]:
+                        history[at] = {"role": "assistant", "content": reply["text"]}
+                        turns[at] = {"message": message, "reply": reply, "turn": len(turns)}
+                    else:  # a person holds the conversation and the assistant says nothing: no empty bubble
+                        del history[at]
                 yield list(history), "", session_id, dict(turns), *details
         except Exception as exc:  # a chat page shows a sentence, never a traceback
             from finetune.errors import describe_error as describe
             from ui.messages import hide_paths
 
             logger.exception("the assistant failed on a message")
-            history[-1] = {
+            history[at] = {
                 "role": "assistant",
                 "content": f"Sorry, something went wrong on our side ({hide_paths(describe(exc))}). Please try again.",
             }
             yield list(history), "", session_id, dict(turns), "**Route:** error", None, ""
 
-    def new_conversation(self, session_id: str | None) -> tuple:
+    def new_conversation(self, session_id: str | None, history: list[dict[str, Any]] | None = None) -> tuple:
         """Forget this session's conversation; returns cleared (history, textbox, session, turns, panel...)."""
         if session_id:
             self.assistant.reset(session_id)
+        if history is not None:
+            history.clear()  # in place: the page's message list
         return [], "", None, {}, "", None, "", ""
 
     def rate(self, turns: dict | None, session_id: str | None, index: Any, liked: Any) -> str:
@@ -169,11 +232,18 @@ class ChatHandlers:
         return f"Thanks, your {'👍' if liked else '👎'} was saved for review."
 
 
-def build_chat_tab(assistant: ChatAssistant, feedback: FeedbackLog) -> None:
-    """Lay out the Chat tab inside the current ``gr.Blocks``/``gr.Tab`` context."""
-    handlers = ChatHandlers(assistant, feedback)
+def build_chat_tab(assistant: ChatAssistant, feedback: FeedbackLog, replies: PersonReplies | None = None) -> None:
+    """Lay out the Chat tab inside the current ``gr.Blocks``/``gr.Tab`` context.
+
+    Args:
+        assistant: The loaded assistant.
+        feedback: Where thumbs up/down go.
+        replies: People's replies to show in the chat (the assistant's store); None for none.
+    """
+    handlers = ChatHandlers(assistant, feedback, replies)
     session = gr.State(None)
     turns = gr.State({})
+    messages = gr.State([])  # the page's chat, shared by its events (see the module)
     with gr.Row():
         with gr.Column(scale=3):
             chatbot = gr.Chatbot(
@@ -181,6 +251,7 @@ def build_chat_tab(assistant: ChatAssistant, feedback: FeedbackLog) -> None:
                 feedback_options=("Like", "Dislike"),
                 buttons=["copy", "copy_all"],  # no "share": it would post the chat to the internet
                 placeholder="Ask about cards, payments, transfers, top-ups or your account.",
+                group_consecutive_messages=False,  # a person's reply is a message of its own, not the assistant's
             )
             message = gr.Textbox(
                 label="Your message", placeholder="Type a question and press Enter",
@@ -205,13 +276,17 @@ def build_chat_tab(assistant: ChatAssistant, feedback: FeedbackLog) -> None:
     # queue keeps each session's turns in order while other sessions wait their turn.
     shared = {"concurrency_id": "assistant", "concurrency_limit": 1}
     for trigger in (message.submit, send.click):
-        trigger(handlers.respond, [message, chatbot, session, turns], outputs,
+        trigger(handlers.respond, [message, messages, session, turns], outputs,
                 api_name="respond", api_visibility="private", **shared)
     # A plain, documented endpoint for programmatic clients (gradio_client): same handler.
     gr.api(_api_chat(handlers), api_name="chat", **shared)
-    new.click(handlers.new_conversation, [session], [*outputs, rated], api_visibility="private")
+    new.click(handlers.new_conversation, [session, messages], [*outputs, rated], api_visibility="private")
     # The chat window's own trash button must forget the conversation too, not just the display.
-    chatbot.clear(handlers.new_conversation, [session], [*outputs, rated], api_visibility="private")
+    chatbot.clear(handlers.new_conversation, [session, messages], [*outputs, rated], api_visibility="private")
+    if replies is not None:
+        # Not in the assistant's queue: a poll is one small query and must not wait for a reply being written.
+        gr.Timer(POLL_S).tick(handlers.poll, [messages, session], [chatbot], api_visibility="private",
+                              show_progress="hidden", concurrency_limit=None)
 
     chatbot.like(_like_handler(handlers), [turns, session], [rated], api_visibility="private")
 

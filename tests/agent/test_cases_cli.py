@@ -82,3 +82,56 @@ def test_a_wrong_store_fails_before_the_models_load(tmp_path):
     result = runner.invoke(app, ["ask", "hello", "--store", str(junk)])
     assert result.exit_code != 0 and "not a qagent conversation store" in result.output
     assert "loading the intent" not in result.output
+
+
+def test_cases_take_reply_as_handback(tmp_path):
+    db, assistant = _db_with_a_case(tmp_path)
+    [case] = assistant.store.cases()
+    taken = runner.invoke(app, ["cases", "take", str(case.id), "--as", "Dana", "--store", str(db)])
+    assert taken.exit_code == 0, taken.output
+    assert f"case #{case.id} is assigned to Dana" in taken.output and "handback" in taken.output
+    listed = runner.invoke(app, ["cases", "list", "--store", str(db)])
+    assert "assigned  Dana (holds)" in listed.output
+    [row] = json.loads(runner.invoke(app, ["cases", "list", "--json", "--store", str(db)]).output)
+    assert (row["assignee"], row["held_by"]) == ("Dana", "Dana")
+    assert assistant.respond("where is my card?", "web-1").text == assistant.HELD_NOTICE  # the assistant is silent
+
+    replied = runner.invoke(app, ["cases", "reply", str(case.id), "Found it: it ships today", "--as", "Dana", "--store", str(db)])
+    assert replied.exit_code == 0, replied.output
+    shown = runner.invoke(app, ["cases", "show", str(case.id), "--store", str(db)]).output
+    assert "assignee: Dana · held by Dana" in shown and "person (Dana)> Found it: it ships today" in shown
+    transcript = json.loads(runner.invoke(app, ["cases", "show", str(case.id), "--json", "--store", str(db)]).output)
+    assert transcript["assignee"] == "Dana" and transcript["transcript"][-1]["author"] == "Dana"
+
+    back = runner.invoke(app, ["cases", "handback", str(case.id), "--store", str(db)])
+    assert back.exit_code == 0 and "stays assigned to Dana" in back.output
+    assert json.loads(runner.invoke(app, ["cases", "list", "--json", "--store", str(db)]).output)[0]["held_by"] is None
+    out = io.StringIO()
+    again = stream_reply(assistant, "where is my card?", "web-1", out, details=False)
+    assert again.route == "answer"  # the assistant answers again
+    assert out.getvalue().startswith("team> Found it: it ships today\nqagent> ")
+
+
+def test_take_and_handback_errors_are_one_line(tmp_path):
+    db, assistant = _db_with_a_case(tmp_path)
+    [case] = assistant.store.cases()
+    missing_name = runner.invoke(app, ["cases", "take", str(case.id), "--store", str(db)])
+    assert missing_name.exit_code != 0 and "--as" in missing_name.output
+    not_held = runner.invoke(app, ["cases", "handback", str(case.id), "--store", str(db)])
+    assert not_held.exit_code != 0 and "not held by a person" in not_held.output
+    assert runner.invoke(app, ["cases", "take", str(case.id), "--as", "Dana", "--store", str(db)]).exit_code == 0
+    other = runner.invoke(app, ["cases", "take", str(case.id), "--as", "Eli", "--store", str(db)])
+    assert other.exit_code != 0 and "held by Dana; hand it back first" in other.output
+    assert len(other.output.strip().splitlines()) == 1 and "Traceback" not in other.output
+
+
+def test_chat_prints_nothing_for_the_assistant_while_a_person_holds_the_conversation(tmp_path):
+    db, assistant = _db_with_a_case(tmp_path)
+    [case] = assistant.store.cases()
+    assistant.store.take_case(case.id, "Dana")
+    first, second = io.StringIO(), io.StringIO()
+    stream_reply(assistant, "are you there?", "web-1", first, details=False)
+    assert first.getvalue() == f"qagent> {assistant.HELD_NOTICE}\n"
+    assistant.store.reply_to_case(case.id, "Yes, Dana here", person="Dana")
+    stream_reply(assistant, "great", "web-1", second, details=False)
+    assert second.getvalue() == "team> Yes, Dana here\n"  # the person answers; no empty "qagent>" line

@@ -149,3 +149,138 @@ def test_card_numbers_never_reach_the_models_the_store_or_the_reply(tmp_path):
     # timestamps and row ids that run into each other, so the test looks for this card.
     assert not re.search(rb"4111[ -]?1111[ -]?1111[ -]?1111", raw)
     assert luhn_valid("4111111111111111")  # the number the test hides is a real card number
+
+
+# --- taking a case: the desk ----------------------------------------------------------------
+
+
+def _handed_off(tmp_path, replies=(GOOD,), session="fay"):
+    store = ConversationStore(tmp_path / "a.db")
+    assistant, _ = make(list(replies), store=store)
+    assistant.respond(PERSON, session)
+    [case] = store.cases()
+    return store, assistant, case
+
+
+def test_a_person_takes_the_case_and_the_assistant_stays_silent_until_hand_back(tmp_path):
+    store, assistant, case = _handed_off(tmp_path)
+    understood: list[str] = []
+    understand = assistant.nlu.understand
+    assistant.nlu.understand = lambda m: understood.append(m) or understand(m)
+
+    taken = store.take_case(case.id, "Dana")
+    assert (taken.status, taken.assignee, taken.held_by) == ("assigned", "Dana", "Dana")
+    assert store.held_by("fay") == "Dana" and store.held_by("nobody") is None
+
+    first = assistant.respond("where is my card?", "fay")
+    assert first.route == "handoff" and first.text == assistant.HELD_NOTICE
+    assert first.reason == "a person (Dana) holds this conversation"
+    second = assistant.respond("hello? where is my card?", "fay")
+    assert second.text == "" and second.route == "handoff"  # said once per hold; the person answers now
+    assert understood == []  # no model ran (the fake language model has nothing to say either)
+    stored = store.turns("fay")
+    assert [(t.text, t.route, t.reply) for t in stored[-2:]] == [
+        ("where is my card?", "handoff", assistant.HELD_NOTICE), ("hello? where is my card?", "handoff", "")]
+
+    back = store.hand_back(case.id)
+    assert (back.status, back.assignee, back.held_by) == ("assigned", "Dana", None)  # still Dana's to resolve
+    answered = assistant.respond("where is my card?", "fay")
+    assert answered.route == "answer" and answered.text == GOOD and understood == ["where is my card?"]
+
+    store.take_case(case.id, "Dana")  # a new hold: the customer is told again, once
+    assert assistant.respond("thanks", "fay").text == assistant.HELD_NOTICE
+    resolved = store.set_status(case.id, "resolved")
+    assert resolved.held_by is None and store.held_by("fay") is None and resolved.assignee == "Dana"
+
+
+def test_a_held_conversation_still_masks_and_warns_about_card_numbers(tmp_path):
+    store, assistant, case = _handed_off(tmp_path)
+    store.take_case(case.id, "Dana")
+    reply = assistant.respond("it is 4111 1111 1111 1111", "fay")
+    assert reply.text.startswith(assistant.HELD_NOTICE) and "never share your full card number" in reply.text
+    assert reply.reason.endswith("card number masked")
+    assert store.turns("fay")[-1].text == "it is •••• 1111"
+
+
+def test_taking_handing_back_and_replying_refuse_what_makes_no_sense(tmp_path):
+    store, _, case = _handed_off(tmp_path)
+    with pytest.raises(ValueError, match="not held by a person"):
+        store.hand_back(case.id)
+    with pytest.raises(ValueError, match="give the person's name"):
+        store.take_case(case.id, "  ")
+    store.take_case(case.id, "Dana")
+    assert store.take_case(case.id, " Dana ").held_by == "Dana"  # taking your own case again changes nothing
+    with pytest.raises(ValueError, match="held by Dana; hand it back first"):
+        store.take_case(case.id, "Eli")
+    store.hand_back(case.id)
+    assert store.take_case(case.id, "Eli").assignee == "Eli"  # handed back, anyone may take it over
+    store.set_status(case.id, "resolved")
+    with pytest.raises(ValueError, match="case 1 is resolved; only open or assigned"):
+        store.take_case(case.id, "Dana")
+    with pytest.raises(ValueError, match="resolved; reopen it"):
+        store.reply_to_case(case.id, "hi", person="Dana")
+    with pytest.raises(LookupError, match="no case 42"):
+        store.take_case(42, "Dana")
+
+
+def test_reopening_a_case_forgets_who_took_it_and_releases_the_conversation(tmp_path):
+    store, _, case = _handed_off(tmp_path)
+    store.take_case(case.id, "Dana")
+    reopened = store.set_status(case.id, "open")
+    assert (reopened.status, reopened.assignee, reopened.held_by) == ("open", None, None)
+
+
+def test_a_named_reply_assigns_the_case_and_carries_its_author(tmp_path):
+    store, assistant, case = _handed_off(tmp_path)
+    replied = store.reply_to_case(case.id, "Hi, Dana here", person="Dana")
+    assert (replied.status, replied.assignee, replied.held_by) == ("assigned", "Dana", None)  # replying is not taking
+    [turn] = store.pending_person_turns("fay")
+    assert (turn.role, turn.text, turn.author) == ("person", "Hi, Dana here", "Dana")
+    assert assistant.pending_replies("fay") == []  # seen once, whichever way it was read
+    store.reply_to_case(case.id, "and Eli")
+    assert store.case(case.id).assignee == "Dana" and store.turns("fay")[-1].author is None
+
+
+def test_the_desk_lists_open_and_assigned_cases_upset_first_then_newest(tmp_path):
+    store = ConversationStore(tmp_path / "a.db")
+    opened = {}
+    for name, sentiment in [("calm-old", "neutral"), ("angry-old", "negative"), ("calm-new", "positive"),
+                            ("angry-new", "negative"), ("unknown", None), ("done", "negative")]:
+        opened[name], _ = store.open_case(name, reason="asked", sentiment=sentiment, summary=name)
+    store.take_case(opened["angry-old"].id, "Dana")
+    store.set_status(opened["done"].id, "resolved")
+    listed = store.desk_cases()
+    assert [c.session_id for c in listed] == ["angry-new", "angry-old", "unknown", "calm-new", "calm-old"]
+    assert listed[1].held_by == "Dana" and listed[1].status == "assigned"
+
+
+def test_a_version_1_store_is_migrated_in_place_keeping_every_row(tmp_path):
+    from store_v1 import SESSION, write_v1_store
+
+    db = tmp_path / "v1.db"
+    write_v1_store(f"sqlite:///{db}")
+    store = ConversationStore(db)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("select value from qagent_store where key='schema_version'").fetchone() == ("2",)
+        columns = {table: {row[1] for row in conn.execute(f"pragma table_info({table})")}
+                   for table in ("conversations", "cases", "turns")}
+    assert {"held_by", "held_since"} <= columns["conversations"] and "assignee" in columns["cases"]
+    assert "author" in columns["turns"]
+    assert [t.text for t in store.turns(SESSION)] == ["where is my card?", "I want to speak to a person please",
+                                                      "Hello, I'm on it"]
+    [case] = store.cases()
+    assert (case.status, case.assignee, case.held_by, case.sentiment) == ("open", None, None, "negative")
+    assert case.slots == {"card": {"text": "my card", "value": "debit"}}
+    assert store.pending_person_replies(SESSION) == ["Hello, I'm on it"]
+    assert store.take_case(case.id, "Dana").held_by == "Dana"  # the new columns work on old rows
+    assistant, _ = make([], store=ConversationStore(db))  # opening a migrated store again changes nothing
+    assert assistant.respond("still there?", SESSION).text == assistant.HELD_NOTICE
+
+
+def test_a_store_from_a_newer_qagent_is_refused(tmp_path):
+    db = tmp_path / "a.db"
+    ConversationStore(db)
+    with sqlite3.connect(db) as conn:
+        conn.execute("update qagent_store set value='3' where key='schema_version'")
+    with pytest.raises(StoreError, match="has store schema 3; this qagent reads 2"):
+        ConversationStore(db)

@@ -95,3 +95,46 @@ def test_the_store_works_on_postgresql(postgres_url):
     assert kept == 1 and deleted >= 3 and len(store.turns("pg-alice")) == 4
     restarted.store.close()
     store.close()
+
+
+def test_taking_and_handing_back_a_case_on_postgresql(postgres_url):
+    store = ConversationStore(postgres_url)
+    assistant, _ = make([GOOD], store=store)
+    assistant.respond("this is useless, I want to speak to a person please", "pg-held")
+    [case] = [c for c in store.desk_cases() if c.session_id == "pg-held"]
+    taken = store.take_case(case.id, "Dana")
+    assert (taken.status, taken.assignee, taken.held_by) == ("assigned", "Dana", "Dana")
+    with pytest.raises(ValueError, match="held by Dana"):
+        store.take_case(case.id, "Eli")
+    assert assistant.respond("where is my card?", "pg-held").text == assistant.HELD_NOTICE
+    assert assistant.respond("hello?", "pg-held").text == ""
+    store.reply_to_case(case.id, "Dana here, looking now", person="Dana")
+    assert [(t.text, t.author) for t in store.pending_person_turns("pg-held")] == [("Dana here, looking now", "Dana")]
+    back = store.hand_back(case.id)
+    assert (back.status, back.held_by) == ("assigned", None) and store.held_by("pg-held") is None
+    assert assistant.respond("where is my card?", "pg-held").route == "answer"
+    assert store.set_status(case.id, "resolved").status == "resolved"
+    assert case.id not in [c.id for c in store.desk_cases()]
+    store.close()
+
+
+def test_a_version_1_store_on_postgresql_is_migrated_in_place(postgres_url):
+    import sqlalchemy as sa
+    from store_v1 import SESSION, write_v1_store
+
+    server = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:
+        conn.execute(sa.text("DROP DATABASE IF EXISTS qagent_v1"))
+        conn.execute(sa.text("CREATE DATABASE qagent_v1"))
+    server.dispose()
+    url = postgres_url.rsplit("/", 1)[0] + "/qagent_v1"
+    write_v1_store(url)
+    store = ConversationStore(url)
+    assert len(store.turns(SESSION)) == 3
+    [case] = store.cases()
+    assert store.take_case(case.id, "Dana").held_by == "Dana"
+    store.close()
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("select value from qagent_store where key='schema_version'")).scalar() == "2"
+    engine.dispose()

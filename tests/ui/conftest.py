@@ -125,12 +125,15 @@ def guarded_app(tmp_path_factory) -> Iterator[Served]:
 
 @pytest.fixture(scope="session")
 def real_app(tmp_path_factory) -> Iterator[Served]:
-    """The page around the real assistant (shipped models, knowledge base, SmolLM2), loaded once."""
+    """The page around the real assistant (shipped models, knowledge base, SmolLM2), loaded once,
+    keeping conversations in a store of its own (so the page has a Desk)."""
     from agent.assistant import Assistant, AssistantSettings
 
-    assistant = Assistant.load(AssistantSettings(llm="local", store="none"))
-    with serving(assistant, tmp_path_factory.mktemp("real-ui")) as served:
+    folder = tmp_path_factory.mktemp("real-ui")
+    assistant = Assistant.load(AssistantSettings(llm="local", store=str(folder / "assistant.db")))
+    with serving(assistant, folder) as served:
         yield served
+    assistant.store.close()
 
 
 @pytest.fixture(scope="session")

@@ -221,3 +221,52 @@ def test_the_login_page_does_not_describe_the_api(guarded_app):
         assert "auth_required" in page.text and "score_feed" not in page.text and "/chat" not in page.text
         assert _login(client, PASSWORD).status_code == 200
         assert "score_feed" in client.get("").text  # logged in: the whole page
+
+
+def _run_event(client: httpx.Client, fn_index: int, data: list, session: str, event_data=None) -> dict:
+    """Run one of the page's events as the browser does (queue/join, then the queue's event stream);
+    the ``process_completed`` message."""
+    import json
+
+    joined = client.post("gradio_api/queue/join", json={"fn_index": fn_index, "data": data, "session_hash": session,
+                                                        "event_data": event_data, "trigger_id": None})
+    assert joined.status_code == 200, joined.text
+    with client.stream("GET", "gradio_api/queue/data", params={"session_hash": session}) as events:
+        for line in events.iter_lines():
+            if line.startswith("data:"):
+                message = json.loads(line[5:])
+                if message.get("msg") == "process_completed":
+                    return message
+    raise AssertionError("the event never completed")
+
+
+@pytest.mark.slow
+def test_the_desk_and_the_chats_person_replies_need_the_login(tmp_path, serve_page):
+    from assistant_fakes import GOOD, make
+
+    from agent.store import ConversationStore
+
+    store = ConversationStore(tmp_path / "a.db")
+    assistant, _ = make([GOOD], store=store)
+    assistant.respond("I want to speak to a person please", "web-1")
+    [case] = store.cases()
+    with serve_page(assistant, tmp_path, auth=f"{USER}:{PASSWORD}") as served:
+        fns = {fn.fn.__qualname__: index for index, fn in served.app.fns.items() if fn.fn is not None}
+        desk = {name: index for name, index in fns.items() if name.startswith("DeskHandlers.")}
+        assert {"DeskHandlers.refresh", "DeskHandlers.pick", "DeskHandlers.take", "DeskHandlers.reply",
+                "DeskHandlers.hand_back", "DeskHandlers.resolve"} <= set(desk)
+        with httpx.Client(base_url=served.url, timeout=10) as anonymous:
+            for name, index in {**desk, "ChatHandlers.poll": fns["ChatHandlers.poll"]}.items():
+                refused = anonymous.post("gradio_api/queue/join", json={"fn_index": index, "data": [None, None, None],
+                                                                        "session_hash": "s"})
+                assert refused.status_code == 401, name
+        with httpx.Client(base_url=served.url, timeout=30) as client:
+            assert _login(client, PASSWORD).status_code == 200
+            refreshed = _run_event(client, desk["DeskHandlers.refresh"], [None, None], "desk-1")
+            row = refreshed["output"]["data"][0]["data"][0]
+            assert refreshed["success"] and row[0] == case.id
+            _run_event(client, desk["DeskHandlers.pick"], [None], "desk-1",
+                       event_data={"index": [0, 0], "value": case.id, "row_value": row})
+            taken = _run_event(client, desk["DeskHandlers.take"], [None, "Mallory", None], "desk-1")
+            assert taken["success"] and taken["output"]["data"][0].startswith(f"You hold case #{case.id}")
+    assert store.case(case.id).held_by == USER  # with a login, the logged-in user acts, whatever name is typed

@@ -7,6 +7,7 @@ No browser is downloaded: Playwright launches /usr/bin/chromium (``apt-get insta
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
@@ -165,3 +166,65 @@ def test_the_models_tab_shows_metrics_and_the_head_circuits(page, artifacts):
     expect(page.get_by_text("The linear head of this model has no quantum circuit.")).to_be_visible()
     expect(page.get_by_text("val_macro_f1").first).to_be_visible()
     page.screenshot(path=str(artifacts / "models.png"), full_page=True)
+
+
+def test_a_person_takes_over_a_handoff_on_the_desk_and_hands_it_back(browser, real_app, artifacts):
+    """Two browsers: a customer asks for a person; someone on the Desk takes the case and replies;
+    the assistant stays silent until the case is handed back, then answers again."""
+    from playwright.sync_api import expect
+
+    from agent.assistant import Assistant
+
+    def send(page, text: str) -> None:
+        page.fill("#message textarea", text)
+        page.press("#message textarea", "Enter")
+        expect(page.locator("#route-info")).to_contain_text("Route:", timeout=REPLY_TIMEOUT_MS)
+        expect(page.locator("#route-info")).not_to_contain_text("Thinking", timeout=REPLY_TIMEOUT_MS)
+
+    with opened(browser, real_app.url) as customer, opened(browser, real_app.url) as desk:
+        bot = customer.locator("#chat [data-testid='bot']")
+        send(customer, "I want to speak to a real person")
+        expect(customer.locator("#route-info")).to_contain_text("handoff")
+        expect(bot.last).to_contain_text("Your case number is")
+        case_id = int(re.search(r"case number is (\d+)", bot.last.inner_text()).group(1))
+
+        desk.get_by_role("tab", name="Desk").click()
+        desk.fill("#desk-name textarea", "Dana")
+        desk.locator("#desk-refresh").click()
+        cases = desk.locator("#desk-cases")
+        expect(cases).to_contain_text("I want to speak to a real person", timeout=30_000)
+        cases.get_by_role("gridcell").filter(has_text="I want to speak to a real person").first.click()
+        expect(desk.locator("#desk-case")).to_contain_text(f"Case #{case_id}")
+        expect(desk.locator("#desk-transcript")).to_contain_text("I want to speak to a real person")
+        expect(desk.locator("#desk-details")).to_contain_text("the customer asked for a person")
+        desk.locator("#desk-take").click()
+        expect(desk.locator("#desk-status")).to_contain_text(f"You hold case #{case_id}")
+        desk.fill("#desk-reply textarea", "Hello, I'm Dana from the team. I'm checking your card now.")
+        desk.locator("#desk-send").click()
+        expect(desk.locator("#desk-status")).to_contain_text("Sent")
+
+        # The customer's page shows the reply by itself (no message needed), marked as from a person.
+        expect(bot.last).to_contain_text("Team (Dana): Hello, I'm Dana from the team.", timeout=30_000)
+        expect(bot.last.locator("strong")).to_have_text("Team (Dana):")
+        customer.screenshot(path=str(artifacts / "chat-person-reply.png"), full_page=True)
+
+        # Held: the assistant runs no model; it says once that a person will answer, then nothing.
+        send(customer, "Thanks! Is it on its way?")
+        expect(customer.locator("#route-info")).to_contain_text("a person (Dana) holds this conversation")
+        expect(bot.last).to_have_text(Assistant.HELD_NOTICE)
+        replies = bot.count()
+        send(customer, "Hello?")
+        expect(customer.locator("#chat [data-testid='user']").last).to_have_text("Hello?")
+        assert bot.count() == replies  # no reply from the assistant
+        # The desk sees the customer's new messages without a click (it refreshes itself).
+        expect(desk.locator("#desk-transcript")).to_contain_text("Hello?", timeout=30_000)
+        desk.screenshot(path=str(artifacts / "desk.png"), full_page=True)
+
+        desk.locator("#desk-handback").click()
+        expect(desk.locator("#desk-status")).to_contain_text("The assistant answers")
+        send(customer, QUESTION)
+        expect(customer.locator("#route-info")).to_contain_text("Route: answer")
+        expect(bot.last).to_contain_text("Track delivery")
+        assert real_app.assistant.store.case(case_id).status == "assigned"  # still Dana's to resolve
+        desk.locator("#desk-resolve").click()
+        expect(desk.locator("#desk-status")).to_contain_text(f"Case #{case_id} is resolved.")

@@ -90,3 +90,59 @@ def test_a_failure_names_no_server_folder(tmp_path):
     steps = list(_handlers(MissingModel(), tmp_path).respond("hello", [], None, {}))
     text = steps[-1][0][-1]["content"]
     assert "model.safetensors" in text and "/srv" not in text, text
+
+
+def _store_backed(tmp_path):
+    from assistant_fakes import GOOD, make
+
+    from agent.store import ConversationStore
+
+    store = ConversationStore(tmp_path / "a.db")
+    assistant, _ = make([GOOD, GOOD], store=store)
+    return ChatHandlers(assistant, FeedbackLog(tmp_path / "feedback.jsonl"), store), assistant, store
+
+
+def test_a_persons_reply_appears_in_the_chat_marked_as_from_the_team(tmp_path):
+    handlers, assistant, store = _store_backed(tmp_path)
+    page: list = []  # the page's message list, shared by its events
+    *_, last = handlers.respond("I want to speak to a person please", page, None, {})
+    session = last[2]
+    assert handlers.poll(page, session) == gr.skip()  # nothing new
+    [case] = store.cases()
+    store.take_case(case.id, "Dana")
+    store.reply_to_case(case.id, "Hi, I'm Dana. Let me look.", person="Dana")
+    shown = handlers.poll(page, session)
+    assert shown[-1] == {"role": "assistant", "content": "**Team (Dana):** Hi, I'm Dana. Let me look."}
+    assert page == shown and handlers.poll(page, session) == gr.skip()  # shown once
+
+    *_, held = handlers.respond("thanks, where is my card?", page, session, last[3])
+    assert held[0][-1] == {"role": "assistant", "content": assistant.HELD_NOTICE}
+    assert "a person (Dana) holds this conversation" in held[4]
+    *_, silent = handlers.respond("hello?", page, session, held[3])
+    assert silent[0][-1] == {"role": "user", "content": "hello?"}  # the assistant says nothing: no empty bubble
+    assert len(silent[3]) == len(held[3])  # and there is nothing to rate
+
+
+def test_replies_written_while_the_customer_types_come_before_their_message(tmp_path):
+    handlers, _, store = _store_backed(tmp_path)
+    page: list = []
+    *_, last = handlers.respond("I want to speak to a person please", page, None, {})
+    [case] = store.cases()
+    store.reply_to_case(case.id, "Are you still there?")  # an unnamed team member
+    steps = handlers.respond("yes", page, last[2], last[3])
+    first = next(steps)
+    assert [m["content"] for m in first[0][-3:-1]] == ["**Team:** Are you still there?", "yes"]
+    store.reply_to_case(case.id, "Great")
+    assert handlers.poll(page, last[2]) == gr.skip()  # a reply is being written: it waits for it to finish
+    list(steps)
+    assert handlers.poll(page, last[2])[-1]["content"] == "**Team:** Great"
+    assert handlers.poll([], None) == gr.skip()  # no conversation yet
+
+
+def test_new_conversation_empties_the_pages_list(scripted_assistant, tmp_path):
+    handlers = _handlers(scripted_assistant, tmp_path)
+    page: list = []
+    *_, last = handlers.respond("hello", page, None, {})
+    assert len(page) == 2
+    handlers.new_conversation(last[2], page)
+    assert page == []
