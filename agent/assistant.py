@@ -113,6 +113,7 @@ class Reply:
     slots: dict[str, dict[str, Any]] = field(default_factory=dict)  # {name: {"text": as written, "value": normalised}}
     awaiting: str | None = None  # the slot the reply asks for
     case_id: int | None = None  # the case this turn opened or found
+    flow_prompt: str = ""  # what a flow added after an answer (its question again, or the offer of a case)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -121,6 +122,7 @@ class Reply:
             "sources": self.sources, "timings": {k: round(v, 4) for k, v in self.timings.items()},
             "guard_fired": self.guard_fired, "guard_reasons": self.guard_reasons, "session_id": self.session_id,
             "flow": self.flow, "slots": self.slots, "awaiting": self.awaiting, "case_id": self.case_id,
+            "flow_prompt": self.flow_prompt,
         }
 
 
@@ -304,7 +306,8 @@ class Assistant:
         reply = self._reply(text, decision, understanding, sources, timings, guard_fired, guard_reasons,
                             session_id, notes)
         if step is not None:
-            reply = replace(reply, flow=step.flow.name, slots=step.slots, awaiting=step.awaiting)
+            reply = replace(reply, flow=step.flow.name, slots=step.slots, awaiting=step.awaiting,
+                            flow_prompt=step.text if step.aside else "")
         reply.case_id = case_id
         if self.store is not None:
             self.store.add_turn(session_id, "customer", message, route=reply.route, reason=reply.reason, reply=text,

@@ -102,7 +102,11 @@ def grounding_problems(reply: Any, message: str) -> list[str]:
         return []
     used = [s for s in reply.sources if s.get("used")] or reply.sources
     allowed = "\n".join(f"{s.get('title', '')}\n{s.get('text', '')}" for s in used) + "\n" + message
-    return ungrounded(reply.text, allowed)
+    text = reply.text
+    prompt = getattr(reply, "flow_prompt", "")
+    if prompt and text.endswith(prompt):  # a flow's own question after the answer: the customer's values, read back
+        text = text[: -len(prompt)]
+    return ungrounded(text, allowed)
 
 
 def evaluate_assistant(assistant: Any, conversations: Sequence[Conversation], *,

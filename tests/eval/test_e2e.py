@@ -116,3 +116,17 @@ def test_claim_refusals_are_counted_apart():
                                 "lead-in makes a claim: generalisation ('usually')": 1}
     assert counts["reasons"] == {"lead-in makes a claim: possibility": 1, "lead-in makes a claim: generalisation": 1,
                                  "lead-in gives advice, facts or questions": 1, "lead-in has 1 words": 1}
+
+
+def test_a_flows_question_after_the_answer_is_not_checked_as_a_fact():
+    from agent.assistant import Reply
+    from eval.e2e import grounding_problems
+
+    prompt = "\n\nNow, back to your payment: I've noted the amount (£1.00). On what day did it happen (for example \"3 March\")?"
+    source = {"id": "a", "title": "Extra charge", "text": "A £1 check is released within 7 days.", "used": True}
+    reply = Reply(text="A £1 check is released within 7 days." + prompt, route="answer", reason="r", sources=[source],
+                  flow="unrecognised_payment", flow_prompt=prompt)
+    assert grounding_problems(reply, "there's an extra £1") == []
+    invented = Reply(text="It is released within 3 days." + prompt, route="answer", reason="r", sources=[source],
+                     flow_prompt=prompt)
+    assert grounding_problems(invented, "there's an extra £1")  # the answer itself is still checked
