@@ -116,3 +116,15 @@ def test_flows_off_answers_from_the_knowledge_base():
     assistant.flows = None
     reply = assistant.respond("I was charged twice for £5 at Tesco yesterday", "o")
     assert reply.route == "answer" and reply.flow is None and reply.slots == {}
+
+
+def test_bad_input_mid_flow_is_asked_again_and_nothing_stored_is_lost(tmp_path):
+    store = ConversationStore(tmp_path / "a.db")
+    assistant = flow_assistant(store)
+    assistant.respond("my transfer failed", "b")
+    routes = [assistant.respond(bad, "b").route for bad in ("", b"\xff\xfe\x00binary", "x" * 30_000)]
+    assert routes == ["collect", "collect", "handoff"]  # asked again twice, then a person takes it
+    assert store.cases()[0].flow == "transfer_problem"
+    assistant.respond("   ", "b")
+    assert len(store.turns("b")) == 5  # every message kept, the huge one cut to 20,000 characters
+    assert max(len(t.text) for t in store.turns("b")) == 20_000
