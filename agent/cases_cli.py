@@ -126,6 +126,14 @@ def resolve_case(case_id: CaseId, store: Store = None) -> None:
     typer.echo(f"case #{case.id} is resolved")
 
 
+@cases_app.command("cancel")
+@friendly_errors
+def cancel_case(case_id: CaseId, store: Store = None) -> None:
+    """Cancel a case opened by mistake or withdrawn by the customer (a held conversation goes back to the assistant)."""
+    case = _store(store).set_status(case_id, "cancelled")
+    typer.echo(f"case #{case.id} is cancelled")
+
+
 @conversations_app.command("export")
 @friendly_errors
 def export(before: Before, out: Annotated[Path | None, typer.Option("--out", help="JSONL file to write (default: stdout).")] = None,

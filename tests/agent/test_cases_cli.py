@@ -135,3 +135,12 @@ def test_chat_prints_nothing_for_the_assistant_while_a_person_holds_the_conversa
     assistant.store.reply_to_case(case.id, "Yes, Dana here", person="Dana")
     stream_reply(assistant, "great", "web-1", second, details=False)
     assert second.getvalue() == "team> Yes, Dana here\n"  # the person answers; no empty "qagent>" line
+
+
+def test_a_case_can_be_cancelled_once(tmp_path):
+    db, _ = _db_with_a_case(tmp_path)
+    [case] = json.loads(runner.invoke(app, ["cases", "list", "--json", "--store", str(db)]).output)
+    done = runner.invoke(app, ["cases", "cancel", str(case["id"]), "--store", str(db)])
+    assert done.exit_code == 0 and "cancelled" in done.output
+    again = runner.invoke(app, ["cases", "cancel", str(case["id"]), "--store", str(db)])
+    assert again.exit_code != 0 and "cannot become cancelled" in again.output and "Traceback" not in again.output
