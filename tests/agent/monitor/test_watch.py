@@ -59,13 +59,17 @@ class Server:
                     return
                 body = route.get("body", b"")
                 etag = route.get("etag", True) and f'"{hashlib.sha256(body).hexdigest()[:12]}"'
-                if etag and self.headers.get("If-None-Match") == etag:
+                modified = route.get("last_modified")
+                if (etag and self.headers.get("If-None-Match") == etag) or \
+                        (modified and self.headers.get("If-Modified-Since") == modified):
                     self.send_response(304)
                     self.end_headers()
                     return
                 self.send_response(route.get("status", 200))
                 if etag:
                     self.send_header("ETag", etag)
+                if modified:
+                    self.send_header("Last-Modified", modified)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 if route.get("delay"):
@@ -141,6 +145,15 @@ def test_a_growing_feed_is_read_again_only_when_changed_and_nothing_is_stored_tw
     row = state(tmp_path / "m.db", news)
     assert (row["items"], row["polls"], row["failures"], row["last_error"]) == (3, 3, 0, "")
     assert row["etag"] and row["last_success"] == row["last_poll"]
+
+
+def test_last_modified_is_sent_back_when_there_is_no_etag(server, make_watcher):
+    stamp = "Mon, 05 Jan 2026 10:00:00 GMT"
+    server.routes["/wire.rss"] = {"body": rss("r1"), "etag": False, "last_modified": stamp}
+    watcher = make_watcher(server.url("/wire.rss"))
+    assert watcher.poll(server.url("/wire.rss")).stored == 1
+    assert watcher.poll(server.url("/wire.rss")).status == "not modified"
+    assert server.requests[-1][1]["If-Modified-Since"] == stamp and "If-None-Match" not in server.requests[-1][1]
 
 
 def test_an_http_error_backs_off_alone_while_the_other_source_goes_on(server, make_watcher, tmp_path):
