@@ -1,4 +1,4 @@
-"""``agent monitor score|alerts|report|status``: batch-score news feeds, list alerts, write reports."""
+"""``agent monitor score|watch|alerts|report|status``: score news feeds (once or on a schedule), list alerts, write reports."""
 
 from __future__ import annotations
 
@@ -177,6 +177,7 @@ def report(
 @friendly_errors
 def status(db: Db, json_output: JsonOutput = False) -> None:
     """Row counts, duplicates skipped, feed cursors, recent runs, skipped lines and failed webhook deliveries."""
+    from agent.monitor.sources import list_sources
     from agent.monitor.store import MonitorStore
 
     with MonitorStore.open(db, create=False) as store:
@@ -188,6 +189,7 @@ def status(db: Db, json_output: JsonOutput = False) -> None:
             "rejects": store.rows("SELECT feed, position, reason FROM rejects ORDER BY id DESC LIMIT 20"),
             "failed_notifications": store.rows(
                 "SELECT alert_id, target, attempts, error, at FROM notifications WHERE status = 'failed' ORDER BY id DESC LIMIT 20"),
+            "sources": list_sources(store),
         }
     if json_output:
         echo_json(info)
@@ -204,6 +206,71 @@ def status(db: Db, json_output: JsonOutput = False) -> None:
         typer.echo(f"skipped {row['feed']}:{row['position']}: {row['reason']}")
     for row in info["failed_notifications"]:
         typer.echo(f"undelivered alert {row['alert_id']} to {row['target']} after {row['attempts']} tries: {row['error']}")
+    for row in info["sources"]:
+        typer.echo(f"source {row['source']}: last poll {row['last_poll'] or 'never'}, {row['items']} item(s) stored, "
+                   + (f"failing {row['failures']}x: {row['last_error']}" if row["last_error"] else "ok")
+                   + f" (next poll {row['next_poll']})")
+
+
+@app.command("watch")
+@friendly_errors
+def watch(
+    sources: Annotated[list[str], typer.Argument(help="http(s) URLs of RSS/Atom/JSONL/CSV feeds, feed files or folders.")],
+    db: Db,
+    every: Annotated[str, typer.Option(help="Time between polls of each source (90s, 5m, 1h).")] = "5m",
+    once: Annotated[bool, typer.Option("--once", help="Poll each source once and exit (1 if any failed).")] = False,
+    watchlist: Annotated[Path | None, typer.Option(help="Companies and topics (default: the one the database last used).")] = None,
+    rules: Annotated[Path | None, typer.Option(help="Alert rules file (default: the rules the database last used).")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds for one whole HTTP exchange, body included.")] = 30.0,
+    max_bytes: Annotated[int, typer.Option(help="Refuse HTTP responses larger than this (bytes).")] = 20 << 20,
+    max_redirects: Annotated[int, typer.Option(help="Redirects followed (to http/https only).")] = 5,
+    max_backoff: Annotated[str, typer.Option(help="Longest wait before retrying a failing source.")] = "1h",
+    fmt: Annotated[str, typer.Option("--format", help="auto, jsonl, json, csv or xml (auto: by suffix, then content).")] = "auto",
+    field: Annotated[list[str] | None, typer.Option("--field", help="Rename a field: FIELD=KEY, e.g. title=headline.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Items per scoring batch and per database transaction.")] = 64,
+    body: Annotated[bool, typer.Option("--body/--no-body", help="Also score the body's sentences (--no-body: headlines only).")] = True,
+    runtime: Annotated[str, typer.Option(help="onnx-int8, onnx or torch.")] = "onnx-int8",
+    threads: Annotated[int, typer.Option(help="Threads for scoring (0: one per core).")] = 0,
+    webhook: Annotated[str | None, typer.Option(help="POST each new alert as JSON to this URL.")] = None,
+    stdout_alerts: Annotated[bool, typer.Option("--stdout-alerts", help="Print one line per new alert as it is raised.")] = False,
+) -> None:
+    """Poll sources on a schedule (conditional GETs, backoff on errors) and score what is new into --db, until SIGINT/SIGTERM."""
+    import threading
+
+    from agent.monitor.alerts import AlertRule, load_rules, parse_duration
+    from agent.monitor.feeds import FieldMap
+    from agent.monitor.fetch import FetchConfig
+    from agent.monitor.notify import WebhookConfig
+    from agent.monitor.pipeline import MonitorConfig
+    from agent.monitor.scoring import ScoringConfig
+    from agent.monitor.store import MonitorStore
+    from agent.monitor.watch import WatchConfig, Watcher, stop_on_signals
+    from agent.monitor.watchlist import Watchlist, load_watchlist
+
+    config = WatchConfig(tuple(sources), every=parse_duration(every), max_backoff=parse_duration(max_backoff),
+                         fetch=FetchConfig(timeout=timeout, max_bytes=max_bytes, max_redirects=max_redirects))
+    rule_list = load_rules(str(rules)) if rules is not None else None
+    watch_list = load_watchlist(watchlist) if watchlist is not None else None
+    with MonitorStore.open(db) as store:
+        # Like a scheduled 'score': keep watching with what the database was last told.
+        if watch_list is None:
+            stored = store.get_meta("watchlist")
+            watch_list = Watchlist.from_dict(json.loads(stored)) if stored else load_watchlist(None)
+        if rule_list is None:
+            stored = store.get_meta("rules")
+            rule_list = [AlertRule.from_dict(r) for r in json.loads(stored)] if stored else [AlertRule()]
+        monitor = MonitorConfig(
+            feeds=config.sources, fmt=fmt, fields=FieldMap.parse(field or []), batch_size=batch_size,
+            scoring=ScoringConfig(body=body, threads=threads or None, runtime=runtime), rules=tuple(rule_list),
+            webhook=WebhookConfig(webhook) if webhook else None, stdout_alerts=stdout_alerts)
+        stop = threading.Event()
+        with Watcher(config, monitor, store, watch_list, log=lambda line: typer.echo(line, err=True),
+                     echo=typer.echo) as watcher, stop_on_signals(stop, lambda line: typer.echo(line, err=True)):
+            totals = watcher.run(stop, once=once)
+    typer.echo(f"{totals['polls']} poll(s), {totals['failed']} failed, {totals['stored']} new item(s) stored into {db}",
+               err=True)
+    if once and totals["failed"]:
+        raise typer.Exit(1)
 
 
 @app.command("sample")
