@@ -1,4 +1,4 @@
-"""Bring an older monitor database up to the current schema, in place, in one transaction.
+"""Bring an older monitor database up to the current schema, in place, one transaction a step.
 
 Schema 1 → 2:
 
@@ -9,6 +9,16 @@ Schema 1 → 2:
 * ``rejects`` keeps every reject (a row id instead of the (feed, position) key);
 * ``runs`` records the process of each run (pid, host, start time), so a killed run's row can be
   closed by the next run.
+
+Schema 2 → 3 (stories, :mod:`agent.monitor.stories`):
+
+* ``items`` gains ``story``; the new ``stories`` table holds each story's size, and ``minhashes``
+  each item's signatures;
+* the items already stored are clustered here, oldest first, exactly as new items are, so an old
+  database's syndicated copies count once like new ones;
+* ``alerts`` gains ``unit``: the alerts already raised counted items and say so.
+
+Each step is one transaction; a database interrupted between steps continues from where it stopped.
 """
 
 from __future__ import annotations
@@ -25,10 +35,44 @@ _UNPADDED = "{col} GLOB '[0-9]*-[0-9][0-9]-[0-9][0-9]T*' AND length({col}) < 20"
 
 
 def migrate(connection: sqlite3.Connection, version: str) -> None:
-    """Migrate from schema ``version`` to the current one (2). Foreign keys are switched off
-    while ids are rewritten (every table's ids change together, in one transaction)."""
-    if version != "1":
+    """Migrate from schema ``version`` to the current one (3), a step at a time."""
+    if version not in ("1", "2"):
         raise ValueError(f"cannot migrate monitor schema {version}")
+    if version == "1":
+        _to_2(connection)
+    _to_3(connection)
+
+
+def _to_3(connection: sqlite3.Connection) -> None:
+    from agent.monitor.stories import StoryIndex, companies_of
+
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None or row[0] != "2":  # another process migrated it while this one waited
+            connection.execute("ROLLBACK")
+            return
+        connection.execute("ALTER TABLE items ADD COLUMN story TEXT")
+        connection.execute("CREATE INDEX IF NOT EXISTS items_story ON items(story)")
+        connection.execute("CREATE TABLE IF NOT EXISTS stories (id TEXT PRIMARY KEY, size INTEGER NOT NULL, "
+                           "first_time TEXT NOT NULL, title TEXT NOT NULL)")
+        connection.execute("CREATE TABLE IF NOT EXISTS minhashes (item_id TEXT PRIMARY KEY REFERENCES items(id), "
+                           "title BLOB, body BLOB)")
+        connection.execute("ALTER TABLE alerts ADD COLUMN unit TEXT NOT NULL DEFAULT 'items'")
+        index, companies = StoryIndex(), companies_of(connection)
+        for key, title, body, event_time in connection.execute(
+                "SELECT id, title, body, event_time FROM items ORDER BY event_time, id").fetchall():
+            index.assign(connection, key, title, body, event_time, companies.get(key, frozenset()))
+        connection.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+
+
+def _to_2(connection: sqlite3.Connection) -> None:
+    """Foreign keys are switched off while ids are rewritten (every table's ids change together,
+    in one transaction)."""
     connection.execute("PRAGMA foreign_keys=OFF")  # no effect inside a transaction: set before BEGIN
     connection.execute("BEGIN IMMEDIATE")
     try:
