@@ -7,7 +7,9 @@ pairs, since headlines are short) and of its body (word triples), the body only 
 least ``min_body_words`` words: short boilerplate bodies ("The shares fell in early trading.")
 are shared by unrelated stories. An item is a copy of a stored item when their headlines'
 estimated Jaccard similarity reaches ``title_threshold`` or their bodies' reaches
-``body_threshold``, the two do not name different companies (both name some, none in common:
+``body_threshold`` (matching headlines are not enough when both bodies can be compared and share
+under ``body_veto`` of their word triples: a templated headline such as "X to report results next
+week" over another story), the two do not name different companies (both name some, none in common:
 "Contoso to hold annual meeting" is not a copy of "Northwind to hold annual meeting"), and that
 item's story began at most ``span`` before (or after) it; it joins the most similar item's
 story, else it starts its own, whose id is its own item key.
@@ -46,6 +48,7 @@ class StoryConfig:
     Attributes:
         title_threshold: Headline Jaccard similarity (words and word pairs) that makes a copy.
         body_threshold: Body Jaccard similarity (word triples) that makes a copy.
+        body_veto: Bodies (both long enough) less similar than this keep matching headlines apart.
         min_body_words: Bodies shorter than this are not compared (boilerplate).
         span: Seconds a story lasts: a copy joins only a story that began at most this long
             before or after it. Wire copies and their updates come within hours; the same
@@ -54,6 +57,7 @@ class StoryConfig:
 
     title_threshold: float = 0.5
     body_threshold: float = 0.6
+    body_veto: float = 0.2
     min_body_words: int = 20
     span: int = 12 * 3600
 
@@ -61,6 +65,8 @@ class StoryConfig:
         for name in ("title_threshold", "body_threshold"):
             if not 0 < getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
+        if not 0 <= self.body_veto <= 1:
+            raise ValueError(f"body_veto must be in [0, 1], got {self.body_veto}")
         if self.min_body_words < 1 or self.span < 1:
             raise ValueError(f"min_body_words and span must be >= 1, got {self.min_body_words} and {self.span}")
 
@@ -175,9 +181,16 @@ class StoryIndex:
                     continue
                 if similarity < threshold or abs(when - self.started.get(story, when)) > self.config.span:
                     continue
+                if field == "title" and self._bodies_differ(signature, self._signatures[key]):
+                    continue
                 if best is None or (-similarity, story) < best:
                     best = (-similarity, story)
         return None if best is None else (best[1], -best[0])
+
+    def _bodies_differ(self, mine: Signature, theirs: Signature) -> bool:
+        if mine.body is None or theirs.body is None:
+            return False
+        return mine.body.jaccard(theirs.body) < self.config.body_veto
 
     def assign(self, db: sqlite3.Connection, key: str, title: str, body: str, event_time: str,
                companies: frozenset[str] = frozenset()) -> str:
