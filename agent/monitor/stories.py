@@ -73,8 +73,8 @@ class StoryConfig:
 
 def words(text: str) -> list[str]:
     """Lower-case words of ``text`` without wire prefixes, accents or punctuation."""
-    text = unicodedata.normalize("NFKD", _PREFIX.sub("", text or "")).encode("ascii", "ignore").decode()
-    return _WORD.findall(text.lower())
+    text = unicodedata.normalize("NFKD", _PREFIX.sub("", text or "").lower())
+    return _WORD.findall("".join(ch for ch in text if not unicodedata.combining(ch)))  # other symbols split words
 
 
 def title_shingles(title: str) -> set[str]:
