@@ -167,14 +167,18 @@ class StoryMaker:
         return Story(story.tone, title, body, story.company, story.kind)
 
 
-def scenario_feed(seed: int = 0) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """The feed's records in time order, and each headline's tone (for the scorer)."""
+def scenario_feed(seed: int = 0) -> tuple[list[dict[str, Any]], dict[str, str], int]:
+    """The feed's records in time order, each headline's tone (for the scorer), and how many
+    distinct stories the records tell."""
     maker = StoryMaker(seed)
     rng = maker.rng
     records: list[dict[str, Any]] = []
     tones: dict[str, str] = {}
+    originals: set[str] = set()
 
-    def emit(story: Story, at: datetime, source: str) -> None:
+    def emit(story: Story, at: datetime, source: str, copy: bool = False) -> None:
+        if not copy:
+            originals.add(story.body)
         records.append({"id": f"n{len(records):05d}", "published": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
                         "source": source, "title": story.title, "body": story.body})
         tones[story.title] = story.tone
@@ -195,15 +199,15 @@ def scenario_feed(seed: int = 0) -> tuple[list[dict[str, Any]], dict[str, str]]:
     original = maker.story(CONTROL, "negative", kind=1)  # "to cut N jobs"
     emit(original, day3 + timedelta(minutes=5), SOURCES[0])
     for k in range(24):  # 25 publications of one story
-        emit(maker.copy(original), day3 + timedelta(minutes=12 + 7 * k), SOURCES[1 + k])
+        emit(maker.copy(original), day3 + timedelta(minutes=12 + 7 * k), SOURCES[1 + k], copy=True)
     for k, kind in enumerate(rng.sample(range(len(TEMPLATES["negative"])), 8)):  # eight different bad stories
         story = maker.story(SURGE, "negative", kind=kind)
         at = day3 + timedelta(minutes=20 * k + 3)
         emit(story, at, rng.choice(SOURCES))
         for c in range(rng.randrange(0, 3)):
-            emit(maker.copy(story), at + timedelta(minutes=4 + 3 * c), rng.choice(SOURCES))
+            emit(maker.copy(story), at + timedelta(minutes=4 + 3 * c), rng.choice(SOURCES), copy=True)
     records.sort(key=lambda r: (r["published"], r["id"]))
-    return records, tones
+    return records, tones, len(originals)
 
 
 class ToneScorer:
@@ -233,7 +237,7 @@ def run_scenario(count: str, seed: int = 0, folder: Path | None = None) -> dict[
     from agent.monitor.watchlist import Watchlist
 
     folder = Path(folder or tempfile.mkdtemp(prefix="stories-"))
-    records, tones = scenario_feed(seed)
+    records, tones, true_stories = scenario_feed(seed)
     feed = folder / "feed.jsonl"
     feed.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     watchlist = Watchlist.from_dict({"companies": [{"name": n} for n in (CONTROL, SURGE, OTHER)]})
@@ -244,7 +248,8 @@ def run_scenario(count: str, seed: int = 0, folder: Path | None = None) -> dict[
                    "statistic": a.statistic, "stories": stories_of(store.db, list(a.evidence))}
                   for a in list_alerts(store)]
         stored = store.counts()
-    return {"count": count, "items": stored["items"], "stories": stored["stories"], "alerts": alerts,
+    return {"count": count, "items": stored["items"], "stories": stored["stories"], "true_stories": true_stories,
+            "alerts": alerts,
             "alerted": sorted({a["company"] for a in alerts})}
 
 
@@ -299,7 +304,8 @@ def evaluate(pairs: int = 500, seed: int = 0, seeds: int = 5) -> dict[str, Any]:
 def format_result(result: dict[str, Any]) -> str:
     lines = []
     for count, run in result["scenario"].items():
-        lines.append(f"--count {count}: {run['items']} items in {run['stories']} stories; alerts on "
+        lines.append(f"--count {count}: {run['items']} items in {run['stories']} stories ({run['true_stories']} "
+                     "generated); alerts on "
                      f"{', '.join(run['alerted']) or 'nobody'}")
         for a in run["alerts"]:
             copies = sum(s["copies"] for s in a["stories"])
