@@ -252,6 +252,7 @@ class MonitorStore:
     def _write(self, db: sqlite3.Connection, scored: Sequence[tuple[FeedItem, ItemScore]], malformed: Sequence[Malformed],
                cursors: dict[str, tuple[str, Cursor]], now: str, inserted: list[str]) -> None:
         assert self._stories is not None
+        self._stories.refresh(db)  # items another process stored since
         for item, score in scored:
             key = item.key
             cur = db.execute(

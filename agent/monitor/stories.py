@@ -142,19 +142,35 @@ class StoryIndex:
         self._signatures: dict[str, Signature] = {}
         self._story_of: dict[str, str] = {}
         self._companies: dict[str, frozenset[str]] = {}
+        self._last_row = 0  # the last minhashes row read from the database
         self.started: dict[str, int] = {}  # story -> epoch seconds of its earliest copy
 
     @classmethod
     def load(cls, db: sqlite3.Connection, config: StoryConfig | None = None) -> StoryIndex:
         """The index of everything stored in ``db`` (rebuilt from the ``minhashes`` rows)."""
         index = cls(config)
-        for row in db.execute("SELECT id, first_time FROM stories"):
-            index.started[row[0]] = epoch(row[1])
-        companies = companies_of(db)
-        for key, story, title, body in db.execute(
-                "SELECT m.item_id, i.story, m.title, m.body FROM minhashes m JOIN items i ON i.id = m.item_id"):
-            index.add(key, story, Signature.from_bytes(title, body), companies.get(key, frozenset()))
+        index.refresh(db)
         return index
+
+    def refresh(self, db: sqlite3.Connection) -> None:
+        """Add what other processes stored since this index last read ``db`` (call it inside the
+        write transaction, whose lock keeps anything new from landing meanwhile)."""
+        rows = db.execute("SELECT m.rowid, m.item_id, i.story, m.title, m.body FROM minhashes m "
+                          "JOIN items i ON i.id = m.item_id WHERE m.rowid > ? ORDER BY m.rowid",
+                          (self._last_row,)).fetchall()
+        if not rows:
+            return
+        stories = sorted({r[2] for r in rows if r[2] is not None})
+        for lo in range(0, len(stories), 500):
+            chunk = stories[lo : lo + 500]
+            for story, first in db.execute(f"SELECT id, first_time FROM stories WHERE id IN ({','.join('?' * len(chunk))})",
+                                           chunk):
+                self.started[story] = epoch(first)
+        companies = companies_of(db, [r[1] for r in rows])
+        for rowid, key, story, title, body in rows:
+            if key not in self._signatures:
+                self.add(key, story, Signature.from_bytes(title, body), companies.get(key, frozenset()))
+            self._last_row = max(self._last_row, rowid)
 
     def add(self, key: str, story: str, signature: Signature, companies: frozenset[str] = frozenset()) -> None:
         self._signatures[key] = signature
@@ -209,15 +225,24 @@ class StoryIndex:
                        (event_time, story))
             self.started[story] = min(self.started[story], when)
         db.execute("UPDATE items SET story = ? WHERE id = ?", (story, key))
-        db.execute("INSERT INTO minhashes (item_id, title, body) VALUES (?, ?, ?)", (key, *signature.to_bytes()))
+        cur = db.execute("INSERT INTO minhashes (item_id, title, body) VALUES (?, ?, ?)", (key, *signature.to_bytes()))
+        self._last_row = max(self._last_row, int(cur.lastrowid or 0))  # refresh() read all before it
         self.add(key, story, signature, companies)
         return story
 
 
-def companies_of(db: sqlite3.Connection) -> dict[str, frozenset[str]]:
-    """Item key -> the companies its stored entities name."""
+def companies_of(db: sqlite3.Connection, item_ids: list[str] | None = None) -> dict[str, frozenset[str]]:
+    """Item key -> the companies its stored entities name (of ``item_ids``, or of every item)."""
     found: dict[str, set[str]] = {}
-    for item_id, name in db.execute("SELECT item_id, key FROM entities WHERE kind = 'company'"):
+    if item_ids is None:
+        rows = db.execute("SELECT item_id, key FROM entities WHERE kind = 'company'").fetchall()
+    else:
+        rows = []
+        for lo in range(0, len(item_ids), 500):  # SQLite caps bound parameters per statement
+            chunk = item_ids[lo : lo + 500]
+            rows += db.execute(f"SELECT item_id, key FROM entities WHERE kind = 'company' AND item_id IN "
+                               f"({','.join('?' * len(chunk))})", chunk).fetchall()
+    for item_id, name in rows:
         found.setdefault(item_id, set()).add(name)
     return {k: frozenset(v) for k, v in found.items()}
 

@@ -204,3 +204,17 @@ def test_score_takes_count_and_alerts_list_stories_with_their_copies(tmp_path, k
     bad = runner.invoke(app, ["monitor", "score", str(feed), "--db", str(tmp_path / "x.db"), "--count", "copies"])
     assert bad.exit_code == 1 and "count must be one of stories, items" in bad.output
     assert not (tmp_path / "x.db").exists()
+
+
+def test_a_copy_stored_by_another_process_is_seen_by_an_open_store(tmp_path):
+    db = tmp_path / "m.db"
+    with MonitorStore.open(db) as first, MonitorStore.open(db) as second:
+        first.write_batch(scored([item(0, "Contoso Group names new chief financial officer", "2026-03-01T08:00:00Z",
+                                       body=OTHER_BODY)]), [], {})
+        second.write_batch(scored([item(1, COPIES[0], "2026-03-01T09:00:00Z")]), [], {})  # its index is built now
+        first.write_batch(scored([item(2, COPIES[1], "2026-03-01T09:10:00Z")]), [], {})  # first's index predates it
+        assert store_sizes(first) == {COPIES[0]: 2, "Contoso Group names new chief financial officer": 1}
+
+
+def store_sizes(store):
+    return {r["title"]: r["size"] for r in store.rows("SELECT title, size FROM stories")}
