@@ -223,7 +223,7 @@ def _view(db: Path) -> MonitorView:
 
 
 def _alert_row(row: dict[str, str]) -> list[Any]:
-    evidence = f"{row['evidence_count']} items: {row['evidence_titles']}" if row["evidence_titles"] else row["evidence_count"]
+    evidence = f"{row['evidence_count']} {row.get('unit') or 'items'}: {row['evidence_titles']}" if row["evidence_titles"] else row["evidence_count"]
     return [int(row["id"]), row["key"], row["kind"], row["start"], row["end"],
             f"{row['negative_count']} / {row['window_count']}", f"{float(row['share']):.0%}",
             round(float(row["statistic"]), 2), evidence]

@@ -9,12 +9,18 @@ time and compares it with the ``baseline`` period just before the window:
 * ``metric="count"``: the count of negative items. Expected count λ = (neg_b + 1) · window /
   baseline; the statistic is the Poisson z-score (neg − λ) / √λ, or the ratio neg / λ.
 
+What is counted is stories by default (``count="stories"``): near-duplicate items (wire copies,
+``UPDATE 1-`` re-issues, the same body under another source; :mod:`agent.monitor.stories`) are one
+story, counted once in a window however many copies it has there, and negative when at least half
+of its copies in the window are. ``count="items"`` counts every copy, as before.
+
 The rule fires when the statistic reaches ``threshold`` with at least ``min_count`` negative and
 ``min_volume`` items in the window, once the name has at least one window of history before the
 window (until then there is no baseline to surge against; a shorter history than ``baseline``
 is used as it is). Firings closer than ``cooldown`` (default: the window) form
-one episode, and an episode raises one alert: its first firing, with the negative items of that
-window as evidence (items added while the episode lasts are appended, up to 100).
+one episode, and an episode raises one alert: its first firing, with the negative stories (or
+items) of that window as evidence, each story by its first copy there (those added while the
+episode lasts are appended, up to 100).
 
 Evaluation is incremental: after each committed batch, only names mentioned by items not yet
 evaluated are looked at, over the time span those items can affect. The result depends only on
@@ -34,6 +40,7 @@ from typing import Any
 
 from agent.monitor.items import format_time
 from agent.monitor.store import MonitorStore, now_iso
+from agent.monitor.stories import COUNTS, stories_of
 
 METRICS = ("share", "count")
 METHODS = ("zscore", "ratio")
@@ -76,6 +83,7 @@ class AlertRule:
         cooldown: Quiet time that ends an episode (default: the window).
         scope: ``watchlist``: companies of the watch-list only; ``all``: also names only the
             entity tagger found.
+        count: ``stories`` (near-duplicates count once) or ``items`` (every copy counts).
     """
 
     name: str = "negative-surge"
@@ -89,6 +97,7 @@ class AlertRule:
     min_volume: int = 5
     cooldown: str | None = None
     scope: str = "watchlist"
+    count: str = "stories"
 
     def __post_init__(self) -> None:
         if not self.name.strip():
@@ -102,6 +111,8 @@ class AlertRule:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.scope not in SCOPES:
             raise ValueError(f"scope must be one of {', '.join(SCOPES)}, got {self.scope!r}")
+        if self.count not in COUNTS:
+            raise ValueError(f"count must be one of {', '.join(COUNTS)}, got {self.count!r}")
         for name in ("window", "baseline") + (("cooldown",) if self.cooldown else ()):
             parse_duration(getattr(self, name))
         if not self.threshold > 0:
@@ -146,6 +157,7 @@ class Alert:
     statistic: float
     peak: float
     evidence: tuple[str, ...]
+    unit: str = "items"  # what window_count and negative_count count: stories or items
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -154,7 +166,7 @@ class Alert:
 
     def describe(self) -> str:
         """One line for a terminal or a chat message."""
-        return (f"ALERT {self.kind} {self.key!r}: {self.negative_count}/{self.window_count} negative "
+        return (f"ALERT {self.kind} {self.key!r}: {self.negative_count}/{self.window_count} negative {self.unit} "
                 f"(share {self.share:.0%}, baseline {self.baseline:.2f}, {self.rule} statistic {self.statistic:.1f}) "
                 f"from {self.start}")
 
@@ -166,6 +178,7 @@ class _Episode:
     stats: dict[str, float]
     peak: float
     evidence: list[str]
+    units: set[str]  # the stories (or items) in the evidence
 
 
 def load_rules(path: str | None) -> list[AlertRule]:
@@ -224,11 +237,37 @@ def evaluate(store: MonitorStore, rules: Sequence[AlertRule], watched: set[str])
     return raised
 
 
+class _Tally:
+    """Distinct units (stories, or items) in a stretch of rows, and how many of them are negative."""
+
+    def __init__(self) -> None:
+        self.copies: dict[str, int] = {}
+        self.negatives: dict[str, int] = {}
+        self.units = self.negative = 0
+
+    def is_negative(self, unit: str) -> bool:
+        neg = self.negatives.get(unit, 0)
+        return neg > 0 and 2 * neg >= self.copies.get(unit, 0)  # at least half of its copies
+
+    def change(self, unit: str, negative: bool, step: int) -> None:
+        before = self.is_negative(unit)
+        copies = self.copies.get(unit, 0) + step
+        self.units += (copies > 0) - (copies - step > 0)
+        if copies:
+            self.copies[unit] = copies
+            self.negatives[unit] = self.negatives.get(unit, 0) + negative * step
+        else:
+            self.copies.pop(unit, None)
+            self.negatives.pop(unit, None)
+        self.negative += self.is_negative(unit) - before
+
+
 def _evaluate_key(db: Any, rule: AlertRule, kind: str, key: str, since: int) -> list[Alert]:
     window, baseline, cooldown = rule.seconds
     lo = since - window - baseline - cooldown
+    unit = "COALESCE(i.story, i.id)" if rule.count == "stories" else "i.id"
     rows = db.execute(
-        "SELECT DISTINCT i.id, i.event_time, s.label FROM items i JOIN entities e ON e.item_id = i.id "
+        f"SELECT DISTINCT i.id, i.event_time, s.label, {unit} AS unit FROM items i JOIN entities e ON e.item_id = i.id "
         "JOIN scores s ON s.item_id = i.id WHERE e.kind = ? AND e.key = ? AND i.event_time >= ? "
         "ORDER BY i.event_time, i.id", (kind, key, _iso(lo))).fetchall()
     first = db.execute("SELECT MIN(i.event_time) FROM items i JOIN entities e ON e.item_id = i.id "
@@ -236,18 +275,26 @@ def _evaluate_key(db: Any, rule: AlertRule, kind: str, key: str, since: int) -> 
     first_seen = _epoch(first) if first else since
     times = [_epoch(r["event_time"]) for r in rows]
     negative = [r["label"] == "negative" for r in rows]
-    cum_neg = [0]
-    for flag in negative:
-        cum_neg.append(cum_neg[-1] + flag)
+    units = [r["unit"] for r in rows]
+    # Both stretches only move forward as t grows: [b_lo, w_lo) is the baseline, [w_lo, hi) the window.
+    in_window, in_baseline = _Tally(), _Tally()
+    b_lo = w_lo = hi = 0
     episodes: list[_Episode] = []
     for j, t in enumerate(times):
         if not negative[j] or t < since - cooldown:
             continue
-        hi = bisect.bisect_right(times, t)
-        w_lo = bisect.bisect_right(times, t - window)
-        b_lo = bisect.bisect_right(times, t - window - baseline)
-        n, neg = hi - w_lo, cum_neg[hi] - cum_neg[w_lo]
-        n_b, neg_b = w_lo - b_lo, cum_neg[w_lo] - cum_neg[b_lo]
+        while hi < len(times) and times[hi] <= t:
+            in_window.change(units[hi], negative[hi], 1)
+            hi += 1
+        while w_lo < hi and times[w_lo] <= t - window:
+            in_window.change(units[w_lo], negative[w_lo], -1)
+            in_baseline.change(units[w_lo], negative[w_lo], 1)
+            w_lo += 1
+        while b_lo < w_lo and times[b_lo] <= t - window - baseline:
+            in_baseline.change(units[b_lo], negative[b_lo], -1)
+            b_lo += 1
+        n, neg = in_window.units, in_window.negative
+        n_b, neg_b = in_baseline.units, in_baseline.negative
         # A name seen for less than one window before this one has no baseline yet to surge against.
         history = min(baseline, t - window - first_seen)
         if neg < rule.min_count or n < rule.min_volume or history < window:
@@ -255,14 +302,20 @@ def _evaluate_key(db: Any, rule: AlertRule, kind: str, key: str, since: int) -> 
         statistic, level = _statistic(rule, n, neg, n_b, neg_b, window, history)
         if statistic < rule.threshold:
             continue
-        ids = [rows[k]["id"] for k in range(w_lo, hi) if negative[k]]
+        shown = set(episodes[-1].units) if episodes and t - episodes[-1].end <= cooldown else set()
+        ids = []
+        for k in range(w_lo, hi):  # each negative story once, by its first copy in the window
+            if units[k] not in shown and negative[k] and in_window.is_negative(units[k]):
+                shown.add(units[k])
+                ids.append(rows[k]["id"])
         stats = {"window_count": n, "negative_count": neg, "share": neg / n, "baseline": level, "statistic": statistic}
         if episodes and t - episodes[-1].end <= cooldown:
             episode = episodes[-1]
             episode.end, episode.peak = t, max(episode.peak, statistic)
-            episode.evidence += [i for i in ids if i not in episode.evidence]
+            episode.evidence += ids
+            episode.units = shown
         else:
-            episodes.append(_Episode(t, t, stats, statistic, ids))
+            episodes.append(_Episode(t, t, stats, statistic, ids, shown))
     return [a for a in (_store_episode(db, rule, kind, key, e, cooldown) for e in episodes) if a is not None]
 
 
@@ -298,12 +351,12 @@ def _store_episode(db: Any, rule: AlertRule, kind: str, key: str, episode: _Epis
     evidence = episode.evidence[:MAX_EVIDENCE]
     cur = db.execute(
         'INSERT INTO alerts (rule, kind, key, start, "end", raised_at, window_count, negative_count, share, baseline, '
-        'statistic, peak, evidence) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)',
+        'statistic, peak, evidence, unit) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)',
         (rule.name, kind, key, start, end, now_iso(), s["window_count"], s["negative_count"], round(s["share"], 4),
-         round(s["baseline"], 4), round(s["statistic"], 4), round(episode.peak, 4), json.dumps(evidence)))
+         round(s["baseline"], 4), round(s["statistic"], 4), round(episode.peak, 4), json.dumps(evidence), rule.count))
     return Alert(int(cur.lastrowid), rule.name, kind, key, start, end, now_iso(), int(s["window_count"]),
                  int(s["negative_count"]), round(s["share"], 4), round(s["baseline"], 4), round(s["statistic"], 4),
-                 round(episode.peak, 4), tuple(evidence))
+                 round(episode.peak, 4), tuple(evidence), rule.count)
 
 
 def list_alerts(store: MonitorStore, *, since: str | None = None, key: str | None = None) -> list[Alert]:

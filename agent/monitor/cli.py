@@ -49,6 +49,7 @@ def score(
     min_count: Annotated[int, typer.Option(help="Negative items needed in the window.")] = 5,
     min_volume: Annotated[int, typer.Option(help="Items needed in the window.")] = 5,
     scope: Annotated[str, typer.Option(help="watchlist: alert on watch-list companies (and topics); all: also on names only the tagger found.")] = "watchlist",
+    count: Annotated[str, typer.Option("--count", help="stories: near-duplicate copies (syndication, re-issues) count once; items: every copy counts.")] = "stories",
     webhook: Annotated[str | None, typer.Option(help="POST each new alert as JSON to this URL (retried; outcomes stored).")] = None,
     webhook_attempts: Annotated[int, typer.Option(help="Tries per alert.")] = 3,
     stdout_alerts: Annotated[bool, typer.Option("--stdout-alerts", help="Print one line per new alert as it is raised.")] = False,
@@ -75,7 +76,7 @@ def score(
         rule_list = load_rules(str(rules))
     else:
         rule_list = [AlertRule(window=window, baseline=baseline, metric=metric, method=method, threshold=threshold,
-                               min_count=min_count, min_volume=min_volume, scope=scope)]
+                               min_count=min_count, min_volume=min_volume, scope=scope, count=count)]
     config = MonitorConfig(
         feeds=tuple(feeds), fmt=fmt, fields=FieldMap.parse(field or []), batch_size=batch_size,
         limits=FeedLimits(max_title_chars=max_title_chars, max_body_chars=max_body_chars, max_record_bytes=max_record_bytes,
@@ -114,7 +115,7 @@ def format_summary(summary: dict) -> str:
         lines.append(f"  skipped {count}: {reason}")
     for alert in summary["raised"]:
         lines.append(f"  alert #{alert['id']} {alert['kind']} {alert['key']!r}: {alert['negative_count']}/"
-                     f"{alert['window_count']} negative from {alert['start']}")
+                     f"{alert['window_count']} negative {alert.get('unit', 'items')} from {alert['start']}")
     if summary.get("webhook_failed"):
         lines.append(f"  webhook: {summary['webhook_failed']} alert(s) not delivered (see 'agent monitor status')")
     lines.append(f"{summary['scored']} items in {summary['elapsed_s']:.1f} s ({summary['items_per_s']} items/s) "
@@ -130,24 +131,29 @@ def alerts(
     company: Annotated[str | None, typer.Option(help="Only alerts for this company or topic.")] = None,
     json_output: JsonOutput = False,
 ) -> None:
-    """List raised alerts, oldest first."""
+    """List raised alerts, oldest first, with their evidence as stories (copies, sources)."""
     from agent.monitor.alerts import list_alerts, parse_since
     from agent.monitor.store import MonitorStore
+    from agent.monitor.stories import stories_of
 
     if since:
         parse_since(since)  # a bad --since is a usage error, found before the database is opened
     with MonitorStore.open(db, create=False) as store:
-        found = list_alerts(store, since=since, key=company)
+        found = [(a, stories_of(store.db, list(a.evidence))) for a in list_alerts(store, since=since, key=company)]
     if json_output:
-        echo_json([a.to_dict() for a in found])
+        echo_json([{**a.to_dict(), "stories": stories} for a, stories in found])
         return
     if not found:
         typer.echo("no alerts")
         return
-    typer.echo(f"{'id':>4}  {'kind':<7} {'name':<24} {'start':<20} {'end':<20} {'neg/n':>7} {'stat':>6}  evidence")
-    for a in found:
+    typer.echo(f"{'id':>4}  {'kind':<7} {'name':<24} {'start':<20} {'end':<20} {'neg/n':>7} {'unit':<7} {'stat':>6}  evidence")
+    for a, stories in found:
+        copies = sum(s["copies"] for s in stories)
         typer.echo(f"{a.id:>4}  {a.kind:<7} {a.key[:24]:<24} {a.start:<20} {a.end:<20} "
-                   f"{f'{a.negative_count}/{a.window_count}':>7} {a.statistic:>6.1f}  {len(a.evidence)} items")
+                   f"{f'{a.negative_count}/{a.window_count}':>7} {a.unit:<7} {a.statistic:>6.1f}  "
+                   f"{len(stories)} stories ({copies} copies)")
+        for s in stories[:5]:
+            typer.echo(f"{'':>6}{s['copies']} x {s['title'][:70]!r} ({', '.join(s['sources'][:4])})")
 
 
 @app.command("report")

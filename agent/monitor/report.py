@@ -3,7 +3,8 @@
 ``sentiment.png`` has one panel per company (the watch-list's, or the most mentioned when there
 is none): the mean sentiment score (P(positive) − P(negative)) per time bucket as a line, item
 and negative-item counts as bars, and each alert episode as a red band from its window's start
-to its last firing. ``alerts.csv`` lists every alert with its numbers and evidence.
+to its last firing. ``alerts.csv`` lists every alert with its numbers and evidence: what it counted
+(``unit``: stories or items) and, for its evidence stories, how many copies from how many sources.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from typing import Any
 
 from agent.monitor.alerts import list_alerts, parse_duration, parse_since
 from agent.monitor.store import MonitorStore
+from agent.monitor.stories import stories_of
 
 CSV_COLUMNS = ("id", "rule", "kind", "key", "start", "end", "raised_at", "window_count", "negative_count", "share",
-               "baseline", "statistic", "peak", "evidence_count", "evidence_ids", "evidence_titles")
+               "baseline", "statistic", "peak", "evidence_count", "evidence_ids", "evidence_titles", "unit",
+               "evidence_copies", "evidence_sources")
 MAX_PANELS = 12  # past a dozen panels a page is unreadable; the CSV still has every alert
 
 
@@ -44,9 +47,11 @@ def write_report(store: MonitorStore, out: str | Path, *, since: str | None = No
         writer = csv.writer(handle)
         writer.writerow(CSV_COLUMNS)
         for a in alerts:
+            stories = stories_of(store.db, list(a.evidence))  # each evidence story with all its copies
             writer.writerow([a.id, a.rule, a.kind, a.key, a.start, a.end, a.raised_at, a.window_count,
                              a.negative_count, a.share, a.baseline, a.statistic, a.peak, len(a.evidence),
-                             ";".join(a.evidence), " | ".join(titles.get(i, "") for i in a.evidence[:3])])
+                             ";".join(a.evidence), " | ".join(titles.get(i, "") for i in a.evidence[:3]), a.unit,
+                             sum(s["copies"] for s in stories), len({src for s in stories for src in s["sources"]})])
     names = companies or _watched(store) or _most_mentioned(store, 6)
     png_path = out / "sentiment.png"
     plotted = _plot(store, names[:MAX_PANELS], [a for a in alerts if a.kind == "company"], png_path, start, bucket)

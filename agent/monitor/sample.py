@@ -40,12 +40,27 @@ NEUTRAL = (
     "{c} to report quarterly results next week",
     "{c} publishes annual sustainability report",
     "{c} appoints new chief risk officer",
+    "{c} moves its London staff to a new headquarters",
+    "{c} launches a mobile app for small businesses",
+    "{c} chairman to step down at the end of the year",
+    "{c} completes sale of its insurance unit",
+    "{c} extends sponsorship of the city marathon",
+    "{c} updates terms for savings accounts",
+    "{c} hires former regulator as compliance adviser",
+    "{c} sets date for its investor day",
+    "{c} trims mortgage rates for first-time buyers",
 )
 POSITIVE = (
     "{c} beats earnings estimates and raises dividend",
     "{c} shares jump after strong quarterly profit",
     "{c} upgraded to buy at Morgan Stanley",
     "{c} wins major contract with government",
+    "{c} raises full-year guidance on strong lending",
+    "{c} named best digital bank of the year",
+    "{c} posts record deposits in the second quarter",
+    "{c} credit rating lifted by S&P",
+    "{c} announces share buyback of 500 million",
+    "{c} customer satisfaction hits a ten-year high",
 )
 MARKET = (
     "European stocks close higher as inflation cools",
@@ -71,17 +86,22 @@ def sample_watchlist() -> dict[str, Any]:
 def sample_items() -> list[dict[str, Any]]:
     """The feed's records in time order (some with ids, some without: those get content ids)."""
     items: list[tuple[datetime, str, str, str]] = []  # time, headline, tone, company
+    used: dict[tuple[str, str], int] = {}
 
-    def add(at: datetime, company: str, tone: str, n: int) -> None:
+    def add(at: datetime, company: str, tone: str, n: int | None = None) -> None:
+        # Each company's normal coverage takes its headlines in turn, so a headline comes back only
+        # days later: repeated within hours it would be one syndicated story, not new news.
         templates = {"negative": NEGATIVE, "neutral": NEUTRAL, "positive": POSITIVE}[tone]
+        if n is None:
+            n = used[company, tone] = used.get((company, tone), -1) + 1
         items.append((at, templates[n % len(templates)].format(c=company), tone, company))
 
     for n in range(HOURS * 2):  # the control: every 30 minutes, every other item negative
         tone = "negative" if n % 2 == 0 else ("neutral" if n % 4 == 1 else "positive")
-        add(START + timedelta(minutes=30 * n + 7), CONTROL_COMPANY, tone, n // 2)
+        add(START + timedelta(minutes=30 * n + 7), CONTROL_COMPANY, tone)
     for n in range(HOURS // 2):  # the surge company's normal coverage: one in six negative
         tone = "negative" if n % 6 == 3 else ("neutral" if n % 2 == 0 else "positive")
-        add(START + timedelta(hours=2 * n, minutes=13), SURGE_COMPANY, tone, n)
+        add(START + timedelta(hours=2 * n, minutes=13), SURGE_COMPANY, tone)
     for n in range(8):  # the surge: eight negative items in under three hours
         add(START + timedelta(hours=SURGE_AT, minutes=20 * n + 5), SURGE_COMPANY, "negative", n)
     for n in range(HOURS // 6):

@@ -9,7 +9,11 @@ the killed run's row ``interrupted``.
 
 A new database is built under a temporary name and linked into place, so the path either does not
 exist or holds a whole monitor database; an existing file that is not one (empty, another app's)
-is refused, never written into. Databases of schema 1 are migrated in place (:mod:`agent.monitor.migrate`).
+is refused, never written into. Databases of schemas 1 and 2 are migrated in place (:mod:`agent.monitor.migrate`).
+
+Every new item joins a story (:mod:`agent.monitor.stories`: its near-duplicates) in the same
+transaction that writes it; the LSH index behind that is rebuilt from the stored signatures the
+first time a store writes.
 
 WAL journaling lets readers (``agent monitor alerts``, the web UI) look while a run writes.
 """
@@ -30,15 +34,19 @@ from typing import Any
 from agent.monitor.items import STDIN, Cursor, FeedItem, Malformed, format_time, stable_id
 from agent.monitor.liveness import process_gone, this_process
 from agent.monitor.scoring import LABELS, ItemScore
+from agent.monitor.stories import StoryConfig, StoryIndex
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS items (
     id TEXT PRIMARY KEY, content_hash TEXT NOT NULL, feed TEXT NOT NULL, position INTEGER NOT NULL,
     published TEXT, event_time TEXT NOT NULL, source TEXT NOT NULL, title TEXT NOT NULL, body TEXT NOT NULL,
-    url TEXT NOT NULL, ingested_at TEXT NOT NULL, evaluated INTEGER NOT NULL DEFAULT 0);
+    url TEXT NOT NULL, ingested_at TEXT NOT NULL, evaluated INTEGER NOT NULL DEFAULT 0, story TEXT);
 CREATE INDEX IF NOT EXISTS items_time ON items(event_time);
+CREATE INDEX IF NOT EXISTS items_story ON items(story);
+CREATE TABLE IF NOT EXISTS stories (id TEXT PRIMARY KEY, size INTEGER NOT NULL, first_time TEXT NOT NULL, title TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS minhashes (item_id TEXT PRIMARY KEY REFERENCES items(id), title BLOB, body BLOB);
 CREATE INDEX IF NOT EXISTS items_pending ON items(evaluated) WHERE evaluated = 0;
 CREATE TABLE IF NOT EXISTS scores (
     item_id TEXT PRIMARY KEY REFERENCES items(id),
@@ -63,7 +71,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     id INTEGER PRIMARY KEY AUTOINCREMENT, rule TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL,
     start TEXT NOT NULL, "end" TEXT NOT NULL, raised_at TEXT NOT NULL, window_count INTEGER NOT NULL,
     negative_count INTEGER NOT NULL, share REAL NOT NULL, baseline REAL NOT NULL, statistic REAL NOT NULL,
-    peak REAL NOT NULL, evidence TEXT NOT NULL, UNIQUE (rule, kind, key, start));
+    peak REAL NOT NULL, evidence TEXT NOT NULL, unit TEXT NOT NULL DEFAULT 'items', UNIQUE (rule, kind, key, start));
 CREATE TABLE IF NOT EXISTS notifications (
     id INTEGER PRIMARY KEY AUTOINCREMENT, alert_id INTEGER NOT NULL REFERENCES alerts(id), channel TEXT NOT NULL,
     target TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL, error TEXT NOT NULL, at TEXT NOT NULL);
@@ -96,9 +104,11 @@ class BatchResult:
 class MonitorStore:
     """A monitor database. Open with :meth:`open`; use as a context manager to close it."""
 
-    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, connection: sqlite3.Connection, path: Path, stories: StoryConfig | None = None) -> None:
         self.db = connection
         self.path = path
+        self.story_config = stories or StoryConfig()
+        self._stories: StoryIndex | None = None  # built from the database at the first write
 
     @classmethod
     def open(cls, path: str | Path, *, create: bool = True) -> MonitorStore:
@@ -142,7 +152,7 @@ class MonitorStore:
             connection.execute("PRAGMA synchronous=NORMAL")  # with WAL: safe against a killed process
             connection.execute("PRAGMA foreign_keys=ON")
             version = store.get_meta("schema_version")
-            if version == "1":
+            if version in ("1", "2"):
                 from agent.monitor.migrate import migrate
 
                 migrate(connection, version)
@@ -229,34 +239,47 @@ class MonitorStore:
         """
         now = now_iso()
         inserted: list[str] = []
-        with self.transaction() as db:
-            for item, score in scored:
-                key = item.key
-                cur = db.execute(
-                    "INSERT OR IGNORE INTO items (id, content_hash, feed, position, published, event_time, source, "
-                    "title, body, url, ingested_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    (key, stable_id(item.source, item.title, item.published, item.body), item.feed,
-                     item.position, item.published, item.published or now, item.source, item.title, item.body,
-                     item.url, now),
-                )
-                if cur.rowcount == 0:
-                    continue
-                inserted.append(key)
-                db.execute("INSERT INTO scores VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", _score_row(key, score))
-                db.executemany(
-                    'INSERT OR IGNORE INTO entities VALUES (?,?,?,?,?,?,?,?,?,?)',
-                    [(key, m.kind, m.key, m.ticker, m.method, m.field, m.text, m.start, m.end, m.score)
-                     for m in score.mentions],
-                )
-            db.executemany("INSERT INTO rejects (feed, position, reason, raw, seen_at) VALUES (?,?,?,?,?)",
-                           [(bad.feed, bad.position, bad.reason, bad.raw, now) for bad in malformed])
-            rejected = len(malformed)
-            for feed, (fmt, cursor) in cursors.items():
-                if feed == STDIN:
-                    continue
-                db.execute('INSERT OR REPLACE INTO cursors VALUES (?,?,?,?,?,?)',
-                           (feed, fmt, cursor.offset, cursor.position, fingerprint(feed, fmt, cursor.offset), now))
-        return BatchResult(len(inserted), len(scored) - len(inserted), rejected, tuple(inserted))
+        if self._stories is None:
+            self._stories = StoryIndex.load(self.db, self.story_config)
+        try:
+            with self.transaction() as db:
+                self._write(db, scored, malformed, cursors, now, inserted)
+        except BaseException:
+            self._stories = None  # it may hold items just rolled back: rebuild from the database
+            raise
+        return BatchResult(len(inserted), len(scored) - len(inserted), len(malformed), tuple(inserted))
+
+    def _write(self, db: sqlite3.Connection, scored: Sequence[tuple[FeedItem, ItemScore]], malformed: Sequence[Malformed],
+               cursors: dict[str, tuple[str, Cursor]], now: str, inserted: list[str]) -> None:
+        assert self._stories is not None
+        self._stories.refresh(db)  # items another process stored since
+        for item, score in scored:
+            key = item.key
+            cur = db.execute(
+                "INSERT OR IGNORE INTO items (id, content_hash, feed, position, published, event_time, source, "
+                "title, body, url, ingested_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (key, stable_id(item.source, item.title, item.published, item.body), item.feed,
+                 item.position, item.published, item.published or now, item.source, item.title, item.body,
+                 item.url, now),
+            )
+            if cur.rowcount == 0:
+                continue
+            inserted.append(key)
+            self._stories.assign(db, key, item.title, item.body, item.published or now,
+                                 frozenset(m.key for m in score.mentions if m.kind == "company"))
+            db.execute("INSERT INTO scores VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", _score_row(key, score))
+            db.executemany(
+                'INSERT OR IGNORE INTO entities VALUES (?,?,?,?,?,?,?,?,?,?)',
+                [(key, m.kind, m.key, m.ticker, m.method, m.field, m.text, m.start, m.end, m.score)
+                 for m in score.mentions],
+            )
+        db.executemany("INSERT INTO rejects (feed, position, reason, raw, seen_at) VALUES (?,?,?,?,?)",
+                       [(bad.feed, bad.position, bad.reason, bad.raw, now) for bad in malformed])
+        for feed, (fmt, cursor) in cursors.items():
+            if feed == STDIN:
+                continue
+            db.execute('INSERT OR REPLACE INTO cursors VALUES (?,?,?,?,?,?)',
+                       (feed, fmt, cursor.offset, cursor.position, fingerprint(feed, fmt, cursor.offset), now))
 
     # -- runs ---------------------------------------------------------------------------------
     def start_run(self, engine: str, feeds: Sequence[str]) -> int:
@@ -280,7 +303,7 @@ class MonitorStore:
     # -- reading ------------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
         """Rows per table (what a user checks after a run)."""
-        tables = ("items", "scores", "entities", "cursors", "rejects", "alerts", "notifications", "runs")
+        tables = ("items", "stories", "scores", "entities", "cursors", "rejects", "alerts", "notifications", "runs")
         return {t: int(self.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in tables}
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:

@@ -88,7 +88,7 @@ def test_an_uploaded_feed_is_scored_plotted_and_its_alert_shown_with_evidence(tm
     assert width > 500 and height > 300
     (alert,) = [row for row in view.alerts if row[1] == "Northwind Bank"]
     assert alert[2] == "company" and alert[5].endswith("/ 9")
-    assert alert[-1].startswith("9 items: Northwind Bank slashes outlook")  # the evidence, by headline
+    assert alert[-1].startswith("9 stories: Northwind Bank slashes outlook")  # the evidence, by headline
     assert handlers.show(db).alerts == view.alerts  # picking it again shows the same
 
 

@@ -98,7 +98,10 @@ def test_since_takes_durations_and_dates():
 def test_topics_alert_on_their_own_surge_across_companies(tmp_path, keyword_scorer):
     records = [{"id": f"calm-{n}", "title": f"Lawsuit against Firm{n} settled quietly",
                 "published": f"2026-01-{1 + n // 4:02d}T{(n % 4) * 6:02d}:00:00Z"} for n in range(12)]
-    records += [{"id": f"surge-{n}", "title": f"Firm{n} falls as lawsuit widens",
+    # Six different stories (headlines differing only in the firm's name would be one syndicated story).
+    surge = ("Firm0 falls as lawsuit widens", "Firm1 shares sink on lawsuit", "Lawsuit fine hits Firm2 profit",
+             "Firm3 misses targets amid lawsuit", "Firm4 downgraded over lawsuit risk", "New lawsuit sends Firm5 to losses")
+    records += [{"id": f"surge-{n}", "title": surge[n],
                  "published": f"2026-01-04T{10 + n // 2:02d}:{(n % 2) * 30:02d}:00Z"} for n in range(6)]
     feed = tmp_path / "topics.jsonl"
     feed.write_text("".join(json.dumps(r) + "\n" for r in records))
