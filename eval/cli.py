@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 
 from finetune.cli.console import echo_json, friendly_errors
+from finetune.cli.cost import guard_cost
+from finetune.cli.options import DryRun, MaxQpuSeconds
 from finetune.runs.command import tracked_run
 
 bench_app = typer.Typer(no_args_is_help=True, help="Speed benchmarks (ratios measured in one run).")
@@ -143,8 +145,28 @@ _LabelColumn = Annotated[str, typer.Option(help="Label column/key of user files.
 _Runtime = Annotated[str, typer.Option(help="Where the encoder runs: torch, onnx or onnx-int8 (ONNX Runtime; int8 weights change answers slightly).")]
 
 
+def _eval_plan(task: str):
+    """What ``--dry-run`` counts for ``agent eval <task>``: one scoring pass over the examples."""
+
+    def plan(o: dict) -> tuple:
+        from agent.shipped import model_path
+        from eval.classification import load_eval_data
+        from finetune.models.checkpoint import load_checkpoint
+        from finetune.quantum.cost import eval_workload
+
+        head = load_checkpoint(model_path(o["model"], task)).head.config
+        data = load_eval_data(task, o["data"], o["split"], data_dir=o["data_dir"], text_column=o["text_column"],
+                              label_column=o["label_column"], oos_source=o.get("oos_data"))
+        limit = o["limit"]
+        examples = sum(len(part) if limit is None else min(limit, len(part)) for part in (data.examples, data.oos))
+        return head, [eval_workload(examples, head.n_circuits)]
+
+    return plan
+
+
 @eval_app.command("intents")
 @friendly_errors
+@guard_cost(_eval_plan("intents"))
 @tracked_run("eval")
 def eval_intents(
     model: _Model,
@@ -155,6 +177,7 @@ def eval_intents(
     backend: _Backend = None, limit: _Limit = None, seed: _Seed = 0,
     text_column: _TextColumn = "text", label_column: _LabelColumn = "label",
     runtime: _Runtime = "torch", out: _Out = None, json_output: _Json = False,
+    dry_run: DryRun = False, max_qpu_seconds: MaxQpuSeconds = None,
 ) -> dict:
     """Accuracy, macro-F1, per-intent report, ECE, confusion matrix; out-of-scope metrics with --oos-data."""
     return _evaluate("intents", model, data, data_dir, split, oos_data, backend, limit, seed, text_column,
@@ -163,6 +186,7 @@ def eval_intents(
 
 @eval_app.command("sentiment")
 @friendly_errors
+@guard_cost(_eval_plan("sentiment"))
 @tracked_run("eval")
 def eval_sentiment(
     model: _Model,
@@ -172,6 +196,7 @@ def eval_sentiment(
     backend: _Backend = None, limit: _Limit = None, seed: _Seed = 0,
     text_column: _TextColumn = "text", label_column: _LabelColumn = "label",
     runtime: _Runtime = "torch", out: _Out = None, json_output: _Json = False,
+    dry_run: DryRun = False, max_qpu_seconds: MaxQpuSeconds = None,
 ) -> dict:
     """Accuracy, macro-F1, per-class report, ECE and confusion matrix of a sentiment model."""
     return _evaluate("sentiment", model, data, data_dir, split, None, backend, limit, seed, text_column,

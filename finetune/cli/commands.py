@@ -7,14 +7,16 @@ included) is recorded in the checkpoint's ``config.json`` so the model can be re
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from finetune.cli.console import echo_json, friendly_errors
+from finetune.cli.cost import guard_cost
 from finetune.cli.options import (
-    Backend, BatchSize, Circuits, Data, DataDir, Depth, Dropout, Encoding, EncoderPath, EntityData, Epochs,
+    Backend, BatchSize, DryRun, MaxQpuSeconds, Circuits, Data, DataDir, Depth, Dropout, Encoding, EncoderPath, EntityData, Epochs,
     HeadKind, Hidden, JsonOutput, LabelColumn, LabelSmoothing, Lora, LoraAlpha, LoraR, LoraTargets, Lr,
     MaxLength, Out, Patience, Qubits, Readout, Seed, TestFolds, TextColumn, Threads, TrainFolds, ValFraction,
     WeightDecay, command_line, head_config, load_encoder, lora_settings, say, set_threads, training_arguments,
@@ -24,8 +26,46 @@ from finetune.runs.command import tracked_run, training_hooks
 app = typer.Typer(no_args_is_help=True, help="Train intent, sentiment (and entity) models.")
 
 
+def _intents_data(o: dict[str, Any]) -> tuple[Any, Any]:
+    """The intents data set and, with ``--oos-data``, the out-of-scope examples."""
+    from finetune.data.loaders import load_intents
+
+    dataset = load_intents(o["data"], data_dir=o["data_dir"], text_column=o["text_column"],
+                           label_column=o["label_column"], val_fraction=o["val_fraction"], seed=o["seed"])
+    oos = None
+    if o["oos_data"] is not None:
+        from finetune.data.oos import clinc_oos_examples
+
+        clinc = load_intents(o["oos_data"], data_dir=o["data_dir"], seed=o["seed"])
+        oos = clinc_oos_examples(clinc, data_dir=o["data_dir"], per_intent=o["oos_per_intent"])
+    return dataset, oos
+
+
+def _training_plan(data: Callable[[dict[str, Any]], tuple[Any, Any]]) -> Callable[[dict[str, Any]], Any]:
+    """What ``--dry-run`` counts for a classifier: every epoch's SPSA steps and validation."""
+
+    def plan(o: dict[str, Any]) -> Any:
+        from finetune.quantum.cost import train_workload
+
+        dataset, oos = data(o)
+        n_train = len(dataset.train) + (len(oos.train) if oos else 0)
+        n_val = len(dataset.validation) + (len(oos.validation) if oos else 0)
+        head = head_config(o)
+        return head, [train_workload(n_train, n_val, head.n_circuits, batch_size=o["batch_size"], epochs=o["epochs"])]
+
+    return plan
+
+
+def _sentiment_data(o: dict[str, Any]) -> tuple[Any, None]:
+    from finetune.data.loaders import load_sentiment
+
+    return load_sentiment(o["data"], data_dir=o["data_dir"], text_column=o["text_column"],
+                          label_column=o["label_column"], val_fraction=o["val_fraction"], seed=o["seed"]), None
+
+
 @app.command("intents")
 @friendly_errors
+@guard_cost(_training_plan(_intents_data))
 @tracked_run("finetune", checkpoints=True)
 def intents(
     ctx: typer.Context,
@@ -44,24 +84,16 @@ def intents(
     weight_decay: WeightDecay = 1e-4, patience: Patience = 5, label_smoothing: LabelSmoothing = 0.0,
     seed: Seed = 0, lora: Lora = False, lora_r: LoraR = 8, lora_alpha: LoraAlpha = 16,
     lora_targets: LoraTargets = "query,value", encoder: EncoderPath = "default", max_length: MaxLength = 128,
-    json_output: JsonOutput = False,
+    json_output: JsonOutput = False, dry_run: DryRun = False, max_qpu_seconds: MaxQpuSeconds = None,
 ) -> dict[str, Any]:
     """Train an intent classifier (BANKING77 by default), optionally with out-of-scope detection."""
-    from finetune.data.loaders import load_intents
-
-    dataset = load_intents(data, data_dir=data_dir, text_column=text_column, label_column=label_column,
-                           val_fraction=val_fraction, seed=seed)
-    oos = None
-    if oos_data is not None:
-        from finetune.data.oos import clinc_oos_examples
-
-        clinc = load_intents(oos_data, data_dir=data_dir, seed=seed)
-        oos = clinc_oos_examples(clinc, data_dir=data_dir, per_intent=oos_per_intent)
+    dataset, oos = _intents_data(locals())
     return _train_classifier(ctx, "intents", dataset, oos, locals())
 
 
 @app.command("sentiment")
 @friendly_errors
+@guard_cost(_training_plan(_sentiment_data))
 @tracked_run("finetune", checkpoints=True)
 def sentiment(
     ctx: typer.Context,
@@ -77,13 +109,10 @@ def sentiment(
     weight_decay: WeightDecay = 1e-4, patience: Patience = 5, label_smoothing: LabelSmoothing = 0.0,
     seed: Seed = 0, lora: Lora = False, lora_r: LoraR = 8, lora_alpha: LoraAlpha = 16,
     lora_targets: LoraTargets = "query,value", encoder: EncoderPath = "default", max_length: MaxLength = 128,
-    json_output: JsonOutput = False,
+    json_output: JsonOutput = False, dry_run: DryRun = False, max_qpu_seconds: MaxQpuSeconds = None,
 ) -> dict[str, Any]:
     """Train a sentiment classifier (finance tweets by default; labels negative/positive/neutral)."""
-    from finetune.data.loaders import load_sentiment
-
-    dataset = load_sentiment(data, data_dir=data_dir, text_column=text_column, label_column=label_column,
-                             val_fraction=val_fraction, seed=seed)
+    dataset, _ = _sentiment_data(locals())
     return _train_classifier(ctx, "sentiment", dataset, None, locals())
 
 

@@ -12,6 +12,7 @@ A backend is named by a short spec string (:mod:`finetune.quantum.device` parses
     aer:shots=1024                        sampled
     aer:noise=fake_sherbrooke[,shots=N]   noisy (density matrix when no shots are given)
     ibm:ibm_brisbane[,shots=N]            real device (saved account or QISKIT_IBM_* variables)
+    ibm:ibm_brisbane,resilience=1,twirling=on,dd=XY4   with EstimatorV2 error mitigation
     ibm:fake_sherbrooke[,shots=N]         the IBM Runtime path, offline
 
 Every spec also takes ``seed=N``. All rows of a batch go into one primitive unit of work (one

@@ -31,9 +31,15 @@ DEFAULT_SEED = 1234
 OPTIMIZATION_LEVEL = 1
 SPEC_HELP = (
     "valid backends: exact | aer[:shots=N][,noise=fake_<device>][,seed=N] | "
-    "ibm:<device>[,shots=N][,seed=N] (ibm:fake_<device> runs offline); "
-    "`agent backends list` shows the devices"
+    "ibm:<device>[,shots=N][,seed=N][,resilience=0|1|2][,twirling=on|off][,dd=XY4|XX|XpXm|off] "
+    "(ibm:fake_<device> runs offline); `agent backends list` shows the devices"
 )
+# Error mitigation of IBM Runtime's EstimatorV2 (``ibm`` only). Unset keys keep the service's
+# defaults; they are named here so a spec records what was asked for.
+RESILIENCE_LEVELS = (0, 1, 2)
+TWIRLING = {"on": True, "off": False}
+DD_SEQUENCES = ("XY4", "XX", "XpXm")
+DD_CHOICES = (*DD_SEQUENCES, "off")
 
 
 class BackendConfigError(ValueError):
@@ -51,6 +57,10 @@ class BackendSpec:
         noise: Fake IBM device whose noise model Aer uses (``aer`` only).
         device: IBM device name, or ``fake_<name>`` for the offline path (``ibm`` only).
         seed: Seed of the simulators and the transpiler; each job uses ``seed + job index``.
+        resilience: EstimatorV2 ``resilience_level`` (0 none, 1 readout mitigation, 2 adds
+            zero-noise extrapolation); ``None`` keeps the service default (``ibm`` only).
+        twirling: Pauli twirling of gates and measurements (``ibm`` only).
+        dd: Dynamical decoupling sequence (``XY4``, ``XX``, ``XpXm``) or ``off`` (``ibm`` only).
     """
 
     kind: str
@@ -58,6 +68,9 @@ class BackendSpec:
     noise: str | None = None
     device: str | None = None
     seed: int = DEFAULT_SEED
+    resilience: int | None = None
+    twirling: bool | None = None
+    dd: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -74,6 +87,16 @@ class BackendSpec:
             raise BackendConfigError(f"noise= is an aer option; {SPEC_HELP}")
         if self.kind != "ibm" and self.device is not None:
             raise BackendConfigError(f"a device name is an ibm option; {SPEC_HELP}")
+        if self.kind != "ibm" and self.mitigation:
+            raise BackendConfigError(f"resilience=, twirling= and dd= are ibm options; {SPEC_HELP}")
+        if self.resilience is not None and (
+            isinstance(self.resilience, bool) or self.resilience not in RESILIENCE_LEVELS
+        ):
+            raise BackendConfigError(f"resilience must be one of 0, 1, 2; got {self.resilience!r}")
+        if self.twirling is not None and not isinstance(self.twirling, bool):
+            raise BackendConfigError(f"twirling must be on or off; got {self.twirling!r}")
+        if self.dd is not None and self.dd not in DD_CHOICES:
+            raise BackendConfigError(f"dd must be one of {', '.join(DD_CHOICES)}; got {self.dd!r}")
         if self.noise is not None:
             check_fake_device(self.noise)
         if self.kind == "ibm":
@@ -83,6 +106,25 @@ class BackendSpec:
                 check_fake_device(self.device)
             if self.shots is None:
                 object.__setattr__(self, "shots", DEFAULT_IBM_SHOTS)
+
+    @property
+    def mitigation(self) -> dict[str, Any]:
+        """The error-mitigation keys that are set, as the spec spells them."""
+        keys = {"resilience": self.resilience, "twirling": self.twirling, "dd": self.dd}
+        return {key: value for key, value in keys.items() if value is not None}
+
+    def estimator_options(self) -> dict[str, Any]:
+        """The EstimatorV2 options this spec asks for (``ibm`` only): shots and mitigation."""
+        options: dict[str, Any] = {"default_shots": self.shots}
+        if self.resilience is not None:
+            options["resilience_level"] = self.resilience
+        if self.twirling is not None:
+            options["twirling"] = {"enable_gates": self.twirling, "enable_measure": self.twirling}
+        if self.dd == "off":
+            options["dynamical_decoupling"] = {"enable": False}
+        elif self.dd is not None:
+            options["dynamical_decoupling"] = {"enable": True, "sequence_type": self.dd}
+        return options
 
     @property
     def offline(self) -> bool:
@@ -97,6 +139,12 @@ class BackendSpec:
             options.append(f"shots={self.shots}")
         if self.seed != DEFAULT_SEED:
             options.append(f"seed={self.seed}")
+        if self.resilience is not None:
+            options.append(f"resilience={self.resilience}")
+        if self.twirling is not None:
+            options.append(f"twirling={'on' if self.twirling else 'off'}")
+        if self.dd is not None:
+            options.append(f"dd={self.dd}")
         return self.kind + (":" + ",".join(options) if options else "")
 
     def to_dict(self) -> dict[str, Any]:
@@ -126,7 +174,8 @@ def parse_backend(spec: str) -> BackendSpec:
     fields: dict[str, Any] = {"kind": kind}
     if kind == "ibm" and items and "=" not in items[0]:
         fields["device"] = items.pop(0)
-    allowed = {"exact": (), "aer": ("shots", "noise", "seed"), "ibm": ("shots", "seed")}[kind]
+    allowed = {"exact": (), "aer": ("shots", "noise", "seed"),
+               "ibm": ("shots", "seed", "resilience", "twirling", "dd")}[kind]
     for item in items:
         key, sep, value = (part.strip() for part in item.partition("="))
         if not sep or key not in allowed or not value:
@@ -143,9 +192,24 @@ def parse_backend(spec: str) -> BackendSpec:
                 raise BackendConfigError(
                     f"{key} must be a positive integer, got {value!r} in backend {spec!r}"
                 ) from None
+        elif key in MITIGATION_VALUES:
+            choices = MITIGATION_VALUES[key]
+            if value not in choices:
+                raise BackendConfigError(
+                    f"bad value {value!r} for {key} in backend {spec!r}; allowed: {', '.join(choices)}"
+                )
+            fields[key] = choices[value]
         else:
             fields[key] = value
     return BackendSpec(**fields)
+
+
+# Spelling in a spec string → value in :class:`BackendSpec`.
+MITIGATION_VALUES: dict[str, dict[str, Any]] = {
+    "resilience": {str(level): level for level in RESILIENCE_LEVELS},
+    "twirling": TWIRLING,
+    "dd": {name: name for name in DD_CHOICES},
+}
 
 
 @runtime_checkable

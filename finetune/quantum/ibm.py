@@ -47,13 +47,23 @@ class IBMRuntimeBackend:
         name: The spec string this backend reports.
         job_store: Submits jobs and fetches them by id (default: IBM Runtime itself); jobs are
             recorded in the active run's ledger, see :mod:`finetune.quantum.jobs`.
+        options: More EstimatorV2 options (error mitigation: ``resilience_level``, ``twirling``,
+            ``dynamical_decoupling``), see :meth:`~finetune.quantum.device.BackendSpec.estimator_options`.
     """
 
     def __init__(
-        self, device: BackendV2, *, shots: int, seed: int, name: str, job_store: JobStore | None = None
+        self,
+        device: BackendV2,
+        *,
+        shots: int,
+        seed: int,
+        name: str,
+        job_store: JobStore | None = None,
+        options: dict[str, Any] | None = None,
     ) -> None:
         self.device = device
         self.shots = shots
+        self.options = {**(options or {}), "default_shots": shots}
         self.seed = seed
         self.name = name
         self.on_job: Callable[[str], None] | None = None
@@ -79,7 +89,7 @@ class IBMRuntimeBackend:
             device = fake_device(spec.device)
         else:
             device = connect_device(spec.device, service)
-        return cls(device, shots=spec.shots, seed=spec.seed, name=str(spec))
+        return cls(device, shots=spec.shots, seed=spec.seed, name=str(spec), options=spec.estimator_options())
 
     def compiled(self, ansatz: Ansatz) -> DeviceCircuit:
         """``ansatz`` transpiled to the device's ISA (once per ansatz)."""
@@ -111,8 +121,8 @@ class IBMRuntimeBackend:
             # Batch, not Session: the jobs of a training run do not depend on each other's
             # queue position, and batch mode lets the service run them back to back.
             self._batch = Batch(backend=self.device)
-            self._estimator = EstimatorV2(mode=self._batch)
-            self._estimator.options.default_shots = self.shots
+            # Options the spec leaves out stay Unset: the service applies its own defaults.
+            self._estimator = EstimatorV2(mode=self._batch, options=self.options)
         return self._estimator
 
     def close(self) -> None:

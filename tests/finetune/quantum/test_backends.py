@@ -35,6 +35,11 @@ def exact():
         ("aer:noise=fake_sherbrooke,shots=1024", BackendSpec("aer", shots=1024, noise="fake_sherbrooke")),
         ("ibm:ibm_brisbane", BackendSpec("ibm", shots=4096, device="ibm_brisbane")),
         ("ibm:fake_manila,shots=100,seed=7", BackendSpec("ibm", shots=100, device="fake_manila", seed=7)),
+        ("ibm:ibm_brisbane,resilience=2,twirling=on,dd=XY4",
+         BackendSpec("ibm", shots=4096, device="ibm_brisbane", resilience=2, twirling=True, dd="XY4")),
+        ("ibm:fake_manila,resilience=0,twirling=off,dd=off",
+         BackendSpec("ibm", shots=4096, device="fake_manila", resilience=0, twirling=False, dd="off")),
+        ("ibm:fake_manila,dd=XpXm", BackendSpec("ibm", shots=4096, device="fake_manila", dd="XpXm")),
     ],
 )
 def test_parse_backend(spec, expected):
@@ -59,6 +64,12 @@ def test_parse_backend(spec, expected):
         ("ibm:fake_manila,noise=fake_lima", "options of ibm"),
         ("aer:noise=fake_nowhere", "valid: fake_"),
         ("ibm:fake_nowhere", "valid: fake_"),
+        ("ibm:fake_manila,resilience=3", "bad value '3' for resilience .*allowed: 0, 1, 2"),
+        ("ibm:fake_manila,twirling=yes", "bad value 'yes' for twirling .*allowed: on, off"),
+        ("ibm:fake_manila,dd=YY", "bad value 'YY' for dd .*allowed: XY4, XX, XpXm, off"),
+        ("ibm:fake_manila,dd=xy4", "allowed: XY4, XX, XpXm, off"),
+        ("ibm:fake_manila,zne=on", "options of ibm: shots=, seed=, resilience=, twirling=, dd="),
+        ("aer:resilience=1", "options of aer"),
     ],
 )
 def test_bad_specs_fail_with_one_line(spec, message):
