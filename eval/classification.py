@@ -43,12 +43,15 @@ def load_eval_data(
     text_column: str = "text",
     label_column: str = "label",
     oos_source: str | None = None,
+    val_fraction: float = 0.1,
 ) -> EvalData:
-    """Load one split of ``source`` for ``task``, plus the matching out-of-scope split when asked."""
+    """Load one split of ``source`` for ``task``, plus the matching out-of-scope split when asked;
+    ``val_fraction`` is the share carved for a validation split the source lacks (as in training)."""
     if split not in SPLITS:
         raise DataError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
     loader = load_intents if task == "intents" else load_sentiment
-    dataset = loader(source, data_dir=data_dir, text_column=text_column, label_column=label_column)
+    dataset = loader(source, data_dir=data_dir, text_column=text_column, label_column=label_column,
+                     val_fraction=val_fraction)
     oos: list[TextExample] = []
     if oos_source is not None:
         from finetune.data.oos import clinc_oos_examples
@@ -112,6 +115,7 @@ def evaluate_classifier(
         "limit": limit,
         "threshold": classifier.threshold,
         "head_seconds": head_seconds,
+        "calibration": _calibration_summary(classifier, probs[:n_in], y_true[:n_in], argmax[:n_in]),
     }
     in_labels = [label for label in labels if label != OUT_OF_SCOPE]
     summary = metrics.classification_summary(y_true[:n_in], y_pred[:n_in], in_labels)
@@ -145,6 +149,10 @@ def format_report(report: dict[str, Any]) -> str:
     if "accuracy_without_oos" in report:
         lines.append(f"  accuracy without out-of-scope machinery {report['accuracy_without_oos']:.4f}"
                      f"   threshold {report['threshold']}")
+    if report.get("calibration"):
+        cal = report["calibration"]
+        lines.append(f"  calibrated for {cal['backend']}: temperature {cal['temperature']:.3f}, threshold "
+                     f"{cal['threshold']} (ECE without it {cal['ece_uncalibrated']:.4f})")
     if "oos" in report:
         oos = report["oos"]
         lines.append(f"  in-scope accuracy {oos['in_scope_accuracy']:.4f}   out-of-scope recall "
@@ -154,6 +162,21 @@ def format_report(report: dict[str, Any]) -> str:
     for name, path in report.get("files", {}).items():
         lines.append(f"  {name}: {path}")
     return "\n".join(lines)
+
+
+def _calibration_summary(classifier: TextClassifier, probs: np.ndarray, y_true: list[str],
+                         argmax: list[str]) -> dict[str, Any] | None:
+    """The calibration the scores used (None without one), with the ECE the raw softmax would have had."""
+    found = getattr(classifier, "calibration", None)  # ensembles have none
+    if found is None:
+        return None
+    # softmax(T * log softmax(z / T)) = softmax(z): the raw probabilities, without another head pass.
+    logp = np.log(np.clip(probs.astype(np.float64), 1e-300, None)) * found.temperature
+    raw = np.exp(logp - logp.max(-1, keepdims=True))
+    raw /= raw.sum(-1, keepdims=True)
+    return {"backend": found.backend, "temperature": found.temperature, "threshold": classifier.threshold,
+            "fitted": found.date, "fit_data": found.data, "fit_n": found.n,
+            "ece_uncalibrated": metrics.expected_calibration_error(raw, [t == p for t, p in zip(y_true, argmax)])}
 
 
 def _write_files(

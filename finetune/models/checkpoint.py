@@ -8,6 +8,8 @@ A checkpoint directory holds::
     head.safetensors  the head's weights
     metrics.json      evaluation results (optional)
     adapter/          LoRA adapter of the encoder (optional, peft's safetensors format)
+    calibration.json  temperature and threshold fitted per backend (optional,
+                      finetune.models.calibration)
     checksums.json    sha256 of each file above, checked at load (finetune.models.integrity)
 
 Loading rebuilds the head from ``config.json`` — the same circuit, from the same ansatz
@@ -24,6 +26,7 @@ from typing import Any
 
 from finetune.models.files import (  # noqa: F401  (the layout, error and JSON helpers, as checkpoint code has always named them)
     ADAPTER,
+    CALIBRATION,
     CONFIG,
     ENSEMBLE,
     LABELS,
@@ -51,6 +54,7 @@ class Checkpoint:
     settings: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
+    calibration: dict[str, Any] = field(default_factory=dict)  # calibration.json as read
 
     @property
     def adapter_dir(self) -> Path | None:
@@ -170,6 +174,7 @@ def load_checkpoint(directory: str | Path, backend: str = "exact", expect_sha256
         settings=config.get("settings", {}),
         metrics=metrics,
         config=config,
+        calibration=read_json(path / CALIBRATION) if (path / CALIBRATION).is_file() else {},
     )
 
 

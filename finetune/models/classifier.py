@@ -17,6 +17,7 @@ When several models share the frozen encoder, run it once and hand each the feat
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from finetune.models.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from finetune.models.calibration import Calibration, backend_key, parse_calibrations
+from finetune.models.checkpoint import CALIBRATION, Checkpoint, CheckpointError, load_checkpoint
 from finetune.data.loaders import OUT_OF_SCOPE
 from finetune.models.encoder import Encoder, FeatureCache
 from finetune.models.heads import Head
@@ -33,6 +35,7 @@ from finetune.models.base import CheckpointModel
 from finetune.data.oos import abstain
 
 TASKS = ("intents", "sentiment")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -64,12 +67,18 @@ class TextClassifier(CheckpointModel):
     sentence features computed elsewhere (only for models whose encoder is frozen).
     """
 
-    def __init__(self, checkpoint: Checkpoint, encoder: Encoder | None = None) -> None:
+    def __init__(self, checkpoint: Checkpoint, encoder: Encoder | None = None, backend: str = "exact") -> None:
         super().__init__(checkpoint, encoder)
         self.labels: list[str] = list(checkpoint.labels)
         self.task: str = checkpoint.task
         threshold = checkpoint.settings.get("threshold")
         self.threshold: float | None = None if threshold is None else float(threshold)
+        self.model_threshold = self.threshold  # the checkpoint's own, chosen on the exact backend
+        self.calibrations: dict[str, Calibration] = parse_calibrations(
+            checkpoint.calibration, checkpoint.path / CALIBRATION)
+        self.calibration: Calibration | None = None  # the entry in use, for the head's backend
+        self.backend = backend
+        self._apply_calibration(backend)
 
     @classmethod
     def load(
@@ -91,7 +100,7 @@ class TextClassifier(CheckpointModel):
         checkpoint = load_checkpoint(path, backend=backend)
         if checkpoint.task not in TASKS:
             raise CheckpointError(f"{path} holds a {checkpoint.task!r} model, not a text classifier")
-        classifier = cls(checkpoint)
+        classifier = cls(checkpoint, backend=backend)
         if encoder is not None:
             classifier._attach(encoder)
         return classifier
@@ -105,16 +114,37 @@ class TextClassifier(CheckpointModel):
         return self.encoder.encode(list(texts), progress=progress)
 
     @torch.no_grad()
-    def probabilities(self, features: torch.Tensor, batch_size: int = 256) -> np.ndarray:
-        """Class probabilities ``[N, C]`` (labels in ``self.labels`` order) from sentence features."""
+    def logits(self, features: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """The head's raw logits ``[N, C]`` on its backend, before any calibration."""
         if features.ndim != 2 or features.shape[1] != self.head.config.in_features:
             raise ValueError(
                 f"features must be [N, {self.head.config.in_features}], got {list(features.shape)}"
             )
         self.head.eval()
         chunks = [self.head(features[i : i + batch_size]) for i in range(0, len(features), batch_size)]
-        logits = torch.cat(chunks) if chunks else torch.zeros(0, len(self.labels))
-        return torch.softmax(logits.float(), dim=-1).numpy()
+        return (torch.cat(chunks) if chunks else torch.zeros(0, len(self.labels))).float()
+
+    def probabilities(self, features: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities ``[N, C]`` (labels in ``self.labels`` order) from sentence features,
+        with the temperature of the backend's calibration when the model has one."""
+        logits = self.logits(features, batch_size)
+        if self.calibration is not None:
+            logits = logits / self.calibration.temperature
+        return torch.softmax(logits, dim=-1).numpy()
+
+    def set_backend(self, backend: str) -> None:
+        """Run the head's circuits elsewhere from now on, with that backend's calibration (if any)."""
+        super().set_backend(backend)
+        self.backend = backend
+        self._apply_calibration(backend)
+
+    def _apply_calibration(self, backend: str) -> None:
+        found = self.calibrations.get(backend_key(backend)) if self.calibrations else None
+        self.calibration = found
+        self.threshold = found.threshold if found is not None and found.threshold is not None else self.model_threshold
+        if found is not None:
+            logger.info("calibration for %s: temperature %.3f, threshold %s (fitted %s on %d %s examples)",
+                        found.backend, found.temperature, self.threshold, found.date, found.n, found.data)
 
     def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[Prediction]:
         """Predict every text (empty strings are fine; long texts are truncated with a warning)."""

@@ -27,6 +27,7 @@ class CheckpointError(RuntimeError):
     """A checkpoint directory is missing, incomplete or inconsistent."""
 DECODING = "decoding.json"  # a tagger's tag-transition prior (finetune.models.tag_transitions)
 MANIFEST = "checksums.json"  # the sha256 of every other file (finetune.models.integrity)
+CALIBRATION = "calibration.json"  # temperature and threshold per backend (finetune.models.calibration)
 
 
 def read_json(path: Path) -> Any:

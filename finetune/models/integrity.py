@@ -23,6 +23,7 @@ from typing import Any
 
 from finetune.models.files import (
     ADAPTER,
+    CALIBRATION,
     CONFIG,
     DECODING,
     ENSEMBLE,
@@ -97,7 +98,7 @@ def model_files(directory: str | Path) -> list[str]:
             if (path / member / MANIFEST).is_file():
                 names.append(f"{member}/{MANIFEST}")
         return names
-    names = [n for n in (CONFIG, LABELS, WEIGHTS, METRICS, DECODING) if (path / n).is_file()]
+    names = [n for n in (CONFIG, LABELS, WEIGHTS, METRICS, DECODING, CALIBRATION) if (path / n).is_file()]
     if (path / ADAPTER).is_dir():
         names += sorted(f"{ADAPTER}/{p.name}" for p in (path / ADAPTER).iterdir()
                         if p.is_file() and not p.name.startswith("."))

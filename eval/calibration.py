@@ -1,0 +1,90 @@
+"""Fit a classifier's calibration for one backend on validation data (``agent finetune calibrate``).
+
+The encoder runs in torch as always; only the head's circuits run on ``backend``. The head's raw
+logits of in-scope validation queries (and of out-of-scope ones for a model with an
+``out_of_scope`` class) give the temperature (:func:`finetune.training.temperature.fit_temperature`),
+and the out-of-scope threshold is chosen again on the calibrated probabilities by the rule that
+chose the model's own (:func:`finetune.data.oos.choose_threshold`), on validation data, never test.
+"""
+
+from __future__ import annotations
+
+from datetime import date as Date
+
+import numpy as np
+import torch
+
+from eval import metrics
+from eval.classification import EvalData, _subsample
+from finetune.data.loaders import OUT_OF_SCOPE, DataError
+from finetune.data.oos import choose_threshold
+from finetune.models.calibration import Calibration, backend_key
+from finetune.models.classifier import TextClassifier
+from finetune.models.encoder import FeatureCache
+from finetune.training.temperature import fit_temperature
+
+
+def fit_calibration(
+    classifier: TextClassifier,
+    data: EvalData,
+    backend: str,
+    *,
+    limit: int | None = None,
+    seed: int = 0,
+    min_oos_recall: float | None = None,
+    cache: FeatureCache | None = None,
+    progress: bool = False,
+    day: str | None = None,
+) -> Calibration:
+    """Run ``data`` through ``classifier`` on ``backend`` and fit that backend's calibration.
+
+    Args:
+        classifier: A loaded model (its backend is switched to ``backend``).
+        data: Validation examples and, for intents, out-of-scope validation examples.
+        backend: Where the head's circuits run for the fit.
+        limit: Use a seeded subsample of at most this many examples (and as many out-of-scope ones).
+        seed: Seed of the subsample.
+        min_oos_recall: The threshold rule (see :func:`finetune.data.oos.choose_threshold`).
+        cache: Feature cache for the encoder pass (frozen models).
+        progress: Show a progress bar while encoding.
+        day: Date recorded in the entry (today when not given).
+    """
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be a positive number of examples, got {limit}")
+    key = backend_key(backend)  # a bad spec fails here, before the encoder pass
+    labels = classifier.labels
+    examples = _subsample(data.examples, limit, seed)
+    oos = _subsample(data.oos, limit, seed) if OUT_OF_SCOPE in labels else []
+    if not examples:
+        raise DataError(f"{data.name} {data.split}: no examples to calibrate on")
+    unknown = sorted({ex.label for ex in examples} - set(labels))
+    if unknown:
+        raise DataError(f"{data.name} {data.split} has labels the model does not know: "
+                        f"{', '.join(map(repr, unknown[:5]))}; wrong --data or model?")
+    everything = examples + oos
+    features = classifier.encode([ex.text for ex in everything], cache=cache, progress=progress)
+    classifier.set_backend(backend)
+    logits = classifier.logits(features)
+    targets = torch.tensor([labels.index(ex.label) for ex in everything])
+    temperature = fit_temperature(logits, targets)
+
+    n_in = len(examples)
+    raw = torch.softmax(logits, -1).numpy()
+    scaled = torch.softmax(logits / temperature, -1).numpy()
+    correct = (raw[:n_in].argmax(-1) == targets[:n_in].numpy())
+    threshold = classifier.model_threshold
+    if oos and threshold is not None:
+        threshold, _ = choose_threshold(scaled[:n_in], targets[:n_in].numpy(), scaled[n_in:], labels,
+                                        min_oos_recall=min_oos_recall)
+    return Calibration(
+        backend=key,
+        temperature=round(temperature, 6),
+        threshold=threshold,
+        n=n_in,
+        n_oos=len(oos),
+        data=f"{data.name} {data.split}",
+        date=day or Date.today().isoformat(),
+        ece_before=round(metrics.expected_calibration_error(raw[:n_in], correct), 6),
+        ece_after=round(metrics.expected_calibration_error(scaled[:n_in], correct), 6),
+        accuracy=round(float(np.mean(correct)), 6),
+    )

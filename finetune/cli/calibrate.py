@@ -1,0 +1,99 @@
+"""``agent finetune calibrate``: fit a classifier's temperature and threshold for one backend.
+
+Copies the model to ``--out`` first (unless it is calibrated in place), fits on validation data
+(:func:`eval.calibration.fit_calibration`) and stores the entry in the copy's ``calibration.json``,
+recording its checksums again. ``default`` names the shipped intents model, which is never
+written unless ``--out`` points at it.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from finetune.cli.console import echo_json, friendly_errors
+from finetune.cli.options import Data, DataDir, JsonOutput, say
+
+
+@friendly_errors
+def calibrate(
+    model: Annotated[str, typer.Argument(help="Classifier checkpoint directory, or 'default' (the shipped intents model).")],
+    backend: Annotated[str, typer.Option(help="Backend to calibrate for, e.g. aer:noise=fake_sherbrooke,shots=1024.")],
+    out: Annotated[Path | None, typer.Option(help="Where the calibrated model goes (a copy of MODEL); default: MODEL itself, in place (required for 'default').")] = None,
+    data: Data = "banking77",
+    data_dir: DataDir = None,
+    split: Annotated[str, typer.Option(help="Split to fit on: validation (never test).")] = "validation",
+    limit: Annotated[int | None, typer.Option(help="Fit on a seeded subsample of this many queries (and as many out-of-scope ones).")] = 200,
+    seed: Annotated[int, typer.Option(help="Seed of the --limit subsample.")] = 0,
+    oos_data: Annotated[str | None, typer.Option(help="Out-of-scope validation queries for the threshold (models with an out_of_scope class).")] = "clinc150",
+    oos_recall: Annotated[float | None, typer.Option(help="Threshold rule: lowest threshold reaching this out-of-scope recall (default: the model's own rule, from its recorded command).")] = None,
+    val_fraction: Annotated[float | None, typer.Option(help="Validation share carved from train (default: the model's own, from its recorded command).")] = None,
+    json_output: JsonOutput = False,
+) -> dict[str, Any]:
+    """Fit temperature scaling and the out-of-scope threshold of a classifier for one backend."""
+    from agent.shipped import model_path
+    from eval.calibration import fit_calibration
+    from eval.classification import load_eval_data
+    from finetune.data.loaders import OUT_OF_SCOPE
+    from finetune.models.calibration import backend_key, write_calibration
+    from finetune.models.checkpoint import CheckpointError, read_json
+    from finetune.models.files import CONFIG
+    from finetune.models.loading import load_classifier
+
+    if split == "test":
+        raise ValueError("calibrate on validation data, not test (the test split must stay unseen)")
+    key = backend_key(backend)  # one-line error for a bad spec before anything is copied
+    source = model_path(model, "intents")
+    if not (source / CONFIG).is_file():
+        raise CheckpointError(f"model directory not found or not a single classifier: {source} "
+                              "(give a checkpoint folder or 'default')")
+    if out is None:
+        if str(model) == "default":
+            raise ValueError("calibrating the shipped model needs --out (a copy); "
+                             f"--out {source} writes into the shipped assets")
+        out = source
+    config = read_json(source / CONFIG)
+    if out.resolve() != source.resolve():
+        if out.exists() and any(out.iterdir()):
+            raise ValueError(f"{out} already exists and is not empty; choose another --out "
+                             f"or calibrate that model in place: agent finetune calibrate {out} --backend …")
+        load_classifier(source)  # checksums verified before anything is copied
+        shutil.copytree(source, out, dirs_exist_ok=True)
+    classifier = load_classifier(out)
+    if not hasattr(classifier, "logits"):
+        raise ValueError(f"{out} is an ensemble; calibrate each member instead")
+    recorded = _recorded_options(config.get("command"))
+    if oos_recall is None and "--oos-recall" in recorded:
+        oos_recall = float(recorded["--oos-recall"])
+    if val_fraction is None:
+        val_fraction = float(recorded.get("--val-fraction", 0.1))
+    with_oos = classifier.task == "intents" and OUT_OF_SCOPE in classifier.labels
+    eval_data = load_eval_data(classifier.task, data, split, data_dir=data_dir, val_fraction=val_fraction,
+                               oos_source=oos_data if with_oos else None)
+    if not json_output:
+        say(f"fitting {key} on {min(limit or len(eval_data.examples), len(eval_data.examples))} "
+            f"{eval_data.name} {split} queries …")
+    entry = fit_calibration(classifier, eval_data, backend, limit=limit, seed=seed, min_oos_recall=oos_recall,
+                            progress=not json_output)
+    write_calibration(out, entry)
+    summary = {"model": str(out), **entry.to_dict()}
+    if json_output:
+        echo_json(summary)
+    else:
+        typer.echo(f"{out}: calibrated for {entry.backend}: temperature {entry.temperature:.3f}, threshold "
+                   f"{entry.threshold}; ECE on the fit data {entry.ece_before:.3f} -> {entry.ece_after:.3f} "
+                   f"({entry.n} queries, {entry.n_oos} out-of-scope)")
+    return summary
+
+
+def _recorded_options(command: str | None) -> dict[str, str]:
+    """``--option value`` pairs of the command line recorded in a checkpoint's config.json."""
+    try:
+        words = shlex.split(command or "")
+    except ValueError:
+        return {}
+    return {word: value for word, value in zip(words, words[1:]) if word.startswith("--") and not value.startswith("--")}

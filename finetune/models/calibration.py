@@ -1,0 +1,128 @@
+"""Calibration of a classifier per backend: a temperature for its logits and an abstention threshold.
+
+Device noise leaves a hybrid head's argmax mostly where it was but flattens its softmax (see
+BENCHMARKS.md, "Hardware noise"), so confidences and the out-of-scope threshold chosen on the
+exact simulator no longer mean what they did. ``agent finetune calibrate`` fits, for one backend,
+a temperature ``T`` (probabilities become ``softmax(logits / T)``, which never changes the argmax)
+and re-chooses the threshold on those probabilities, and stores both in the checkpoint's
+``calibration.json``, keyed by the normalised backend spec (:func:`backend_key`)::
+
+    {"format": "qagent-calibration/1",
+     "backends": {"aer:noise=fake_sherbrooke,shots=1024": {"temperature": 0.31, "threshold": 0.0, …}}}
+
+A loaded classifier applies the entry of the backend its head runs on, and nothing elsewhere:
+the exact backend uses none unless one was fitted for it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from finetune.models.files import CALIBRATION, MANIFEST, CheckpointError, read_json, write_json
+
+FORMAT = "qagent-calibration/1"
+# Options of a spec that do not change what a circuit returns on average, so one fit serves them all.
+_IGNORED = ("kind", "device", "seed")
+
+
+def backend_key(backend: str) -> str:
+    """The normalised form of a backend spec: lower-case kind, device, then the options that
+    differ from their defaults in name order, the seed left out (it picks one sample of the same
+    noise). ``"aer:shots=1024, noise=fake_sherbrooke,seed=7"`` → ``"aer:noise=fake_sherbrooke,shots=1024"``.
+
+    Raises:
+        finetune.quantum.device.BackendConfigError: The spec is not a valid backend (one line).
+    """
+    if isinstance(backend, str) and backend.strip().lower() == "exact":
+        return "exact"  # no qiskit import on the common path
+    from finetune.quantum.device import parse_backend
+
+    spec = parse_backend(backend)
+    options = sorted(f"{f.name}={getattr(spec, f.name)}" for f in fields(spec)
+                     if f.name not in _IGNORED and getattr(spec, f.name) != f.default)
+    head = spec.kind + (f":{spec.device}" if spec.device else "")
+    if not options:
+        return head
+    return head + ("," if spec.device else ":") + ",".join(options)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """One backend's calibration.
+
+    Args:
+        backend: Normalised backend spec (:func:`backend_key`).
+        temperature: Logits are divided by it before the softmax (> 1 softens, < 1 sharpens).
+        threshold: Abstention threshold on the calibrated probabilities; None keeps the model's.
+        n: In-scope examples the temperature was fitted on; ``n_oos`` out-of-scope ones beside them.
+        data: Data set and split of the fit (``banking77 validation``).
+        date: Day of the fit (ISO).
+        ece_before: ECE of the in-scope fit examples with T = 1; ``ece_after`` with the fitted T.
+        accuracy: Argmax accuracy of the in-scope fit examples (the temperature does not change it).
+    """
+
+    backend: str
+    temperature: float
+    threshold: float | None = None
+    n: int = 0
+    n_oos: int = 0
+    data: str = ""
+    date: str = ""
+    ece_before: float | None = None
+    ece_after: float | None = None
+    accuracy: float | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.temperature, (int, float)) or not math.isfinite(self.temperature) \
+                or self.temperature <= 0:
+            raise ValueError(f"temperature must be a positive number, got {self.temperature!r}")
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must lie in [0, 1], got {self.threshold!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, backend: str, data: dict[str, Any]) -> Calibration:
+        known = {f.name for f in fields(cls)} - {"backend"}
+        return cls(backend=backend, **{k: v for k, v in data.items() if k in known})
+
+
+def parse_calibrations(raw: dict[str, Any], source: Path | str = CALIBRATION) -> dict[str, Calibration]:
+    """The entries of a ``calibration.json`` as read (``{}`` for an empty file), by backend key."""
+    if not raw:
+        return {}
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT or not isinstance(raw.get("backends"), dict):
+        raise CheckpointError(f"{source}: not a {FORMAT} file; run agent finetune calibrate again")
+    try:
+        # Keys are normalised again on reading, so a hand-written spelling of a spec still matches.
+        entries = [Calibration.from_dict(backend_key(key), entry) for key, entry in raw["backends"].items()]
+        return {entry.backend: entry for entry in entries}
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{source}: invalid calibration entry ({exc}); run agent finetune calibrate again") from None
+
+
+def read_calibrations(directory: str | Path) -> dict[str, Calibration]:
+    """The calibrations stored in a model directory (``{}`` without ``calibration.json``)."""
+    path = Path(directory) / CALIBRATION
+    return parse_calibrations(read_json(path), path) if path.is_file() else {}
+
+
+def write_calibration(directory: str | Path, calibration: Calibration) -> Path:
+    """Add (or replace) one backend's entry in ``directory``'s ``calibration.json`` and record the
+    checksums again, so the model still passes its integrity check; returns the file's path."""
+    from finetune.models.integrity import record_checksums, verify_checksums
+
+    path = Path(directory)
+    verify_checksums(path)  # never re-record over a corrupted folder
+    entries = read_calibrations(path)
+    entries[calibration.backend] = calibration
+    file = path / CALIBRATION
+    write_json(file, {"format": FORMAT, "backends": {key: {k: v for k, v in entry.to_dict().items() if k != "backend"}
+                                                     for key, entry in sorted(entries.items())}})
+    if (path / MANIFEST).is_file():
+        record_checksums(path)
+    return file
