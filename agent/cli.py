@@ -18,6 +18,7 @@ from agent.chat_cli import Backend, Entities, Flows, IndexDir, IndexSha256, Inte
 from agent.monitor.cli import app as monitor_app
 from eval.cli import bench_app, eval_app
 from eval.demo_cli import app as demo_app
+from eval.calibrate_cli import calibrate
 from finetune.cli.commands import app as finetune_app
 from finetune.cli.console import friendly_errors
 from finetune.quantum.cli import app as backends_app
@@ -34,6 +35,8 @@ app = typer.Typer(
 app.add_typer(demo_app, name="demo", short_help="See the product work: assistant replies, a quantum-head classifier, a news alert ('demo quantum': every backend).")
 app.add_typer(backends_app, name="backends", help="List the backends quantum heads can run on.")
 app.add_typer(bench_app, name="bench", help="Speed benchmarks (results as tables or JSON).")
+# calibrate fits on evaluation data and knows the shipped model, so it lives in eval/ and is mounted here.
+finetune_app.command("calibrate")(calibrate)
 app.add_typer(finetune_app, name="finetune", help="Train intent, sentiment and entity models.")
 app.add_typer(eval_app, name="eval", help="Evaluate trained models: accuracy, F1, calibration, plots.")
 app.add_typer(index_app, name="index", help="Build and search knowledge-base indexes (FAISS).")

@@ -396,8 +396,3 @@ def checksums(
     else:
         typer.echo(f"{model}: checksums {'recorded' if record else 'verified'}; sha256 {digest}")
     return summary
-
-
-from finetune.cli.calibrate import calibrate  # noqa: E402  (its own module: the command is long)
-
-app.command("calibrate")(calibrate)

@@ -1,4 +1,4 @@
-"""``agent finetune calibrate``: fit a classifier's temperature and threshold for one backend.
+"""``agent finetune calibrate`` (mounted by agent/cli.py): fit a classifier's temperature and threshold for one backend.
 
 Copies the model to ``--out`` first (unless it is calibrated in place), fits on validation data
 (:func:`eval.calibration.fit_calibration`) and stores the entry in the copy's ``calibration.json``,
