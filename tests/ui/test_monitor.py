@@ -88,7 +88,10 @@ def test_an_uploaded_feed_is_scored_plotted_and_its_alert_shown_with_evidence(tm
     assert width > 500 and height > 300
     (alert,) = [row for row in view.alerts if row[1] == "Northwind Bank"]
     assert alert[2] == "company" and alert[5].endswith("/ 9")
-    assert alert[-1].startswith("9 stories: Northwind Bank slashes outlook")  # the evidence, by headline
+    # The evidence, by story headline: the 9 negative items are 8 or 9 stories (two templated
+    # headlines of the sample can fall in one story; BENCHMARKS, "Stories, not copies").
+    stories, _, headlines = alert[-1].partition(" stories: ")
+    assert int(stories) in (8, 9) and headlines.startswith("Northwind Bank slashes outlook")
     assert handlers.show(db).alerts == view.alerts  # picking it again shows the same
 
 
