@@ -327,7 +327,7 @@ class Assistant:
         self._seen.add(session_id)
 
     def pending_replies(self, session_id: str) -> list[str]:
-        """Replies a person wrote on this session's case since the customer last wrote (marked seen)."""
+        """Replies a person wrote on this conversation's case since the customer last wrote (marked seen)."""
         return [] if self.store is None else self.store.pending_person_replies(session_id)
 
     # Said once per hold, to the first message after a person took the case; later messages get no
@@ -388,7 +388,7 @@ class Assistant:
 
     def _open_case(self, session_id: str, message: str, decision: Decision, nlu: Understanding,
                    step: FlowStep | None = None) -> tuple[str, int | None]:
-        """Open (or find) the session's case: the sentence that tells the customer, and its id."""
+        """Open (or find) the conversation's case: the sentence that tells the customer, and its id."""
         flow = None if step is None else step.flow
         if self.store is None:
             if step is not None and step.open_case:

@@ -114,7 +114,7 @@ def stream_reply(assistant: Any, message: str, session: str, out: TextIO, detail
     """Print a reply as it streams; when the guard replaces the draft, say so and print the answer."""
     pending = getattr(assistant, "pending_replies", None)
     for text in pending(session) if pending is not None else ():
-        out.write(f"team> {text}\n")  # a person's reply on the session's case, seen now
+        out.write(f"team> {text}\n")  # a person's reply on the conversation's case, seen now
     reply, started = None, False
     for event in assistant.stream(message, session):
         # The prompt comes with the first words: while a person holds the conversation the

@@ -7,7 +7,7 @@ is shared by all threads. The schema is created on first use; a file that exists
 qagent store is refused with one clear error instead of being written into.
 
 A customer's turn row holds the whole exchange (message, NLU result, route, reason, reply,
-timings); a ``person`` row is a reply written on the session's case (``agent cases reply``, the
+timings); a ``person`` row is a reply written on the conversation's case (``agent cases reply``, the
 web UI's Desk), with its author.
 
 A person can *take* a case (:meth:`ConversationStore.take_case`): the case becomes ``assigned`` to

@@ -20,7 +20,7 @@ Every conversation runs in its own session with ``assistant.clock`` fixed to its
 - slot precision, recall and F1 on normalised values, over the slots each conversation ends with
   (the case's, read from the store when there is one, else the last reply that carries slots);
 - flow completion (conversations that should open a case and did: a reply's ``case_id``, or the
-  session's case in the store, counted apart when no reply named it), wrong cases (a case where
+  conversation's case in the store, counted apart when no reply named it), wrong cases (a case where
   none was expected, or for the wrong flow), case correctness (a case exactly when expected, and
   then with the expected flow and every expected slot), per tag and per flow;
 - card-number leaks: Luhn-valid numbers (:mod:`agent.cards`) in any reply, and in the stored turns
@@ -271,7 +271,7 @@ def _score(conversation: FlowConversation, session: str, rows: list[dict[str, An
     leaks = [f"reply {row['turn']} {where}" for row in rows for where in row.get("leaks", ())]
     replied_case = case_id is not None
     if store is not None:
-        # What the team is given is what counts: the case the reply names, else the session's own
+        # What the team is given is what counts: the case the reply names, else the conversation's own
         # (a case opened by the store but not named in the reply is still a case).
         cases = [c for c in store.cases() if c.session_id == session]
         stored_case = next((c for c in cases if c.id == case_id), None) if replied_case else (cases or [None])[-1]

@@ -212,7 +212,7 @@ class ChatHandlers:
             yield list(history), "", session_id, dict(turns), "**Route:** error", None, ""
 
     def new_conversation(self, session_id: str | None, history: list[dict[str, Any]] | None = None) -> tuple:
-        """Forget this session's conversation; returns cleared (history, textbox, session, turns, panel...)."""
+        """Forget this browser tab's conversation; returns cleared (history, textbox, session, turns, panel...)."""
         if session_id:
             self.assistant.reset(session_id)
         if history is not None:
