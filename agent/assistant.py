@@ -135,6 +135,26 @@ class AssistantEvent:
     reply: Reply | None = field(default=None, repr=False)
 
 
+def calibrated_router(config: RouterConfig, intents: Any, backend: str) -> tuple[RouterConfig, str]:
+    """The router settings for ``backend`` and one line saying which calibration is in use
+    (empty on the exact backend without one: its thresholds are the shipped ones).
+
+    A calibration fitted for the backend (``agent finetune calibrate``) carries the clarify margin
+    chosen on that backend's calibrated probabilities; it replaces the router's, which was chosen on
+    the exact simulator. The intents model has already applied the temperature and threshold.
+    """
+    calibration = getattr(intents, "calibration", None)
+    if calibration is not None:
+        if calibration.clarify_margin is not None:
+            config = replace(config, clarify_margin=calibration.clarify_margin)
+        return config, calibration.describe()
+    if str(backend).strip().lower() == "exact":
+        return config, ""  # the thresholds were chosen on exact: nothing to say
+    return config, (f"no calibration for {backend} in the intents model: confidences, the out-of-scope "
+                    "threshold and the clarify margin are the exact backend's; fit one with "
+                    f"agent finetune calibrate MODEL --backend {backend} --out DIR")
+
+
 class Assistant:
     """Answers customers from a knowledge base, with routes and reasons.
 
@@ -165,6 +185,7 @@ class Assistant:
         self.store = store
         self.flows = flows
         self.clock = clock or (lambda: datetime.now().astimezone())
+        self.calibration_note = ""  # which backend calibration is in use (set by load)
         self._seen: set[str] = set()  # sessions already restored from the store (or reset)
         self._warned: set[str] = set()  # sessions told not to share card numbers (without a store)
 
@@ -198,9 +219,15 @@ class Assistant:
         index = load_index(nlu.encoder, index_dir=settings.index_dir, kb=settings.kb)
         say("loading the language model")
         chat = chat_model if chat_model is not None else load_chat_model(settings.llm, max_new_tokens=settings.max_new_tokens)
-        router = Router(RouterConfig.load(settings.router_config), answerable=set(index.intents) or None)
-        return cls(nlu, router, index, Composer(chat, GroundingGuard(), style=settings.reply_style), store=store,
-                   flows=flows)
+        router_config, note = calibrated_router(RouterConfig.load(settings.router_config), nlu.intents, settings.backend)
+        if note:
+            say(note)
+            logger.info(note)
+        router = Router(router_config, answerable=set(index.intents) or None)
+        assistant = cls(nlu, router, index, Composer(chat, GroundingGuard(), style=settings.reply_style), store=store,
+                        flows=flows)
+        assistant.calibration_note = note
+        return assistant
 
     def respond(self, message: str, session_id: str = "default") -> Reply:
         """Answer one message and return the whole :class:`Reply`."""

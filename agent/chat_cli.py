@@ -25,7 +25,7 @@ Intents = Annotated[Path | None, typer.Option("--intents", help="Intent model di
 Entities = Annotated[Path | None, typer.Option("--entities", help="Entity tagger checkpoint or tagger ensemble folder (default: shipped).")]
 Sentiment = Annotated[Path | None, typer.Option("--sentiment", help="Sentiment model directory (default: shipped).")]
 Router = Annotated[Path | None, typer.Option("--router", help="Router thresholds JSON (default: agent/assets/router.json).")]
-Backend = Annotated[str, typer.Option(help="Where the quantum heads run: exact, aer[:shots=N][,noise=fake_…].")]
+Backend = Annotated[str, typer.Option(help="Where the quantum heads run: exact, aer[:shots=N][,noise=fake_…][,readout=m3][,zne=1,3,5]; the intents model's calibration for that backend is used, if it has one.")]
 MaxNewTokens = Annotated[int, typer.Option(help="Longest reply the local model may write, in tokens.")]
 Threads = Annotated[int | None, typer.Option(help="CPU threads for the models (default: torch's choice; 1 is steadier on a busy machine).")]
 Session = Annotated[str, typer.Option(help="Conversation id (memory is per session).")]

@@ -1,4 +1,4 @@
-"""``agent finetune calibrate`` (mounted by agent/cli.py): fit a classifier's temperature and threshold for one backend.
+"""``agent finetune calibrate`` (mounted by agent/cli.py): fit a classifier's temperature, threshold and router margin for one backend.
 
 Copies the model to ``--out`` first (unless it is calibrated in place), fits on validation data
 (:func:`eval.calibration.fit_calibration`) and stores the entry in the copy's ``calibration.json``,
@@ -77,15 +77,19 @@ def calibrate(
     if not json_output:
         say(f"fitting {key} on {min(limit or len(eval_data.examples), len(eval_data.examples))} "
             f"{eval_data.name} {split} queries …")
+    from agent.router import RouterConfig
+
+    # The router's clarify margin is re-chosen only for intents models: it reads their probabilities.
+    clarify_below = RouterConfig.load().clarify_below if classifier.task == "intents" else None
     entry = fit_calibration(classifier, eval_data, backend, limit=limit, seed=seed, min_oos_recall=oos_recall,
-                            progress=not json_output)
+                            progress=not json_output, clarify_below=clarify_below)
     write_calibration(out, entry)
     summary = {"model": str(out), **entry.to_dict()}
     if json_output:
         echo_json(summary)
     else:
         typer.echo(f"{out}: calibrated for {entry.backend}: temperature {entry.temperature:.3f}, threshold "
-                   f"{entry.threshold}; ECE on the fit data {entry.ece_before:.3f} -> {entry.ece_after:.3f} "
+                   f"{entry.threshold}, clarify margin {entry.clarify_margin}; ECE on the fit data {entry.ece_before:.3f} -> {entry.ece_after:.3f} "
                    f"({entry.n} queries, {entry.n_oos} out-of-scope)")
     return summary
 

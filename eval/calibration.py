@@ -35,6 +35,7 @@ def fit_calibration(
     cache: FeatureCache | None = None,
     progress: bool = False,
     day: str | None = None,
+    clarify_below: float | None = None,
 ) -> Calibration:
     """Run ``data`` through ``classifier`` on ``backend`` and fit that backend's calibration.
 
@@ -48,6 +49,9 @@ def fit_calibration(
         cache: Feature cache for the encoder pass (frozen models).
         progress: Show a progress bar while encoding.
         day: Date recorded in the entry (today when not given).
+        clarify_below: The router's ``clarify_below``; when given (intents models), the router's
+            clarify margin is chosen again on the calibrated probabilities of the in-scope queries
+            (:func:`eval.router_thresholds.choose_margin`, the rule that chose the shipped one).
     """
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be a positive number of examples, got {limit}")
@@ -76,10 +80,18 @@ def fit_calibration(
     if oos and threshold is not None:
         threshold, _ = choose_threshold(scaled[:n_in], targets[:n_in].numpy(), scaled[n_in:], labels,
                                         min_oos_recall=min_oos_recall)
+    margin = None
+    if clarify_below is not None and classifier.task == "intents":
+        from eval.router_thresholds import choose_margin
+
+        in_scope = [i for i, name in enumerate(labels) if name != OUT_OF_SCOPE]
+        in_targets = np.array([in_scope.index(int(t)) for t in targets[:n_in]])
+        margin, _ = choose_margin(scaled[:n_in][:, in_scope], in_targets, clarify_below)
     return Calibration(
         backend=key,
         temperature=round(temperature, 6),
         threshold=threshold,
+        clarify_margin=margin,
         n=n_in,
         n_oos=len(oos),
         data=f"{data.name} {data.split}",

@@ -289,6 +289,8 @@ def eval_assistant(
     llm: Annotated[str, typer.Option("--llm", help="Reply model: local, hf:/path, or openai:URL:MODEL.")] = "local",
     max_new_tokens: Annotated[int, typer.Option(help="Longest reply the local model may write.")] = 96,
     threads: Annotated[int | None, typer.Option(help="CPU threads for the models (default: torch's choice).")] = None,
+    intents: Annotated[Path | None, typer.Option("--intents", help="Intent model directory (default: shipped), e.g. a copy calibrated with agent finetune calibrate.")] = None,
+    backend: Annotated[str, typer.Option(help="Where the quantum heads run, e.g. aer:noise=fake_sherbrooke,shots=1024 (the intents model's calibration for it is used, if any).")] = "exact",
     out: Annotated[Path, typer.Option(help="Where to write assistant_report.json, route_confusion.png, flows_report.json and flows_by_tag.png.")] = Path("qagent-eval/assistant"),
     json_output: Annotated[bool, typer.Option("--json", help="Print the report (without per-turn rows) as JSON.")] = False,
 ) -> None:
@@ -306,9 +308,15 @@ def eval_assistant(
     scripted = load_conversations(conversations or DEFAULT_CONVERSATIONS)[:limit]
     # Checked before the models load, so a broken file fails in a second, not after minutes.
     flow_scripted = load_flow_conversations(flows_conversations or DEFAULT_FLOW_CONVERSATIONS)[:limit] if flows else []
-    assistant = load_assistant(AssistantSettings(llm=llm, max_new_tokens=max_new_tokens, threads=threads, store="none"),
+    from finetune.models.calibration import backend_key
+
+    backend_key(backend)  # a bad spec fails with one line before the models load
+    assistant = load_assistant(AssistantSettings(llm=llm, max_new_tokens=max_new_tokens, threads=threads, store="none",
+                                                 intents_dir=intents, backend=backend),
                                quiet=json_output)
     report = evaluate_assistant(assistant, scripted, progress=not json_output)
+    report["backend"] = backend
+    report["calibration"] = assistant.calibration_note or None
     path = write_outputs(report, out)
     flow_report = None
     if flow_scripted:

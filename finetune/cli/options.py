@@ -40,7 +40,7 @@ Readout = Annotated[str, typer.Option(help="Circuit readout: probs, z or zz.")]
 Circuits = Annotated[int, typer.Option(help="Independent circuits side by side.")]
 Hidden = Annotated[int, typer.Option(help="Hidden width of the mlp head.")]
 Dropout = Annotated[float, typer.Option(help="Dropout on the features before the head.")]
-Backend = Annotated[str, typer.Option(help="Where circuits run while training: exact, aer[:shots=N][,noise=fake_…], ibm:<device>[,shots=N][,resilience=0|1|2][,twirling=on|off][,dd=XY4|XX|XpXm|off].")]
+Backend = Annotated[str, typer.Option(help="Where circuits run while training: exact, aer[:shots=N][,noise=fake_…][,readout=m3][,zne=1,3,5], ibm:<device>[,shots=N][,resilience=0|1|2][,twirling=on|off][,dd=XY4|XX|XpXm|off].")]
 # Cost of an ibm: backend (shared by the finetune and eval commands that take --backend).
 DryRun = Annotated[bool, typer.Option("--dry-run", help="With an ibm: backend: transpile the head's circuit for the device, print depth, two-qubit gates, jobs, shots and the estimated QPU seconds, and exit without running.")]
 MaxQpuSeconds = Annotated[float | None, typer.Option(min=0, help="Refuse to start (exit 2) when the estimated QPU seconds on an ibm: backend exceed this.")]

@@ -41,7 +41,12 @@ def backend_key(backend: str) -> str:
     from finetune.quantum.device import parse_backend
 
     spec = parse_backend(backend)
-    options = sorted(f"{f.name}={getattr(spec, f.name)}" for f in fields(spec)
+    from finetune.quantum.device import format_scales
+
+    def spell(value: Any) -> str:
+        return format_scales(value) if isinstance(value, tuple) else str(value)
+
+    options = sorted(f"{f.name}={spell(getattr(spec, f.name))}" for f in fields(spec)
                      if f.name not in _IGNORED and getattr(spec, f.name) != f.default)
     head = spec.kind + (f":{spec.device}" if spec.device else "")
     if not options:
@@ -57,6 +62,9 @@ class Calibration:
         backend: Normalised backend spec (:func:`backend_key`).
         temperature: Logits are divided by it before the softmax (> 1 softens, < 1 sharpens).
         threshold: Abstention threshold on the calibrated probabilities; None keeps the model's.
+        clarify_margin: The router's clarify margin (gap between the two most likely intents below
+            which it asks "this or that?") chosen again on the calibrated probabilities by the rule
+            of ``eval/router_thresholds.py``; None keeps the router's own (intents models only).
         n: In-scope examples the temperature was fitted on; ``n_oos`` out-of-scope ones beside them.
         data: Data set and split of the fit (``banking77 validation``).
         date: Day of the fit (ISO).
@@ -67,6 +75,7 @@ class Calibration:
     backend: str
     temperature: float
     threshold: float | None = None
+    clarify_margin: float | None = None
     n: int = 0
     n_oos: int = 0
     data: str = ""
@@ -81,6 +90,18 @@ class Calibration:
             raise ValueError(f"temperature must be a positive number, got {self.temperature!r}")
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold must lie in [0, 1], got {self.threshold!r}")
+        if self.clarify_margin is not None and not 0.0 <= self.clarify_margin <= 1.0:
+            raise ValueError(f"clarify_margin must lie in [0, 1], got {self.clarify_margin!r}")
+
+    def describe(self) -> str:
+        """One line for logs and the CLI: which calibration is in use and what it sets."""
+        parts = [f"temperature {self.temperature:.3f}"]
+        if self.threshold is not None:
+            parts.append(f"out-of-scope threshold {self.threshold:g}")
+        if self.clarify_margin is not None:
+            parts.append(f"clarify margin {self.clarify_margin:g}")
+        fitted = f"; fitted {self.date} on {self.n} {self.data} queries" if self.data else ""
+        return f"using calibration for {self.backend}: {', '.join(parts)}{fitted}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -143,8 +143,7 @@ class TextClassifier(CheckpointModel):
         self.calibration = found
         self.threshold = found.threshold if found is not None and found.threshold is not None else self.model_threshold
         if found is not None:
-            logger.info("calibration for %s: temperature %.3f, threshold %s (fitted %s on %d %s examples)",
-                        found.backend, found.temperature, self.threshold, found.date, found.n, found.data)
+            logger.info(found.describe())
 
     def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[Prediction]:
         """Predict every text (empty strings are fine; long texts are truncated with a warning)."""

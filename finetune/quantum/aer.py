@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from finetune.quantum.mitigation import ReadoutMitigator, extrapolate, fold_global
 from finetune.quantum.device import (
     BackendSpec,
     DeviceCircuit,
@@ -75,6 +76,9 @@ class _Compiled:
     mode: str
     device_circuit: DeviceCircuit | None = None
     confusion: tuple[np.ndarray, ...] = ()  # per logical qubit: P[measured | true]
+    # Zero-noise extrapolation: (scale, folded circuit, its parameter columns) per noise scale.
+    scaled: tuple[tuple[int, Any, np.ndarray], ...] = ()
+    mitigator: ReadoutMitigator | None = None  # readout=m3
 
 
 class AerBackend:
@@ -108,10 +112,25 @@ class AerBackend:
             return self._estimate(ansatz, compiled, bound, seed)
         if compiled.mode == "sample":
             return self._sample(ansatz, compiled, bound, seed)
-        probs = self._probabilities(compiled, bound, seed)
+        if not compiled.scaled:
+            return self._readout(ansatz, compiled, compiled.circuit, bound, seed)
+        # Zero-noise extrapolation: the same rows at every noise scale, each with its own seed.
+        readouts = []
+        for scale, circuit, columns in compiled.scaled:
+            readouts.append(self._readout(ansatz, compiled, circuit, values[:, columns], seed + 7919 * scale))
+        return extrapolate(tuple(s for s, _, _ in compiled.scaled), np.stack(readouts), self.spec.zne_fit or "linear")
+
+    def _readout(self, ansatz: Ansatz, compiled: _Compiled, circuit: Any, bound: np.ndarray, seed: int) -> np.ndarray:
+        probs = self._probabilities(compiled, circuit, bound, seed)
         if self.shots is not None:
             probs = draw_shots(probs, self.shots, seed)
+            if compiled.mitigator is not None:
+                probs = compiled.mitigator.correct(probs, self.shots)
         return probs @ ansatz.readout_matrix
+
+    def circuits_per_row(self) -> int:
+        """Circuits run per row of a batch: one per ZNE noise scale (one without ZNE)."""
+        return len(self.spec.zne) if self.spec.zne else 1
 
     def compiled(self, ansatz: Ansatz) -> _Compiled:
         """The circuit and primitive for ``ansatz`` (transpiled once per ansatz)."""
@@ -143,18 +162,38 @@ class AerBackend:
                     f"density matrix (at most {MAX_DENSITY_QUBITS}): give shots, e.g. "
                     f"aer:noise={self.spec.noise},shots=4096"
                 )
+            if self.spec.zne:
+                raise ValueError(
+                    f"zne= needs a density-matrix simulation (at most {MAX_DENSITY_QUBITS} active qubits), "
+                    f"and this circuit has {len(isa.active)}: drop zne= for this model")
             # Too large for a density matrix: sample noisy trajectories with Aer's sampler.
             isa = compile_for_device(ansatz, self.device, seed=self.spec.seed, measure=True)
             noise_model = self._restricted_noise_model(isa.active)
             options = {"backend_options": {**AER_OPTIONS, "noise_model": noise_model}}
             runner = SamplerV2(default_shots=self.shots, options=options)
-            return _Compiled(isa.circuit, isa.columns, runner, "sample", isa)
-        circuit = isa.circuit.copy()
+            return _Compiled(isa.circuit, isa.columns, runner, "sample", isa,
+                             mitigator=self._mitigator(isa.physical, noise_model))
         # Index bit i of the saved probabilities is qubit physical[i], i.e. logical qubit i.
+        circuit = isa.circuit.copy()
         circuit.save_probabilities(qubits=list(isa.physical))
+        scaled = []
+        for scale in self.spec.zne or ():
+            folded = fold_global(isa.circuit, scale, self.device)
+            folded.save_probabilities(qubits=list(isa.physical))
+            scaled.append((scale, folded, parameter_columns(ansatz, folded)))
         runner = AerSimulator(method="density_matrix", noise_model=noise_model, **AER_OPTIONS)
         confusion = self._confusion(isa.physical)
-        return _Compiled(circuit, isa.columns, runner, "probabilities", isa, confusion)
+        return _Compiled(circuit, isa.columns, runner, "probabilities", isa, confusion, tuple(scaled),
+                         self._mitigator(isa.physical, noise_model))
+
+    def _mitigator(self, physical: tuple[int, ...], noise_model: Any) -> ReadoutMitigator | None:
+        """M3 calibrated on this device's noise (readout errors included), when readout=m3."""
+        if self.spec.readout != "m3":
+            return None
+        from qiskit_aer import AerSimulator
+
+        simulator = AerSimulator.from_backend(self.device, noise_model=noise_model, seed_simulator=self.spec.seed)
+        return ReadoutMitigator(simulator, tuple(physical))
 
     def _restricted_noise_model(self, qubits: frozenset[int]):
         """The device noise model without the errors of idle qubits (see the module docstring)."""
@@ -197,20 +236,20 @@ class AerBackend:
         job = compiled.runner.run([(compiled.circuit, bound)])
         self._notify(job)
         probs = counts_to_probabilities(job.result()[0].data.meas, ansatz.n_qubits)
+        if compiled.mitigator is not None:
+            probs = compiled.mitigator.correct(probs, self.shots)
         return probs @ ansatz.readout_matrix
 
-    def _probabilities(self, compiled: _Compiled, bound: np.ndarray, seed: int) -> np.ndarray:
+    def _probabilities(self, compiled: _Compiled, circuit: Any, bound: np.ndarray, seed: int) -> np.ndarray:
         """``[B, 2**n]`` exact outcome probabilities of the logical qubits, in one Aer job.
 
         Statevector without noise; density matrix with the device noise model, then the
         device's readout errors.
         """
-        params = compiled.circuit.parameters
+        params = circuit.parameters
         binds = [{param: bound[:, i] for i, param in enumerate(params)}]
         # One shot: the probabilities are saved from the final state, no outcome is sampled.
-        job = compiled.runner.run(
-            compiled.circuit, parameter_binds=binds, shots=1, seed_simulator=seed
-        )
+        job = compiled.runner.run(circuit, parameter_binds=binds, shots=1, seed_simulator=seed)
         self._notify(job)
         result = job.result()
         probs = np.array([result.data(i)["probabilities"] for i in range(bound.shape[0])])

@@ -30,7 +30,7 @@ DEFAULT_SEED = 1234
 # parameterised rotations anyway, and cost more transpile time per ansatz.
 OPTIMIZATION_LEVEL = 1
 SPEC_HELP = (
-    "valid backends: exact | aer[:shots=N][,noise=fake_<device>][,seed=N] | "
+    "valid backends: exact | aer[:shots=N][,noise=fake_<device>][,seed=N][,readout=m3][,zne=1,3,5][,zne_fit=linear|richardson] | "
     "ibm:<device>[,shots=N][,seed=N][,resilience=0|1|2][,twirling=on|off][,dd=XY4|XX|XpXm|off] "
     "(ibm:fake_<device> runs offline); `agent backends list` shows the devices"
 )
@@ -40,6 +40,11 @@ RESILIENCE_LEVELS = (0, 1, 2)
 TWIRLING = {"on": True, "off": False}
 DD_SEQUENCES = ("XY4", "XX", "XpXm")
 DD_CHOICES = (*DD_SEQUENCES, "off")
+# Error mitigation on Aer with a noise model (``aer`` only; :mod:`finetune.quantum.mitigation`):
+# readout errors corrected with mthree's M3, and zero-noise extrapolation over gate-folded circuits.
+READOUT_CHOICES = ("m3", "off")
+ZNE_FITS = ("linear", "richardson")
+MAX_ZNE_SCALE = 9  # a circuit folded 9x is already deep enough for noise to wash it out
 
 
 class BackendConfigError(ValueError):
@@ -61,6 +66,12 @@ class BackendSpec:
             zero-noise extrapolation); ``None`` keeps the service default (``ibm`` only).
         twirling: Pauli twirling of gates and measurements (``ibm`` only).
         dd: Dynamical decoupling sequence (``XY4``, ``XX``, ``XpXm``) or ``off`` (``ibm`` only).
+        readout: ``m3``: correct readout errors with mthree's M3, calibrated on the noisy
+            simulator (``aer`` with noise and shots only); ``off`` or None: no correction.
+        zne: Noise scale factors (odd integers, increasing, e.g. ``(1, 3, 5)``) of zero-noise
+            extrapolation by global gate folding (``aer`` with noise only).
+        zne_fit: How the readouts at those scales are extrapolated to zero noise: ``linear``
+            (least squares, the default) or ``richardson`` (the polynomial through every point).
     """
 
     kind: str
@@ -71,8 +82,13 @@ class BackendSpec:
     resilience: int | None = None
     twirling: bool | None = None
     dd: str | None = None
+    readout: str | None = None
+    zne: tuple[int, ...] | None = None
+    zne_fit: str | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.zne, list):  # from JSON
+            object.__setattr__(self, "zne", tuple(self.zne))
         if self.kind not in KINDS:
             raise BackendConfigError(f"unknown backend kind {self.kind!r}; {SPEC_HELP}")
         if self.shots is not None and (
@@ -97,6 +113,7 @@ class BackendSpec:
             raise BackendConfigError(f"twirling must be on or off; got {self.twirling!r}")
         if self.dd is not None and self.dd not in DD_CHOICES:
             raise BackendConfigError(f"dd must be one of {', '.join(DD_CHOICES)}; got {self.dd!r}")
+        self._check_aer_mitigation()
         if self.noise is not None:
             check_fake_device(self.noise)
         if self.kind == "ibm":
@@ -106,6 +123,43 @@ class BackendSpec:
                 check_fake_device(self.device)
             if self.shots is None:
                 object.__setattr__(self, "shots", DEFAULT_IBM_SHOTS)
+
+    def _check_aer_mitigation(self) -> None:
+        if not self.aer_mitigation:
+            return
+        if self.kind != "aer":
+            raise BackendConfigError(f"readout=, zne= and zne_fit= are aer options; {SPEC_HELP}")
+        if self.readout is not None and self.readout not in READOUT_CHOICES:
+            raise BackendConfigError(f"readout must be one of {', '.join(READOUT_CHOICES)}; got {self.readout!r}")
+        if self.readout == "off":  # the same backend as no readout key, so one spelling of it
+            object.__setattr__(self, "readout", None)
+        if self.readout == "m3" and (self.noise is None or self.shots is None):
+            raise BackendConfigError(
+                "readout=m3 corrects measured counts of a noisy device: give noise= and shots=, "
+                "e.g. aer:noise=fake_sherbrooke,shots=1024,readout=m3")
+        if self.zne is not None:
+            scales = self.zne
+            if (not isinstance(scales, tuple) or len(scales) < 2
+                    or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0 or k > MAX_ZNE_SCALE
+                           for k in scales)
+                    or list(scales) != sorted(set(scales))):
+                raise BackendConfigError(
+                    f"zne takes at least two increasing odd scale factors from 1 to {MAX_ZNE_SCALE}, "
+                    f"e.g. zne=1,3,5; got {scales!r}")
+            if self.noise is None:
+                raise BackendConfigError("zne= extrapolates device noise away: give noise=, "
+                                         "e.g. aer:noise=fake_sherbrooke,shots=1024,zne=1,3,5")
+        if self.zne_fit is not None:
+            if self.zne_fit not in ZNE_FITS:
+                raise BackendConfigError(f"zne_fit must be one of {', '.join(ZNE_FITS)}; got {self.zne_fit!r}")
+            if self.zne is None:
+                raise BackendConfigError("zne_fit= needs zne= scale factors, e.g. zne=1,3,5,zne_fit=richardson")
+
+    @property
+    def aer_mitigation(self) -> dict[str, Any]:
+        """The Aer error-mitigation keys that are set (``readout``, ``zne``, ``zne_fit``)."""
+        keys = {"readout": self.readout, "zne": self.zne, "zne_fit": self.zne_fit}
+        return {key: value for key, value in keys.items() if value is not None}
 
     @property
     def mitigation(self) -> dict[str, Any]:
@@ -145,6 +199,12 @@ class BackendSpec:
             options.append(f"twirling={'on' if self.twirling else 'off'}")
         if self.dd is not None:
             options.append(f"dd={self.dd}")
+        if self.readout is not None:
+            options.append(f"readout={self.readout}")
+        if self.zne is not None:
+            options.append(f"zne={format_scales(self.zne)}")
+        if self.zne_fit is not None:
+            options.append(f"zne_fit={self.zne_fit}")
         return self.kind + (":" + ",".join(options) if options else "")
 
     def to_dict(self) -> dict[str, Any]:
@@ -174,9 +234,9 @@ def parse_backend(spec: str) -> BackendSpec:
     fields: dict[str, Any] = {"kind": kind}
     if kind == "ibm" and items and "=" not in items[0]:
         fields["device"] = items.pop(0)
-    allowed = {"exact": (), "aer": ("shots", "noise", "seed"),
+    allowed = {"exact": (), "aer": ("shots", "noise", "seed", "readout", "zne", "zne_fit"),
                "ibm": ("shots", "seed", "resilience", "twirling", "dd")}[kind]
-    for item in items:
+    for item in _join_scales(items):
         key, sep, value = (part.strip() for part in item.partition("="))
         if not sep or key not in allowed or not value:
             options = ", ".join(f"{name}=" for name in allowed) or "none"
@@ -192,6 +252,13 @@ def parse_backend(spec: str) -> BackendSpec:
                 raise BackendConfigError(
                     f"{key} must be a positive integer, got {value!r} in backend {spec!r}"
                 ) from None
+        elif key == "zne":
+            try:
+                fields[key] = tuple(int(part) for part in value.split(","))
+            except ValueError:
+                raise BackendConfigError(
+                    f"zne takes odd integer scale factors such as zne=1,3,5, got {value!r} in backend {spec!r}"
+                ) from None
         elif key in MITIGATION_VALUES:
             choices = MITIGATION_VALUES[key]
             if value not in choices:
@@ -202,6 +269,23 @@ def parse_backend(spec: str) -> BackendSpec:
         else:
             fields[key] = value
     return BackendSpec(**fields)
+
+
+def format_scales(scales: tuple[int, ...]) -> str:
+    """ZNE scale factors as a spec spells them: ``(1, 3, 5)`` → ``1,3,5``."""
+    return ",".join(str(scale) for scale in scales)
+
+
+def _join_scales(items: list[str]) -> list[str]:
+    """Options with the scale factors of ``zne=1,3,5`` joined back into one item: the commas
+    that separate options also separate the factors, and a bare number can only belong to zne."""
+    joined: list[str] = []
+    for item in items:
+        if joined and "=" not in item and item.lstrip("-").isdigit() and joined[-1].partition("=")[0].strip() == "zne":
+            joined[-1] += "," + item
+        else:
+            joined.append(item)
+    return joined
 
 
 # Spelling in a spec string → value in :class:`BackendSpec`.

@@ -163,3 +163,56 @@ def test_assistant_settings_check_themselves_and_resolve_the_reply_style():
         AssistantSettings(threads=0)
     with pytest.raises(ValueError, match="max_new_tokens must be >= 1"):
         AssistantSettings(max_new_tokens=0)
+
+
+class _Intents:
+    """Stands in for a loaded intents model: only its calibration entry is read."""
+
+    def __init__(self, calibration):
+        self.calibration = calibration
+
+
+def _calibration(margin):
+    from finetune.models.calibration import Calibration
+
+    return Calibration(backend="aer:noise=fake_sherbrooke,shots=1024", temperature=0.43, threshold=0.3,
+                       clarify_margin=margin, n=200, data="banking77 validation", date="2026-12-06")
+
+
+def test_a_backend_calibration_sets_the_clarify_margin_and_says_so():
+    from agent.assistant import calibrated_router
+    from agent.router import RouterConfig
+
+    shipped = RouterConfig(clarify_margin=0.28)
+    config, note = calibrated_router(shipped, _Intents(_calibration(0.09)), "aer:noise=fake_sherbrooke,shots=1024")
+    assert config.clarify_margin == 0.09 and config.clarify_below == shipped.clarify_below
+    assert note.startswith("using calibration for aer:noise=fake_sherbrooke,shots=1024: temperature 0.430")
+    assert "clarify margin 0.09" in note
+
+    config, _ = calibrated_router(shipped, _Intents(_calibration(None)), "aer:noise=fake_sherbrooke,shots=1024")
+    assert config.clarify_margin == 0.28  # an entry without a margin keeps the router's
+
+    config, note = calibrated_router(shipped, _Intents(None), "aer:shots=64")
+    assert config == shipped and "no calibration for aer:shots=64" in note and "agent finetune calibrate" in note
+    assert calibrated_router(shipped, _Intents(None), "exact") == (shipped, "")
+
+
+@pytest.mark.slow
+def test_the_loaded_assistant_uses_the_calibration_of_its_backend(base_encoder, tmp_path):
+    import shutil
+
+    from agent.shipped import INTENTS_MODEL
+    from finetune.models.calibration import write_calibration
+
+    model = tmp_path / "intents"
+    shutil.copytree(INTENTS_MODEL, model)
+    entry = _calibration(0.07)
+    entry = type(entry)(**{**entry.to_dict(), "backend": "aer:shots=64"})
+    write_calibration(model, entry)
+    said: list[str] = []
+    assistant = Assistant.load(AssistantSettings(store="none", intents_dir=model, backend="aer:shots=64,seed=3"),
+                               encoder=base_encoder, progress=said.append)
+    assert assistant.router.config.clarify_margin == 0.07
+    assert assistant.nlu.intents.threshold == 0.3
+    assert "using calibration for aer:shots=64: temperature 0.430" in assistant.calibration_note
+    assert assistant.calibration_note in said

@@ -30,6 +30,7 @@ def test_calibrate_writes_a_copy_that_eval_applies(model, intents_csv, tmp_path)
     summary = json.loads(result.stdout)
     assert summary["backend"] == "exact" and summary["n"] == 3 and summary["temperature"] > 0
     assert summary["ece_before"] >= 0 and summary["ece_after"] >= 0
+    assert 0.0 < summary["clarify_margin"] <= 0.3  # re-chosen for the router (intents model)
     assert not (model / "calibration.json").exists()  # the source stays as it was
     stored = json.loads((out / "calibration.json").read_text())["backends"]["exact"]
     assert stored["temperature"] == summary["temperature"] and stored["data"].endswith("validation")

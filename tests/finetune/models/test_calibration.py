@@ -31,8 +31,10 @@ def model(tmp_path):
                            encoder={}, settings={"threshold": 0.2})
 
 
-def _entry(backend: str = NOISY, temperature: float = 0.5, threshold: float | None = 0.4) -> Calibration:
-    return Calibration(backend=backend_key(backend), temperature=temperature, threshold=threshold, n=200,
+def _entry(backend: str = NOISY, temperature: float = 0.5, threshold: float | None = 0.4,
+           clarify_margin: float | None = 0.12) -> Calibration:
+    return Calibration(backend=backend_key(backend), temperature=temperature, threshold=threshold,
+                       clarify_margin=clarify_margin, n=200,
                        n_oos=100, data="banking77 validation", date="2026-12-06", ece_before=0.56,
                        ece_after=0.05, accuracy=0.97)
 
@@ -62,6 +64,7 @@ def test_calibration_round_trips_and_checksums_still_verify(model):
     assert found == {NOISY: _entry(), "exact": _entry("exact", temperature=1.2, threshold=None)}
     raw = json.loads((model / "calibration.json").read_text())
     assert raw["backends"][NOISY]["temperature"] == 0.5 and raw["backends"][NOISY]["date"] == "2026-12-06"
+    assert raw["backends"][NOISY]["clarify_margin"] == 0.12
     assert verify_checksums(model) is not None
     assert "calibration.json" in json.loads((model / "checksums.json").read_text())["sha256"]
 
@@ -78,6 +81,18 @@ def test_an_edited_calibration_fails_the_integrity_check(model):
 def test_a_temperature_must_be_positive(temperature):
     with pytest.raises(ValueError, match="temperature"):
         _entry(temperature=temperature)
+
+
+@pytest.mark.parametrize("margin", [-0.1, 1.5])
+def test_a_clarify_margin_must_be_a_probability_gap(margin):
+    with pytest.raises(ValueError, match="clarify_margin"):
+        _entry(clarify_margin=margin)
+
+
+def test_the_entry_says_what_it_sets():
+    line = _entry().describe()
+    assert line.startswith(f"using calibration for {NOISY}: temperature 0.500")
+    assert "out-of-scope threshold 0.4" in line and "clarify margin 0.12" in line and "200 banking77 validation" in line
 
 
 def test_applied_only_on_its_backend(model, caplog):
