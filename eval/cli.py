@@ -286,6 +286,8 @@ def eval_assistant(
     flows_conversations: Annotated[Path | None, typer.Option(help="Scripted flow conversations JSONL (default: eval/flow_conversations.jsonl).")] = None,
     flows: Annotated[bool, typer.Option("--flows/--no-flows", help="Also run the flow conversations (flows_report.json beside the assistant report).")] = True,
     limit: Annotated[int | None, typer.Option(help="Run only the first N conversations (and the first N flow conversations).")] = None,
+    sample: Annotated[int | None, typer.Option(help="Run a seeded random sample of N conversations (every kind of route, unlike --limit's first N; seed: --sample-seed).")] = None,
+    sample_seed: Annotated[int, typer.Option(help="Seed of --sample.")] = 0,
     llm: Annotated[str, typer.Option("--llm", help="Reply model: local, hf:/path, or openai:URL:MODEL.")] = "local",
     max_new_tokens: Annotated[int, typer.Option(help="Longest reply the local model may write.")] = 96,
     threads: Annotated[int | None, typer.Option(help="CPU threads for the models (default: torch's choice).")] = None,
@@ -305,7 +307,14 @@ def eval_assistant(
 
     if limit is not None and limit < 1:
         raise ValueError(f"--limit must be >= 1, got {limit}")
+    if sample is not None and sample < 1:
+        raise ValueError(f"--sample must be >= 1, got {sample}")
     scripted = load_conversations(conversations or DEFAULT_CONVERSATIONS)[:limit]
+    if sample is not None and sample < len(scripted):
+        import random
+
+        keep = sorted(random.Random(sample_seed).sample(range(len(scripted)), sample))
+        scripted = [scripted[i] for i in keep]
     # Checked before the models load, so a broken file fails in a second, not after minutes.
     flow_scripted = load_flow_conversations(flows_conversations or DEFAULT_FLOW_CONVERSATIONS)[:limit] if flows else []
     from finetune.models.calibration import backend_key

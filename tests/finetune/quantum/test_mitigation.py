@@ -87,6 +87,7 @@ def _errors(ansatz, values, specs):
     return {spec: float(np.abs(get_backend(spec).expectations(ansatz, values) - exact).mean()) for spec in specs}
 
 
+@pytest.mark.slow  # ~5 s alone, ~30 s on a loaded machine (M3's calibration circuits run on Aer)
 def test_m3_reduces_the_readout_error_of_a_noisy_run():
     # One layer, many shots: readout errors dominate and shot noise (~0.003) is small beside them.
     ansatz = build_ansatz(AnsatzConfig(n_qubits=2, depth=1, readout="z"))
@@ -96,6 +97,7 @@ def test_m3_reduces_the_readout_error_of_a_noisy_run():
     assert errors[mitigated] < 0.6 * errors[plain], errors
 
 
+@pytest.mark.slow
 def test_zne_reduces_the_gate_error_of_an_exact_noisy_run():
     ansatz = build_ansatz(AnsatzConfig(n_qubits=3, depth=2, readout="z"))
     values = np.random.default_rng(1).uniform(-np.pi, np.pi, (8, len(ansatz.parameters)))
