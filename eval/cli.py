@@ -325,7 +325,7 @@ def eval_assistant(
                                quiet=json_output)
     report = evaluate_assistant(assistant, scripted, progress=not json_output)
     report["backend"] = backend
-    report["calibration"] = assistant.calibration_note or None
+    report["calibration"] = getattr(assistant, "calibration_note", "") or None
     path = write_outputs(report, out)
     flow_report = None
     if flow_scripted:

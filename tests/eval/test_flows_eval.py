@@ -314,6 +314,50 @@ def test_eval_assistant_no_flows_keeps_the_old_report(command_files):
     assert "flows" not in json.loads(result.stdout) and not (out / "flows_report.json").exists()
 
 
+def test_eval_assistant_runs_on_a_backend_and_reports_its_calibration(command_files, monkeypatch):
+    assistant, scripted, _, out = command_files
+    scripted.write_text("".join(
+        f'{{"id": "c{i}", "turns": [{{"user": "Where is my card?", "route": "answer", "intent": "card_arrival"}}]}}\n'
+        for i in range(6)))
+    seen = []
+
+    def load(settings, **kwargs):
+        seen.append(settings)
+        assistant.calibration_note = "using calibration for aer:shots=64: temperature 0.500"
+        return assistant
+
+    monkeypatch.setattr(agent.assistant, "load_assistant", load)
+    result = CliRunner().invoke(app, ["eval", "assistant", "--conversations", str(scripted), "--no-flows",
+                                      "--backend", "aer:shots=64", "--intents", "my-intents", "--sample", "4",
+                                      "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert seen[0].backend == "aer:shots=64" and str(seen[0].intents_dir) == "my-intents"
+    assert data["conversations"] == 4 and data["backend"] == "aer:shots=64"
+    assert data["calibration"].startswith("using calibration for aer:shots=64")
+    again = CliRunner().invoke(app, ["eval", "assistant", "--conversations", str(scripted), "--no-flows",
+                                     "--sample", "4", "--out", str(out), "--json"])
+    picked = [r["conversation"] for r in json.loads((out / "assistant_report.json").read_text())["turn_results"]]
+    assert again.exit_code == 0 and len(picked) == 4 and picked == sorted(picked)  # seeded, in file order
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--backend", "aer:colour=red"], "bad option 'colour=red'"),
+    (["--backend", "aer:shots=64,readout=m3"], "give noise= and shots="),
+    (["--sample", "0"], "--sample must be >= 1"),
+])
+def test_eval_assistant_bad_options_are_one_line_before_loading(command_files, monkeypatch, args, message):
+    _, scripted, _, out = command_files
+
+    def never(*args, **kwargs):
+        raise AssertionError("models loaded before the options were checked")
+
+    monkeypatch.setattr(agent.assistant, "load_assistant", never)
+    result = CliRunner().invoke(app, ["eval", "assistant", "--conversations", str(scripted), "--no-flows",
+                                      *args, "--out", str(out)])
+    assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
+
+
 def test_eval_assistant_checks_the_flow_file_before_loading_models(command_files, monkeypatch):
     _, scripted, flows, out = command_files
     flows.write_text('{"id": "f", "turns": [{"user": "hi", "route": "collect"}], "expect": {"flow": "pizza", "case": false}}\n')
