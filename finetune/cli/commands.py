@@ -56,6 +56,32 @@ def _training_plan(data: Callable[[dict[str, Any]], tuple[Any, Any]]) -> Callabl
     return plan
 
 
+def _ner_plan(o: dict[str, Any]) -> Any:
+    """What ``--dry-run`` counts for a tagger: its head runs once per word (not per sentence), so
+    the rows are every epoch's SPSA rows of the training words and one row per validation word;
+    ``--augment`` copies are counted as if every sentence had entities (an upper bound)."""
+    import math
+
+    from finetune.data.folds import nlupp_folds
+    from finetune.data.loaders import load_entities
+    from finetune.data.tagging import recorded_data_warnings
+    from finetune.models.encoder import split_words
+    from finetune.quantum.cost import EVAL_CHUNK, SPSA_ROWS, Workload
+
+    folds = nlupp_folds(o["data"], o["train_folds"], o["test_folds"], o["setup"], o["fold"])
+    with recorded_data_warnings():
+        dataset = load_entities(o["data"], data_dir=o["data_dir"], val_fraction=o["val_fraction"],
+                                seed=o["seed"] if o["split_seed"] is None else o["split_seed"], **folds)
+    copies = 1 + o["augment"]
+    train_words = copies * sum(len(split_words(ex.text)) for ex in dataset.train)
+    val_words = sum(len(split_words(ex.text)) for ex in dataset.validation)
+    head = head_config(o)
+    steps = math.ceil(copies * len(dataset.train) / o["batch_size"])
+    val_jobs = math.ceil(len(dataset.validation) / max(o["batch_size"], EVAL_CHUNK))
+    rows = o["epochs"] * (SPSA_ROWS * train_words + val_words) * head.n_circuits
+    return head, [Workload("train", rows, o["epochs"] * (steps + val_jobs))]
+
+
 def _sentiment_data(o: dict[str, Any]) -> tuple[Any, None]:
     from finetune.data.loaders import load_sentiment
 
@@ -143,6 +169,7 @@ def _train_classifier(ctx: typer.Context, task: str, dataset: Any, oos: Any, o: 
 
 @app.command("ner")
 @friendly_errors
+@guard_cost(_ner_plan)
 @tracked_run("finetune", checkpoints=True)
 def ner(
     ctx: typer.Context,
@@ -167,7 +194,7 @@ def ner(
     augment: Annotated[int, typer.Option(help="Mention-replaced copies of each training sentence with entities (0: none; validation and test are never augmented).")] = 0,
     mentions: Annotated[str | None, typer.Option(help="More mentions for --augment to draw half its replacements from: 'faker' (made-up people's and company names) or a JSON file {entity type: [mentions]}, e.g. your payees and merchants.")] = None,
     share_mentions: Annotated[list[str] | None, typer.Option(help="Entity types that are one kind of mention in different roles, comma-separated, e.g. date,date_from,date_to: --augment swaps in mentions of any of them. Repeat for more groups.")] = None,
-    json_output: JsonOutput = False,
+    json_output: JsonOutput = False, dry_run: DryRun = False, max_qpu_seconds: MaxQpuSeconds = None,
 ) -> dict[str, Any]:
     """Train an entity tagger (NLU++ banking slots by default); LoRA fine-tuning unless --frozen."""
     from finetune.data.augment import augmented_training_set

@@ -52,3 +52,29 @@ def test_eval_dry_run_counts_the_examples(intents_csv, tmp_path):
     more = json.loads(runner.invoke(app, [*argv, "--limit", "2"]).stdout)
     assert few["circuits"][0]["rows"] == 1 and more["circuits"][0]["rows"] == 2
     assert more["qpu_seconds"] == pytest.approx(2 * few["qpu_seconds"])
+
+
+def test_ner_dry_run_counts_the_tagger_rows_per_word(tiny_entities_dir, tmp_path):
+    def dry(*extra):
+        result = runner.invoke(app, ["finetune", "ner", "--data", str(tiny_entities_dir), "--frozen", *SMALL,
+                                     "--backend", FAKE, "--out", str(tmp_path / "t"), "--dry-run", "--json", *extra])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    data = dry()
+    (train,) = data["circuits"]
+    assert data["qpu_seconds"] > 0 and train["depth"] > 0 and train["shots"] == 100
+    assert not (tmp_path / "t").exists()  # nothing trained, no run record
+    # The tagger's head runs once per word: 2 epochs x (3 SPSA rows per training word + each validation word).
+    from finetune.models.encoder import split_words
+
+    def words(split):
+        lines = (tiny_entities_dir / f"{split}.jsonl").read_text().splitlines()
+        return sum(len(split_words(json.loads(line)["text"])) for line in lines)
+
+    assert train["rows"] == 2 * (3 * words("train") + words("validation"))
+    more = dry("--epochs", "4")
+    assert more["circuits"][0]["rows"] == 2 * train["rows"]
+    refused = runner.invoke(app, ["finetune", "ner", "--data", str(tiny_entities_dir), "--frozen", *SMALL,
+                                  "--backend", FAKE, "--out", str(tmp_path / "t"), "--max-qpu-seconds", "0.001"])
+    assert refused.exit_code == 2 and "exceed --max-qpu-seconds" in refused.output
