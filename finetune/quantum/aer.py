@@ -21,6 +21,11 @@ record per shot; here Aer computes the distribution once per row and
 counts, so the estimates have the same statistics (genuine shot noise, not a Gaussian
 approximation) at a fraction of the cost.
 
+Error mitigation (noise only; :mod:`finetune.quantum.mitigation`): ``readout=m3`` corrects each
+row's drawn counts with M3, calibrated once per ansatz on the same noisy simulator; ``zne=1,3,5``
+runs the same rows on the globally folded circuits, one Aer job per scale, and extrapolates each
+readout to zero noise.
+
 Why not Aer's ``EstimatorV2`` for noise: it saves every expectation value on *all* the circuit's
 qubits, which for a 127-qubit ISA circuit defeats Aer's truncation of idle qubits. Saving the
 probabilities of the few logical qubits keeps the simulation to the active qubits.
@@ -41,7 +46,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from finetune.quantum.mitigation import ReadoutMitigator, extrapolate, fold_global
 from finetune.quantum.device import (
     BackendSpec,
     DeviceCircuit,
@@ -50,6 +54,7 @@ from finetune.quantum.device import (
     fake_device,
     parameter_columns,
 )
+from finetune.quantum.mitigation import ReadoutMitigator, extrapolate, fold_global
 
 if TYPE_CHECKING:
     from finetune.quantum.ansatz import Ansatz

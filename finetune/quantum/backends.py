@@ -11,6 +11,7 @@ A backend is named by a short spec string (:mod:`finetune.quantum.device` parses
     aer                                   exact expectation values (no shots, no noise)
     aer:shots=1024                        sampled
     aer:noise=fake_sherbrooke[,shots=N]   noisy (density matrix when no shots are given)
+    aer:noise=fake_sherbrooke,shots=N,readout=m3,zne=1,3,5   with readout mitigation (M3) and ZNE
     ibm:ibm_brisbane[,shots=N]            real device (saved account or QISKIT_IBM_* variables)
     ibm:ibm_brisbane,resilience=1,twirling=on,dd=XY4   with EstimatorV2 error mitigation
     ibm:fake_sherbrooke[,shots=N]         the IBM Runtime path, offline
