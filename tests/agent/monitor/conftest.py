@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import pytest
 
 from agent.monitor.feeds import FeedItem
-from agent.monitor.scoring import ItemScore, Sentiment
+from agent.monitor.scoring import ItemScore, Sentiment, Topic
 from agent.monitor.watchlist import Watchlist
 
 NEGATIVE_WORDS = ("plunge", "falls", "slashes", "downgraded", "cut", "misses", "fine", "junk", "losses", "sink")
@@ -30,6 +30,26 @@ class KeywordScorer:
         return out
 
 
+class TopicScorer(KeywordScorer):
+    """The keyword scorer with a learned topic per headline: ``Financials`` for the sample's surge
+    company (its stories are the bank's), ``Markets`` for everything else."""
+
+    def __init__(self, watchlist: Watchlist, surge: str = "Northwind Bank") -> None:
+        super().__init__(watchlist)
+        self.surge = surge
+
+    def score(self, items: Sequence[FeedItem]) -> list[ItemScore]:
+        scores = super().score(items)
+        return [ItemScore(s.item_id, s.headline, s.overall, s.body, s.body_sentences, s.mentions,
+                          Topic("Financials" if self.surge in item.title else "Markets", 0.875))
+                for item, s in zip(items, scores)]
+
+
 @pytest.fixture()
 def keyword_scorer():
     return KeywordScorer
+
+
+@pytest.fixture()
+def topic_scorer():
+    return TopicScorer
