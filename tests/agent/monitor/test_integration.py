@@ -190,8 +190,8 @@ def test_standard_input_is_a_feed(tmp_path):
 @pytest.mark.parametrize("tag_body", [False, True])
 def test_scorer_reads_headline_body_watchlist_and_tagger(models, tag_body):
     watchlist = Watchlist.from_dict({"companies": [{"name": "Northwind Bank", "ticker": "NWB"}]})
-    encoder, sentiment, tagger = models
-    scorer = ModelScorer(encoder, sentiment, tagger, watchlist, ScoringConfig(tag_body=tag_body))
+    encoder, sentiment, tagger, topics = models
+    scorer = ModelScorer(encoder, sentiment, tagger, watchlist, ScoringConfig(tag_body=tag_body), topics)
     item = FeedItem("x", "-", 1, None, "", "$NWB: Northwind Bank cut to underperform at Morgan Stanley",
                     "Analysts at Goldman Sachs also cut their price target on Northwind Bank. Shares of Barclays plc fell 3% in London.")
     score = scorer.score([item])[0]

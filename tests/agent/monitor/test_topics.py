@@ -174,12 +174,8 @@ def test_cli_topics_lists_volume_and_sentiment_per_topic(sample_db):
     assert financials["stories"] <= financials["items"] and financials["mean_sentiment"] < 0
 
 
-def test_cli_alerts_and_report_show_the_topic_of_each_story(tmp_path, topic_scorer):
-    sample = write_sample(tmp_path / "sample")
-    watchlist = Watchlist.from_dict(sample_watchlist())
-    db = tmp_path / "m.db"
-    with MonitorStore.open(db) as store:
-        run_monitor(MonitorConfig(feeds=(sample["feed"],)), store, watchlist, scorer=topic_scorer(watchlist))
+def test_cli_alerts_and_report_show_the_topic_of_each_story(sample_db, tmp_path):
+    db = sample_db
     shown = runner.invoke(app, ["monitor", "alerts", "--db", str(db)])
     assert shown.exit_code == 0 and "[Financials]" in shown.output
     data = json.loads(runner.invoke(app, ["monitor", "alerts", "--db", str(db), "--json"]).output)
@@ -214,3 +210,11 @@ def test_cli_refuses_a_topic_model_folder_that_holds_no_model(tmp_path):
     assert result.exit_code == 1 and result.output.count("\n") == 1
     assert "--topic-model" in result.output and "config.json missing" in result.output
     assert not (tmp_path / "m.db").exists()
+
+
+def test_cli_kind_takes_learned_topic_and_refuses_other_kinds_in_one_line(tmp_path):
+    feed = tmp_path / "f.jsonl"
+    feed.write_text('{"title": "x"}\n')
+    result = runner.invoke(app, ["monitor", "score", str(feed), "--db", str(tmp_path / "m.db"), "--kind", "sector"])
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert "kinds must be some of company, topic, learned_topic" in result.output and not (tmp_path / "m.db").exists()
