@@ -328,8 +328,12 @@ def load_scorer(config: ScoringConfig, watchlist: Watchlist) -> ModelScorer:
     topics_dir = topic_model_dir(config)
     if topics_dir is not None:
         topics = load_classifier(topics_dir, encoder=encoder)
-    # The encoders the models run on (a frozen model's is the plain one), each set up once.
-    for model_encoder in {id(e): e for m in (sentiment, tagger, topics) if m is not None for e in m.encoders}.values():
+    # The encoders the models run on (a frozen model's is the plain one), each set up once. A topic
+    # model on the tagger's adapter only ever reads the tagger's pass: its own copy never runs.
+    running = [sentiment, tagger]
+    if topics is not None and not (tagger is not None and topics.shares_encoder_with(tagger)):
+        running.append(topics)
+    for model_encoder in {id(e): e for m in running if m is not None for e in m.encoders}.values():
         model_encoder.config.batch_size = config.encoder_batch_size
         model_encoder.use_runtime(config.runtime)
     return ModelScorer(encoder, sentiment, tagger, watchlist, config, topics)
