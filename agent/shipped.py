@@ -21,6 +21,7 @@ CHAT_SENTIMENT_MODEL = MODELS / "chat-sentiment"
 # The news monitor's pair, trained together on one LoRA adapter: one encoder pass a headline for both.
 NEWS_SENTIMENT_MODEL = MODELS / "news-sentiment"
 NEWS_NER_MODEL = MODELS / "news-ner"
+NEWS_TOPICS_MODEL = MODELS / "news-topics"
 
 KNOWLEDGE_BASE = ASSETS / "knowledge" / "banking.jsonl"
 ROUTER_SETTINGS = ASSETS / "router.json"

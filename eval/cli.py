@@ -76,6 +76,7 @@ def bench_monitor(
     runtime: Annotated[str, typer.Option(help="Where the encoder runs: onnx-int8, onnx or torch.")] = "onnx-int8",
     sentiment_model: Annotated[str, typer.Option(help="Sentiment checkpoint directory, or 'default'.")] = "default",
     ner_model: Annotated[str, typer.Option(help="Entity-tagger checkpoint directory, 'default', or 'none'.")] = "default",
+    topic_model: Annotated[list[str] | None, typer.Option("--topic-model", help="Topic-classifier checkpoint directory, 'default' (the shipped one, when installed) or 'none'; repeat to time several side by side in one run (e.g. --topic-model none --topic-model default).")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Folder of the built-in data sets (fin_tweets).")] = None,
     feed_out: Annotated[Path | None, typer.Option(help="Only write the benchmark feed (feed.jsonl, watchlist.json) here, for timing 'agent monitor score' itself.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
@@ -91,9 +92,14 @@ def bench_monitor(
     if feed_out is not None:
         typer.echo(f"wrote {write_benchmark_feed(folder, feed_out, items=items, body='body' in modes)}")
         return
+    topic_models = topic_model or ["default"]
+    for name in topic_models:
+        if name not in ("default", "none") and not (Path(name) / "config.json").is_file():
+            raise ValueError(f"--topic-model {name}: no model checkpoint there (config.json missing)")
     results = [run_monitor_benchmark(folder, items=items, body=m == "body", batch_size=batch_size, threads=threads or None,
-                                     runtime=runtime, sentiment_model=sentiment_model, ner_model=ner_model)
-               for m in modes]
+                                     runtime=runtime, sentiment_model=sentiment_model, ner_model=ner_model,
+                                     topic_model=t)
+               for m in modes for t in topic_models]
     if json_output:
         echo_json(results)
     else:

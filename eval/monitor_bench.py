@@ -4,9 +4,10 @@ The feed is built from the finance-tweet headlines (``fin_tweets``): tweet links
 are stripped, as a news headline carries none, and repeated headlines are dropped so that every
 item costs the models real work (the scorer scores identical texts once). With ``body=True`` each
 item gets a body of three other headlines as its sentences. The watch-list is the 50 most frequent
-cashtags. Timed: reading the JSONL feed, headline (+ body) sentiment, the entity tagger, watch-list
-and topic matching, SQLite transactions and alert evaluation — everything but loading the models,
-which is reported separately.
+cashtags. Timed: reading the JSONL feed, headline (+ body) sentiment, the entity tagger, the topic
+classifier (when one is installed or given), watch-list and keyword-topic matching, story
+clustering, SQLite transactions and alert evaluation — everything but loading the models, which is
+reported separately.
 
 Run with ``agent bench monitor`` (or ``python -m eval.monitor_bench``).
 """
@@ -70,19 +71,20 @@ def write_benchmark_feed(data_dir: Path, out: str | Path, *, items: int, body: b
 def run_monitor_benchmark(
     data_dir: Path, *, items: int = 2000, body: bool = False, batch_size: int = 64, threads: int | None = 1,
     runtime: str = "onnx-int8", sentiment_model: str = "default", ner_model: str = "default",
+    topic_model: str = "default",
 ) -> dict[str, Any]:
     """Score a ``fin_tweets`` feed with the shipped models into a fresh database; return the timing."""
     import torch
 
     from agent.monitor.engine import MonitorConfig, run_monitor
-    from agent.monitor.scoring import ScoringConfig, load_scorer
+    from agent.monitor.scoring import ScoringConfig, load_scorer, topic_model_dir
     from agent.monitor.store import MonitorStore
     from agent.monitor.watchlist import Watchlist
 
     records, watch = benchmark_feed(data_dir, items, body)
     watchlist = Watchlist.from_dict(watch)
     scoring = ScoringConfig(body=body, threads=threads, runtime=runtime, sentiment_model=sentiment_model,
-                            ner_model=ner_model)
+                            ner_model=ner_model, topic_model=topic_model)
     load_started = time.perf_counter()
     scorer = load_scorer(scoring, watchlist)
     load_s = time.perf_counter() - load_started
@@ -98,10 +100,16 @@ def run_monitor_benchmark(
             summary = run_monitor(MonitorConfig(feeds=(str(feed),), batch_size=batch_size, scoring=scoring),
                                   store, watchlist, scorer=scorer)
             sentences = store.db.execute("SELECT COALESCE(SUM(body_sentences), 0) FROM scores").fetchone()[0]
+            topics = store.db.execute("SELECT COUNT(DISTINCT topic) FROM scores").fetchone()[0]
+    from finetune.models.passes import plan_passes
+
+    plan = plan_passes({"entities": scorer.tagger, "sentiment": scorer.sentiment, "topics": scorer.topics})
+    used = topic_model_dir(scoring)
     return {
         "items": summary["scored"], "mode": "headline + body" if body else "headline", "body_sentences": int(sentences),
         "seconds": summary["elapsed_s"], "items_per_s": summary["items_per_s"], "model_load_s": round(load_s, 1),
         "batch_size": batch_size, "torch_threads": torch.get_num_threads(), "runtime": runtime, "alerts": summary["alerts"],
+        "topic_model": str(used) if used else "none", "topics_found": int(topics), "encoder_passes": len(plan.passes),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
     }
@@ -109,9 +117,12 @@ def run_monitor_benchmark(
 
 def format_results(results: list[dict[str, Any]]) -> str:
     """A small table of the runs."""
-    lines = [f"{'mode':<16} {'items':>6} {'sentences':>9} {'seconds':>8} {'items/s':>8}  load avg (1 min) before/after"]
+    lines = [f"{'mode':<16} {'topics':<7} {'passes':>6} {'items':>6} {'sentences':>9} {'seconds':>8} {'items/s':>8}  "
+             "load avg (1 min) before/after"]
     for r in results:
-        lines.append(f"{r['mode']:<16} {r['items']:>6} {r['body_sentences']:>9} {r['seconds']:>8.1f} {r['items_per_s']:>8.1f}"
+        topics = "on" if r.get("topic_model", "none") != "none" else "off"
+        lines.append(f"{r['mode']:<16} {topics:<7} {r.get('encoder_passes', 0):>6} {r['items']:>6} {r['body_sentences']:>9} "
+                     f"{r['seconds']:>8.1f} {r['items_per_s']:>8.1f}"
                      f"  {r['load_average_before'][0]:.2f} / {r['load_average_after'][0]:.2f}")
     return "\n".join(lines)
 

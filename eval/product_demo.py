@@ -222,6 +222,7 @@ def _score_sample_feed(config: ProductDemoConfig, out: Path) -> dict[str, Any]:
     from agent.monitor.sample import SURGE_COMPANY, write_sample
     from agent.monitor.scoring import ScoringConfig
     from agent.monitor.store import MonitorStore
+    from agent.monitor.topics import topic_summary
     from agent.monitor.watchlist import load_watchlist
 
     sample = write_sample(out)
@@ -233,13 +234,15 @@ def _score_sample_feed(config: ProductDemoConfig, out: Path) -> dict[str, Any]:
     with MonitorStore.open(db) as store:
         scored = run_monitor(monitor_config, store, load_watchlist(sample["watchlist"]), progress=config.progress)
         report = write_report(store, out / "report")
+        topics = topic_summary(store).topics
     return {
         "feed": sample["feed"], "watchlist": sample["watchlist"], "db": str(db), "surge_company": SURGE_COMPANY,
         "read": scored["read"], "scored": scored["scored"], "skipped": scored["skipped"],
         "items_per_s": scored["items_per_s"],
         "alerts": [{key: alert[key] for key in ("id", "kind", "key", "start", "end", "negative_count", "window_count",
-                                                 "share", "baseline", "statistic")} for alert in scored["raised"]],
-        "report": {"plot": report["plot"], "alerts_csv": report["alerts_csv"]},
+                                                 "unit", "share", "baseline", "statistic")} for alert in scored["raised"]],
+        "topics": [{"topic": t.topic, "stories": t.stories, "mean_sentiment": t.mean_sentiment} for t in topics],
+        "report": {"plot": report["plot"], "alerts_csv": report["alerts_csv"], "topics_plot": report["topics_plot"]},
     }
 
 
@@ -288,15 +291,20 @@ def format_summary(summary: dict[str, Any], width: int = 100) -> str:
               f"  read {m['read']} records: {m['scored']} scored, {m['skipped']} skipped as malformed "
               f"({m['items_per_s']} items/s)"]
     for alert in m["alerts"]:
-        lines.append(f"  ALERT    {alert['key']}: {alert['negative_count']} of {alert['window_count']} items negative "
+        lines.append(f"  ALERT    {alert['key']}: {alert['negative_count']} of {alert['window_count']} "
+                     f"{alert.get('unit', 'items')} negative "
                      f"from {alert['start']} to {alert['end']} (share {alert['share']:.2f} against a baseline of "
                      f"{alert['baseline']:.2f}, z = {alert['statistic']:.1f})")
     if not m["alerts"]:
         lines.append(f"  no alert raised (expected one for {m['surge_company']})")
+    if m.get("topics"):  # the topic model's labels, busiest first
+        lines.append("  topics:   " + ", ".join(f"{t['topic']} ({t['stories']} stories, {t['mean_sentiment']:+.2f})"
+                                              for t in m["topics"][:4]))
 
     files = [("summary", summary["files"]["summary"]), ("classifier", c["checkpoint"]),
              *((f"classifier {name.replace('_', ' ')}", path) for name, path in c["files"].items()),
              ("monitor database", m["db"]), ("sentiment plot", m["report"]["plot"]),
+             *((("topics plot", m["report"]["topics_plot"]),) if m["report"].get("topics_plot") else ()),
              ("alerts CSV", m["report"]["alerts_csv"])]
     width = max(len(name) for name, _ in files) + 2
     lines += ["", "4. Where everything went", *(f"  {name + ':':<{width}}{path}" for name, path in files)]

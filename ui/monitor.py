@@ -205,10 +205,12 @@ def _view(db: Path) -> MonitorView:
     from PIL import Image
 
     from agent.monitor import MonitorStore, write_report
+    from agent.monitor.topics import topic_summary
 
     with MonitorStore.open(db, create=False) as store, tempfile.TemporaryDirectory(prefix="qagent-report-") as out:
         written = write_report(store, out)
         counts = store.counts()
+        learned = topic_summary(store).topics
         with Image.open(written["plot"]) as image:
             plot = image.convert("RGB")  # loaded now: the folder goes away
         with open(written["alerts_csv"], newline="", encoding="utf-8") as handle:
@@ -219,11 +221,17 @@ def _view(db: Path) -> MonitorView:
         f"**{counts['alerts']}** alert(s) · **{counts['rejects']}** malformed line(s) skipped · "
         f"**{counts['runs']}** run(s)\n\nCompanies plotted: {companies}"
     )
+    if learned:  # the topic model's labels, busiest first, with how they lean
+        totals += "\n\nLearned topics: " + ", ".join(f"{t.topic} ({t.stories} stories, {t.mean_sentiment:+.2f})"
+                                                      for t in learned[:8])
     return MonitorView(f"Database `{db.name}`", plot, alerts, totals)
 
 
 def _alert_row(row: dict[str, str]) -> list[Any]:
     evidence = f"{row['evidence_count']} {row.get('unit') or 'items'}: {row['evidence_titles']}" if row["evidence_titles"] else row["evidence_count"]
+    topics = [t for t in (row.get("evidence_topics") or "").split("; ") if t]
+    if topics:
+        evidence = f"{evidence} (topics: {'; '.join(dict.fromkeys(topics))})"
     return [int(row["id"]), row["key"], row["kind"], row["start"], row["end"],
             f"{row['negative_count']} / {row['window_count']}", f"{float(row['share']):.0%}",
             round(float(row["statistic"]), 2), evidence]

@@ -1,5 +1,10 @@
 """Alert rules: a surge of negative news about a company or a topic, against its own baseline.
 
+A rule watches names of up to three kinds: ``company`` (watch-list companies, or with
+``scope="all"`` also names only the tagger found), ``topic`` (the user's keyword watch topics)
+and ``learned_topic`` (the topic classifier's label of each headline, e.g. ``M&A | Investments``;
+``learned_topics`` narrows a rule to some of them). Each name is evaluated on its own.
+
 For each company (or topic) a rule looks at a rolling ``window`` ending at each negative item's
 time and compares it with the ``baseline`` period just before the window:
 
@@ -39,12 +44,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from agent.monitor.items import format_time
-from agent.monitor.store import MonitorStore, now_iso
+from agent.monitor.store import LEARNED_TOPIC, MonitorStore, now_iso
 from agent.monitor.stories import COUNTS, stories_of
 
 METRICS = ("share", "count")
 METHODS = ("zscore", "ratio")
 SCOPES = ("watchlist", "all")
+KINDS = ("company", "topic", LEARNED_TOPIC)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 MAX_EVIDENCE = 100
@@ -72,7 +78,8 @@ class AlertRule:
 
     Attributes:
         name: Rule name, stored with each alert.
-        kinds: What it watches: ``company``, ``topic`` or both.
+        kinds: What it watches: ``company``, ``topic`` (keyword watch topics) and/or
+            ``learned_topic`` (the topic model's label of each headline).
         metric: ``share`` or ``count`` of negative items.
         method: ``zscore`` or ``ratio`` against the baseline.
         window: Rolling window (``6h``).
@@ -84,6 +91,8 @@ class AlertRule:
         scope: ``watchlist``: companies of the watch-list only; ``all``: also names only the
             entity tagger found.
         count: ``stories`` (near-duplicates count once) or ``items`` (every copy counts).
+        learned_topics: Only these learned topics (exact labels); empty: every learned topic.
+            Needs ``learned_topic`` among the kinds.
     """
 
     name: str = "negative-surge"
@@ -98,13 +107,21 @@ class AlertRule:
     cooldown: str | None = None
     scope: str = "watchlist"
     count: str = "stories"
+    learned_topics: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name.strip():
             raise ValueError("a rule needs a name")
-        object.__setattr__(self, "kinds", tuple(self.kinds))
-        if not self.kinds or set(self.kinds) - {"company", "topic"}:
-            raise ValueError(f"kinds must be company and/or topic, got {list(self.kinds)}")
+        kinds = [self.kinds] if isinstance(self.kinds, str) else self.kinds
+        object.__setattr__(self, "kinds", tuple(kinds))
+        if not self.kinds or set(self.kinds) - set(KINDS):
+            raise ValueError(f"kinds must be some of {', '.join(KINDS)}, got {list(self.kinds)}")
+        topics = [self.learned_topics] if isinstance(self.learned_topics, str) else self.learned_topics
+        object.__setattr__(self, "learned_topics", tuple(topics))
+        if any(not isinstance(t, str) or not t.strip() for t in self.learned_topics):
+            raise ValueError(f"learned_topics must be topic labels (strings), got {list(self.learned_topics)}")
+        if self.learned_topics and LEARNED_TOPIC not in self.kinds:
+            raise ValueError(f"rule {self.name!r} names learned_topics: add '{LEARNED_TOPIC}' to its kinds")
         if self.metric not in METRICS:
             raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
         if self.method not in METHODS:
@@ -129,6 +146,7 @@ class AlertRule:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["kinds"] = list(self.kinds)
+        data["learned_topics"] = list(self.learned_topics)
         return data
 
     @classmethod
@@ -141,7 +159,7 @@ class AlertRule:
 
 @dataclass(frozen=True)
 class Alert:
-    """One raised alert (an episode of one rule for one company or topic)."""
+    """One raised alert (an episode of one rule for one company, keyword topic or learned topic)."""
 
     id: int
     rule: str
@@ -222,7 +240,7 @@ def evaluate(store: MonitorStore, rules: Sequence[AlertRule], watched: set[str])
         Alerts raised now (episodes already alerted are extended, not raised again).
     """
     pending = store.rows(
-        "SELECT e.kind, e.key, MIN(i.event_time) AS since FROM items i JOIN entities e ON e.item_id = i.id "
+        "SELECT e.kind, e.key, MIN(i.event_time) AS since FROM items i JOIN labels e ON e.item_id = i.id "
         "WHERE i.evaluated = 0 GROUP BY e.kind, e.key ORDER BY e.kind, e.key")
     raised: list[Alert] = []
     with store.transaction() as db:
@@ -231,6 +249,8 @@ def evaluate(store: MonitorStore, rules: Sequence[AlertRule], watched: set[str])
                 if row["kind"] not in rule.kinds:
                     continue
                 if row["kind"] == "company" and rule.scope == "watchlist" and row["key"] not in watched:
+                    continue
+                if row["kind"] == LEARNED_TOPIC and rule.learned_topics and row["key"] not in rule.learned_topics:
                     continue
                 raised += _evaluate_key(db, rule, row["kind"], row["key"], _epoch(row["since"]))
         db.execute("UPDATE items SET evaluated = 1 WHERE evaluated = 0")
@@ -267,10 +287,10 @@ def _evaluate_key(db: Any, rule: AlertRule, kind: str, key: str, since: int) -> 
     lo = since - window - baseline - cooldown
     unit = "COALESCE(i.story, i.id)" if rule.count == "stories" else "i.id"
     rows = db.execute(
-        f"SELECT DISTINCT i.id, i.event_time, s.label, {unit} AS unit FROM items i JOIN entities e ON e.item_id = i.id "
+        f"SELECT DISTINCT i.id, i.event_time, s.label, {unit} AS unit FROM items i JOIN labels e ON e.item_id = i.id "
         "JOIN scores s ON s.item_id = i.id WHERE e.kind = ? AND e.key = ? AND i.event_time >= ? "
         "ORDER BY i.event_time, i.id", (kind, key, _iso(lo))).fetchall()
-    first = db.execute("SELECT MIN(i.event_time) FROM items i JOIN entities e ON e.item_id = i.id "
+    first = db.execute("SELECT MIN(i.event_time) FROM items i JOIN labels e ON e.item_id = i.id "
                        "WHERE e.kind = ? AND e.key = ?", (kind, key)).fetchone()[0]
     first_seen = _epoch(first) if first else since
     times = [_epoch(r["event_time"]) for r in rows]

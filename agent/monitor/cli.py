@@ -1,14 +1,18 @@
-"""``agent monitor score|watch|alerts|report|status``: score news feeds (once or on a schedule), list alerts, write reports."""
+"""``agent monitor score|watch|alerts|topics|report|status``: score news feeds (once or on a schedule), list
+alerts and learned topics, write reports."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from finetune.cli.console import echo_json, friendly_errors
+
+if TYPE_CHECKING:
+    from agent.monitor.scoring import ScoringConfig
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Score news feeds into a SQLite database and raise negative-news alerts.")
@@ -38,6 +42,7 @@ def score(
     min_entity_score: Annotated[float, typer.Option(help="Ignore tagger company names below this score.")] = 0.5,
     sentiment_model: Annotated[str, typer.Option(help="Sentiment checkpoint or ensemble directory, or 'default' (the news sentiment model; agent/assets/models/sentiment is the most accurate, at two more encoder passes a headline).")] = "default",
     ner_model: Annotated[str, typer.Option(help="Entity-tagger checkpoint directory, 'default' (the news tagger that shares the sentiment model's encoder pass), or 'none' (watch-list only).")] = "default",
+    topic_model: Annotated[str, typer.Option(help="Topic-classifier checkpoint directory, 'default' (the news topic model, on the same encoder pass), or 'none'.")] = "default",
     threads: Annotated[int, typer.Option(help="Threads per scoring process (0: one per core, fastest on an idle machine; 1 degrades least on a busy one).")] = 0,
     runtime: Annotated[str, typer.Option(help="Where the encoder runs: onnx-int8 (ONNX Runtime, int8 weights; fastest), onnx (float32) or torch.")] = "onnx-int8",
     rules: Annotated[Path | None, typer.Option(help="Alert rules file (JSON/YAML, one rule or a list); replaces the options below.")] = None,
@@ -50,6 +55,7 @@ def score(
     min_volume: Annotated[int, typer.Option(help="Items needed in the window.")] = 5,
     scope: Annotated[str, typer.Option(help="watchlist: alert on watch-list companies (and topics); all: also on names only the tagger found.")] = "watchlist",
     count: Annotated[str, typer.Option("--count", help="stories: near-duplicate copies (syndication, re-issues) count once; items: every copy counts.")] = "stories",
+    kind: Annotated[list[str] | None, typer.Option("--kind", help="What the rule watches (repeat): company, topic (keyword watch topics), learned_topic (the topic model's labels). Default: company and topic.")] = None,
     webhook: Annotated[str | None, typer.Option(help="POST each new alert as JSON to this URL (retried; outcomes stored).")] = None,
     webhook_attempts: Annotated[int, typer.Option(help="Tries per alert.")] = 3,
     stdout_alerts: Annotated[bool, typer.Option("--stdout-alerts", help="Print one line per new alert as it is raised.")] = False,
@@ -67,7 +73,7 @@ def score(
     from agent.monitor.engine import MonitorConfig, run_monitor
     from agent.monitor.feeds import FeedLimits, FieldMap, feed_files
     from agent.monitor.notify import WebhookConfig
-    from agent.monitor.scoring import ScoringConfig
+    from agent.monitor.scoring import Scorer, ScoringConfig, load_scorer
     from agent.monitor.store import MonitorStore
     from agent.monitor.watchlist import Watchlist, load_watchlist
 
@@ -76,7 +82,8 @@ def score(
         rule_list = load_rules(str(rules))
     else:
         rule_list = [AlertRule(window=window, baseline=baseline, metric=metric, method=method, threshold=threshold,
-                               min_count=min_count, min_volume=min_volume, scope=scope, count=count)]
+                               min_count=min_count, min_volume=min_volume, scope=scope, count=count,
+                               **({"kinds": tuple(kind)} if kind else {}))]
     config = MonitorConfig(
         feeds=tuple(feeds), fmt=fmt, fields=FieldMap.parse(field or []), batch_size=batch_size,
         limits=FeedLimits(max_title_chars=max_title_chars, max_body_chars=max_body_chars, max_record_bytes=max_record_bytes,
@@ -84,23 +91,51 @@ def score(
         alert_every=alert_every, engine=engine, workers=workers, ray_address=ray_address,
         scoring=ScoringConfig(body=body, max_sentences=max_sentences, tag_body=tag_body, headline_weight=headline_weight,
                               min_entity_score=min_entity_score, sentiment_model=sentiment_model,
-                              ner_model=ner_model, threads=threads or None, runtime=runtime),
+                              ner_model=ner_model, topic_model=topic_model, threads=threads or None, runtime=runtime),
         rules=tuple(rule_list), webhook=WebhookConfig(webhook, attempts=webhook_attempts) if webhook else None,
         stdout_alerts=stdout_alerts and not json_output, limit=limit,
     )
     if engine == "ray" and not ray_engine.ray_available():
         raise ray_engine.EngineError(ray_engine.INSTALL_HINT)
     feed_files(config.feeds)
+    _check_topic_model(config.scoring)
     watch = load_watchlist(watchlist) if watchlist is not None else None
     with MonitorStore.open(db) as store:
         if watch is None:  # a scheduled run keeps watching what the database was last told to watch
             stored = store.get_meta("watchlist")
             watch = Watchlist.from_dict(json.loads(stored)) if stored else load_watchlist(None)
-        summary = run_monitor(config, store, watch, progress=not json_output, echo=typer.echo)
+        watching = watch
+
+        def models() -> Scorer:  # loaded at the first new item: a run with nothing new loads nothing
+            _say_topics_note(config.scoring)
+            return load_scorer(config.scoring, watching)
+
+        if engine == "ray":
+            _say_topics_note(config.scoring)
+        summary = run_monitor(config, store, watch, scorer=models, progress=not json_output, echo=typer.echo)
     if json_output:
         echo_json(summary)
         return
     typer.echo(format_summary(summary))
+
+
+def _check_topic_model(scoring: ScoringConfig) -> None:
+    """Refuse a --topic-model folder that is not a checkpoint, before anything is written."""
+    from agent.monitor.scoring import topic_model_dir
+
+    path = topic_model_dir(scoring)
+    if path is not None and not (path / "config.json").is_file():
+        raise ValueError(f"--topic-model {path}: no model checkpoint there (config.json missing); "
+                         "give a topic model folder, 'default' or 'none'")
+
+
+def _say_topics_note(scoring: ScoringConfig) -> None:
+    """Say once, on stderr, that the default topic model is missing and items get no topic."""
+    from agent.monitor.scoring import topics_note
+
+    note = topics_note(scoring)
+    if note:
+        typer.echo(note, err=True)
 
 
 def format_summary(summary: dict) -> str:
@@ -153,20 +188,49 @@ def alerts(
                    f"{f'{a.negative_count}/{a.window_count}':>7} {a.unit:<7} {a.statistic:>6.1f}  "
                    f"{len(stories)} stories ({copies} copies)")
         for s in stories[:5]:
-            typer.echo(f"{'':>6}{s['copies']} x {s['title'][:70]!r} ({', '.join(s['sources'][:4])})")
+            topic = f" [{s['topic']}]" if s.get("topic") else ""
+            typer.echo(f"{'':>6}{s['copies']} x {s['title'][:70]!r}{topic} ({', '.join(s['sources'][:4])})")
+
+
+@app.command("topics")
+@friendly_errors
+def topics(
+    db: Db,
+    since: Since = None,
+    window: Annotated[str | None, typer.Option(help="Only the last stretch of this length before the newest item (24h, 7d).")] = None,
+    json_output: JsonOutput = False,
+) -> None:
+    """Per learned topic: items, stories and mean sentiment over a window (most items first)."""
+    from agent.monitor.alerts import parse_since
+    from agent.monitor.store import MonitorStore
+    from agent.monitor.topics import check_window, format_topics, topic_summary
+
+    # Bad input is a usage error, found before the database is opened.
+    if since and window:
+        raise ValueError("give --since or --window, not both")
+    if since:
+        parse_since(since)
+    if window:
+        check_window(window)
+    with MonitorStore.open(db, create=False) as store:
+        summary = topic_summary(store, since=since, window=window)
+    if json_output:
+        echo_json(summary.to_dict())
+        return
+    typer.echo(format_topics(summary))
 
 
 @app.command("report")
 @friendly_errors
 def report(
     db: Db,
-    out: Annotated[Path, typer.Option("--out", help="Folder for sentiment.png and alerts.csv.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for sentiment.png, topics.png and alerts.csv.")],
     since: Since = None,
     company: Annotated[list[str] | None, typer.Option(help="Company to plot (repeat; default: the watch-list's).")] = None,
     bucket: Annotated[str | None, typer.Option(help="Time bucket of the plot (1h, 1d; default from the span).")] = None,
     json_output: JsonOutput = False,
 ) -> None:
-    """Write a PNG of sentiment over time per watched company (alerts marked) and a CSV of alerts."""
+    """Write PNGs of sentiment over time per watched company and per learned topic (alerts marked) and a CSV of alerts."""
     from agent.monitor.report import write_report
     from agent.monitor.store import MonitorStore
 
@@ -175,7 +239,8 @@ def report(
     if json_output:
         echo_json(written)
         return
-    typer.echo(f"wrote {written['plot']} ({len(written['companies'])} companies) and {written['alerts_csv']} "
+    topics = f", {written['topics_plot']} ({len(written['topics'])} topics)" if written["topics_plot"] else ""
+    typer.echo(f"wrote {written['plot']} ({len(written['companies'])} companies){topics} and {written['alerts_csv']} "
                f"({written['alerts']} alerts)")
 
 
@@ -237,6 +302,7 @@ def watch(
     body: Annotated[bool, typer.Option("--body/--no-body", help="Also score the body's sentences (--no-body: headlines only).")] = True,
     runtime: Annotated[str, typer.Option(help="onnx-int8, onnx or torch.")] = "onnx-int8",
     threads: Annotated[int, typer.Option(help="Threads for scoring (0: one per core).")] = 0,
+    topic_model: Annotated[str, typer.Option(help="Topic-classifier checkpoint directory, 'default' or 'none'.")] = "default",
     webhook: Annotated[str | None, typer.Option(help="POST each new alert as JSON to this URL.")] = None,
     stdout_alerts: Annotated[bool, typer.Option("--stdout-alerts", help="Print one line per new alert as it is raised.")] = False,
 ) -> None:
@@ -257,7 +323,10 @@ def watch(
                          fetch=FetchConfig(timeout=timeout, max_bytes=max_bytes, max_redirects=max_redirects))
     rule_list = load_rules(str(rules)) if rules is not None else None
     watch_list = load_watchlist(watchlist) if watchlist is not None else None
+    scoring = ScoringConfig(body=body, threads=threads or None, runtime=runtime, topic_model=topic_model)
+    _check_topic_model(scoring)
     with MonitorStore.open(db) as store:
+        _say_topics_note(scoring)
         # Like a scheduled 'score': keep watching with what the database was last told.
         if watch_list is None:
             stored = store.get_meta("watchlist")
@@ -267,7 +336,7 @@ def watch(
             rule_list = [AlertRule.from_dict(r) for r in json.loads(stored)] if stored else [AlertRule()]
         monitor = MonitorConfig(
             feeds=config.sources, fmt=fmt, fields=FieldMap.parse(field or []), batch_size=batch_size,
-            scoring=ScoringConfig(body=body, threads=threads or None, runtime=runtime), rules=tuple(rule_list),
+            scoring=scoring, rules=tuple(rule_list),
             webhook=WebhookConfig(webhook) if webhook else None, stdout_alerts=stdout_alerts)
         stop = threading.Event()
         with Watcher(config, monitor, store, watch_list, log=lambda line: typer.echo(line, err=True),

@@ -18,6 +18,12 @@ Schema 2 → 3 (stories, :mod:`agent.monitor.stories`):
   database's syndicated copies count once like new ones;
 * ``alerts`` gains ``unit``: the alerts already raised counted items and say so.
 
+Schema 3 → 4 (learned topics):
+
+* ``scores`` gains ``topic`` and ``topic_probability``; items scored before stay NULL (no topic
+  model read them; scoring them again would change their stored sentiment's provenance);
+* the ``labels`` view lists entity mentions and learned topics for the alert rules.
+
 Each step is one transaction; a database interrupted between steps continues from where it stopped.
 """
 
@@ -36,8 +42,8 @@ _UNPADDED = "{col} GLOB '[0-9]*-[0-9][0-9]-[0-9][0-9]T*' AND length({col}) < 20"
 
 
 def migrate(connection: sqlite3.Connection, version: str) -> None:
-    """Migrate from schema ``version`` to the current one (3), a step at a time."""
-    if version not in ("1", "2"):
+    """Migrate from schema ``version`` to the current one (4), a step at a time."""
+    if version not in ("1", "2", "3"):
         raise ValueError(f"cannot migrate monitor schema {version}")
     if version == "1":
         connection.execute("PRAGMA foreign_keys=OFF")  # no effect inside a transaction: set before BEGIN
@@ -45,7 +51,9 @@ def migrate(connection: sqlite3.Connection, version: str) -> None:
             _step(connection, "1", _to_2)
         finally:
             connection.execute("PRAGMA foreign_keys=ON")
-    _step(connection, "2", _to_3)
+    if version in ("1", "2"):
+        _step(connection, "2", _to_3)
+    _step(connection, "3", _to_4)
 
 
 def _step(connection: sqlite3.Connection, version: str, body: Callable[[sqlite3.Connection], None]) -> None:
@@ -81,6 +89,16 @@ def _to_3(connection: sqlite3.Connection) -> None:
     for key, title, body, event_time in connection.execute(
             "SELECT id, title, body, event_time FROM items ORDER BY event_time, id").fetchall():
         index.assign(connection, key, title, body, event_time, companies.get(key, frozenset()))
+
+
+def _to_4(connection: sqlite3.Connection) -> None:
+    # Written out as schema 4 had it (not imported from the store), so this step stays what it was.
+    connection.execute("ALTER TABLE scores ADD COLUMN topic TEXT")
+    connection.execute("ALTER TABLE scores ADD COLUMN topic_probability REAL")
+    connection.execute("CREATE INDEX IF NOT EXISTS scores_topic ON scores(topic) WHERE topic IS NOT NULL")
+    connection.execute("CREATE VIEW IF NOT EXISTS labels (item_id, kind, key) AS "
+                       "SELECT item_id, kind, key FROM entities "
+                       "UNION ALL SELECT item_id, 'learned_topic', topic FROM scores WHERE topic IS NOT NULL")
 
 
 def _to_2(connection: sqlite3.Connection) -> None:

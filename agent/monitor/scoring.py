@@ -1,8 +1,8 @@
-"""Score news items: sentiment of the headline and of the body's sentences, and who is named.
+"""Score news items: sentiment of the headline and of the body's sentences, who is named, and the topic.
 
-:class:`ModelScorer` runs the shipped sentiment classifier and entity tagger (through
-:func:`finetune.models.passes.analyze`, one batched call for a whole batch of items) and the
-watch-list matcher. Engines only need the :class:`Scorer` protocol, so unit tests can hand in a
+:class:`ModelScorer` runs the shipped sentiment classifier, entity tagger and topic classifier
+(through :func:`finetune.models.passes.analyze`, one batched call for a whole batch of items; models
+trained on one adapter share one encoder pass) and the watch-list matcher. Engines only need the :class:`Scorer` protocol, so unit tests can hand in a
 fake; the integration tests use the real models.
 
 Per item:
@@ -12,6 +12,10 @@ Per item:
   averaged;
 * ``overall``: ``headline_weight`` × headline + the rest × body (the headline alone without a body).
   Alerts count an item as negative when ``overall.label`` is ``negative``.
+* ``topic``: the topic classifier's label of the headline and its probability (None without a
+  topic model). Body sentences do not vote: the model learnt topics from headlines, a body's
+  later sentences drift to background (markets, quotes) that would outvote the story's subject,
+  and the headline is what a reader files a story under.
 
 ``score`` is P(positive) − P(negative), in [-1, 1]. Probabilities are rounded to 4 decimals: what
 the store keeps, and what makes two engines' rows compare equal.
@@ -27,7 +31,7 @@ from typing import Any, Protocol
 
 from agent.monitor.items import FeedItem
 from agent.monitor.watchlist import Mention, Watchlist, merge_mentions
-from agent.shipped import NEWS_NER_MODEL, NEWS_SENTIMENT_MODEL
+from agent.shipped import NEWS_NER_MODEL, NEWS_SENTIMENT_MODEL, NEWS_TOPICS_MODEL
 
 LABELS = ("negative", "neutral", "positive")
 DIGITS = 4
@@ -54,6 +58,9 @@ class ScoringConfig:
         ner_model: Entity-tagger checkpoint directory, ``default`` (the news tagger, trained with
             the news sentiment model on one shared adapter: one encoder pass for both), or
             ``none`` (watch-list only). ``agent/assets/models/ner`` is the assistant's stand-alone tagger.
+        topic_model: Topic-classifier checkpoint directory, ``default`` (the news topic model,
+            trained on the news pair's adapter: it reads the same encoder pass) or ``none``. When
+            the default model is not installed, items are scored without a topic.
         threads: Threads of this process's models (None: one per core, fastest on an idle
             machine; 1 degrades least on a machine busy with other work; BENCHMARKS.md).
         runtime: Where the encoder passes run: ``onnx-int8`` (ONNX Runtime with int8 weights;
@@ -70,6 +77,7 @@ class ScoringConfig:
     min_entity_score: float = 0.5
     sentiment_model: str = "default"
     ner_model: str = "default"
+    topic_model: str = "default"
     threads: int | None = None
     runtime: str = "onnx-int8"
     encoder_batch_size: int = 32
@@ -79,6 +87,9 @@ class ScoringConfig:
 
         if self.runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}; got {self.runtime!r}")
+        for name in ("sentiment_model", "ner_model", "topic_model"):
+            if not str(getattr(self, name)).strip():
+                raise ValueError(f"{name} must be a checkpoint folder, 'default' or 'none'; got an empty value")
         if self.max_sentences < 1:
             raise ValueError(f"max_sentences must be >= 1, got {self.max_sentences}")
         if not 0.0 <= self.headline_weight <= 1.0:
@@ -114,6 +125,14 @@ class Sentiment:
 
 
 @dataclass(frozen=True)
+class Topic:
+    """A learned topic of a headline: the topic classifier's label and its probability."""
+
+    label: str
+    probability: float
+
+
+@dataclass(frozen=True)
 class ItemScore:
     """Everything scored about one item."""
 
@@ -123,6 +142,7 @@ class ItemScore:
     body: Sentiment | None = None
     body_sentences: int = 0
     mentions: tuple[Mention, ...] = field(default_factory=tuple)
+    topic: Topic | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -133,6 +153,7 @@ class ItemScore:
             item_id=data["item_id"], headline=Sentiment(**data["headline"]), overall=Sentiment(**data["overall"]),
             body=Sentiment(**data["body"]) if data.get("body") else None, body_sentences=int(data["body_sentences"]),
             mentions=tuple(Mention(**m) for m in data["mentions"]),
+            topic=Topic(**data["topic"]) if data.get("topic") else None,
         )
 
 
@@ -157,7 +178,8 @@ def split_sentences(text: str) -> list[str]:
 
 
 class ModelScorer:
-    """Scores items with a sentiment classifier, an optional entity tagger and a watch-list.
+    """Scores items with a sentiment classifier, an optional entity tagger, an optional topic
+    classifier and a watch-list.
 
     Args:
         encoder: The plain encoder the frozen models share.
@@ -166,14 +188,15 @@ class ModelScorer:
         tagger: A :class:`finetune.models.tagger.EntityTagger`, or None for watch-list matching only.
         watchlist: Companies and topics to find.
         config: Scoring settings.
+        topics: A :class:`~finetune.models.classifier.TextClassifier` of topics, or None for none.
     """
 
     def __init__(self, encoder: Any, sentiment: Any, tagger: Any | None, watchlist: Watchlist,
-                 config: ScoringConfig | None = None) -> None:
+                 config: ScoringConfig | None = None, topics: Any | None = None) -> None:
         missing = set(LABELS) - set(sentiment.labels)
         if missing:
             raise ValueError(f"the sentiment model's labels {sentiment.labels} lack {sorted(missing)}")
-        self.encoder, self.sentiment, self.tagger = encoder, sentiment, tagger
+        self.encoder, self.sentiment, self.tagger, self.topics = encoder, sentiment, tagger, topics
         self.watchlist = watchlist
         self.config = config or ScoringConfig()
 
@@ -187,7 +210,10 @@ class ModelScorer:
         known = set(titles)
         body = [s for s in dict.fromkeys(s for ss in sentences for s in ss) if s not in known]
         tagged = titles + body if self.config.tag_body else titles
-        by_text = dict(zip(tagged, analyze(tagged, encoder=self.encoder, sentiment=self.sentiment, entities=self.tagger)))
+        # Headlines (and, with tag_body, body sentences) in one call: topic, sentiment and entities
+        # read one encoder pass when their models share an adapter.
+        by_text = dict(zip(tagged, analyze(tagged, encoder=self.encoder, sentiment=self.sentiment, entities=self.tagger,
+                                           topics=self.topics)))
         if not self.config.tag_body and body:
             by_text.update(zip(body, analyze(body, encoder=self.encoder, sentiment=self.sentiment)))
         return [self._item_score(item, ss, by_text) for item, ss in zip(items, sentences)]
@@ -221,7 +247,9 @@ class ModelScorer:
                 shifted = [replace(e, start=e.start + base, end=e.end + base) for e in by_text[sentence].entities]
                 mentions += self._tagged(item.body, shifted, body_mentions, "body")
                 offset = base
-        return ItemScore(item.id, headline, overall, body, len(sentences), tuple(merge_mentions(mentions)))
+        found = by_text[item.title].topic
+        topic = None if found is None else Topic(found.label, round(float(found.confidence), DIGITS))
+        return ItemScore(item.id, headline, overall, body, len(sentences), tuple(merge_mentions(mentions)), topic)
 
     def _tagged(self, text: str, entities: Sequence[Any], found: Sequence[Mention], where: str) -> list[Mention]:
         """Tagger company names not already found by the watch-list at an overlapping span."""
@@ -255,11 +283,31 @@ def _clean_name(text: str) -> str:
 # is one --sentiment-model away at two extra passes a headline.
 NEWS_SENTIMENT_DIR = NEWS_SENTIMENT_MODEL
 NEWS_TAGGER_DIR = NEWS_NER_MODEL
+NEWS_TOPICS_DIR = NEWS_TOPICS_MODEL
 
 
 def model_dir(name: str, default: Path) -> Path:
     """A model option's directory: ``default`` for the word ``default``, else the path given."""
     return default if name == "default" else Path(name)
+
+
+def topic_model_dir(config: ScoringConfig) -> Path | None:
+    """The topic model ``config`` names, or None: ``none``, or ``default`` while the default model is
+    not installed (items are then scored without a topic; :func:`topics_note` says so)."""
+    if config.topic_model == "none":
+        return None
+    path = model_dir(config.topic_model, NEWS_TOPICS_DIR)
+    if config.topic_model == "default" and not (path / "config.json").is_file():
+        return None
+    return path
+
+
+def topics_note(config: ScoringConfig) -> str | None:
+    """One line to show once per run when the default topic model is missing, else None."""
+    if config.topic_model == "default" and topic_model_dir(config) is None:
+        return (f"note: no topic model at {NEWS_TOPICS_DIR}; scoring without topics "
+                "(give --topic-model DIR, or --topic-model none to silence this)")
+    return None
 
 
 def load_scorer(config: ScoringConfig, watchlist: Watchlist) -> ModelScorer:
@@ -276,8 +324,16 @@ def load_scorer(config: ScoringConfig, watchlist: Watchlist) -> ModelScorer:
     tagger = None
     if config.ner_model != "none":
         tagger = load_tagger(model_dir(config.ner_model, NEWS_TAGGER_DIR), encoder=encoder)
-    # The encoders the models run on (a frozen model's is the plain one), each set up once.
-    for model_encoder in {id(e): e for m in (sentiment, tagger) if m is not None for e in m.encoders}.values():
+    topics = None
+    topics_dir = topic_model_dir(config)
+    if topics_dir is not None:
+        topics = load_classifier(topics_dir, encoder=encoder)
+    # The encoders the models run on (a frozen model's is the plain one), each set up once. A topic
+    # model on the tagger's adapter only ever reads the tagger's pass: its own copy never runs.
+    running = [sentiment, tagger]
+    if topics is not None and not (tagger is not None and topics.shares_encoder_with(tagger)):
+        running.append(topics)
+    for model_encoder in {id(e): e for m in running if m is not None for e in m.encoders}.values():
         model_encoder.config.batch_size = config.encoder_batch_size
         model_encoder.use_runtime(config.runtime)
-    return ModelScorer(encoder, sentiment, tagger, watchlist, config)
+    return ModelScorer(encoder, sentiment, tagger, watchlist, config, topics)

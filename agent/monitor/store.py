@@ -1,5 +1,10 @@
 """The monitor's SQLite database: items, scores, entities, feed cursors, rejects, alerts, runs.
 
+Each item's scores row holds its sentiment and its learned topic (label and probability; NULL
+when no topic model scored it). The ``labels`` view lists what alert rules count per name: every
+entity row (``company`` and keyword ``topic`` mentions) and each item's learned topic as kind
+``learned_topic``.
+
 One file, written in transactions: a batch's items, their scores and entities, the lines it
 skipped and the feeds' new cursors commit together or not at all. A run killed at any moment
 leaves the database at the end of its last committed batch; the next run reads each feed from
@@ -9,7 +14,7 @@ the killed run's row ``interrupted``.
 
 A new database is built under a temporary name and linked into place, so the path either does not
 exist or holds a whole monitor database; an existing file that is not one (empty, another app's)
-is refused, never written into. Databases of schemas 1 and 2 are migrated in place (:mod:`agent.monitor.migrate`).
+is refused, never written into. Databases of schemas 1 to 3 are migrated in place (:mod:`agent.monitor.migrate`).
 
 Every new item joins a story (:mod:`agent.monitor.stories`: its near-duplicates) in the same
 transaction that writes it; the LSH index behind that is rebuilt from the stored signatures the
@@ -36,7 +41,13 @@ from agent.monitor.liveness import process_gone, this_process
 from agent.monitor.scoring import LABELS, ItemScore
 from agent.monitor.stories import StoryConfig, StoryIndex
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+LEARNED_TOPIC = "learned_topic"  # the kind of a learned topic in the labels view and in alerts
+# What alert rules count per (kind, key): entity mentions, and each scored item's learned topic.
+LABELS_VIEW = f"""
+CREATE VIEW IF NOT EXISTS labels (item_id, kind, key) AS
+    SELECT item_id, kind, key FROM entities
+    UNION ALL SELECT item_id, '{LEARNED_TOPIC}', topic FROM scores WHERE topic IS NOT NULL;"""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS items (
@@ -54,7 +65,8 @@ CREATE TABLE IF NOT EXISTS scores (
     headline_label TEXT NOT NULL, headline_score REAL NOT NULL,
     headline_negative REAL NOT NULL, headline_neutral REAL NOT NULL, headline_positive REAL NOT NULL,
     body_label TEXT, body_score REAL, body_negative REAL, body_neutral REAL, body_positive REAL,
-    body_sentences INTEGER NOT NULL);
+    body_sentences INTEGER NOT NULL, topic TEXT, topic_probability REAL);
+CREATE INDEX IF NOT EXISTS scores_topic ON scores(topic) WHERE topic IS NOT NULL;
 CREATE TABLE IF NOT EXISTS entities (
     item_id TEXT NOT NULL REFERENCES items(id), kind TEXT NOT NULL, key TEXT NOT NULL, ticker TEXT NOT NULL,
     method TEXT NOT NULL, field TEXT NOT NULL, text TEXT NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL,
@@ -79,7 +91,7 @@ CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT, started_at TEXT NOT NULL, finished_at TEXT, engine TEXT NOT NULL,
     feeds TEXT NOT NULL, status TEXT NOT NULL, counts TEXT NOT NULL DEFAULT '{}', pid INTEGER, host TEXT,
     proc_start TEXT);
-"""
+""" + LABELS_VIEW
 _FINGERPRINT_BYTES = 4096
 
 
@@ -152,7 +164,7 @@ class MonitorStore:
             connection.execute("PRAGMA synchronous=NORMAL")  # with WAL: safe against a killed process
             connection.execute("PRAGMA foreign_keys=ON")
             version = store.get_meta("schema_version")
-            if version in ("1", "2"):
+            if version in ("1", "2", "3"):
                 from agent.monitor.migrate import migrate
 
                 migrate(connection, version)
@@ -267,7 +279,7 @@ class MonitorStore:
             inserted.append(key)
             self._stories.assign(db, key, item.title, item.body, item.published or now,
                                  frozenset(m.key for m in score.mentions if m.kind == "company"))
-            db.execute("INSERT INTO scores VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", _score_row(key, score))
+            db.execute("INSERT INTO scores VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", _score_row(key, score))
             db.executemany(
                 'INSERT OR IGNORE INTO entities VALUES (?,?,?,?,?,?,?,?,?,?)',
                 [(key, m.kind, m.key, m.ticker, m.method, m.field, m.text, m.start, m.end, m.score)
@@ -369,5 +381,6 @@ def _has_wal(path: Path) -> bool:
 def _score_row(key: str, score: ItemScore) -> tuple[Any, ...]:
     o, h, b = score.overall, score.headline, score.body
     body = (b.label, b.score, *(b.probs[k] for k in LABELS)) if b else (None,) * 5
+    topic = (score.topic.label, score.topic.probability) if score.topic else (None, None)
     return (key, o.label, o.score, *(o.probs[k] for k in LABELS),
-            h.label, h.score, *(h.probs[k] for k in LABELS), *body, score.body_sentences)
+            h.label, h.score, *(h.probs[k] for k in LABELS), *body, score.body_sentences, *topic)

@@ -248,7 +248,8 @@ def companies_of(db: sqlite3.Connection, item_ids: list[str] | None = None) -> d
 
 
 def stories_of(db: sqlite3.Connection, item_ids: list[str]) -> list[dict[str, Any]]:
-    """The stories of ``item_ids`` (in their order, each once): id, first headline, copies, sources."""
+    """The stories of ``item_ids`` (in their order, each once): id, first headline, its learned topic
+    (None without one), copies, sources."""
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
     for item_id in item_ids:
@@ -257,8 +258,8 @@ def stories_of(db: sqlite3.Connection, item_ids: list[str]) -> list[dict[str, An
             continue
         story = row[0]
         seen.add(story)
-        copies = db.execute("SELECT title, source FROM items WHERE COALESCE(story, id) = ? ORDER BY event_time, id",
-                            (story,)).fetchall()
-        out.append({"story": story, "title": copies[0][0] if copies else "", "copies": len(copies),
-                    "sources": sorted({c[1] for c in copies})})
+        copies = db.execute("SELECT i.title, i.source, s.topic FROM items i LEFT JOIN scores s ON s.item_id = i.id "
+                            "WHERE COALESCE(i.story, i.id) = ? ORDER BY i.event_time, i.id", (story,)).fetchall()
+        out.append({"story": story, "title": copies[0][0] if copies else "", "topic": copies[0][2] if copies else None,
+                    "copies": len(copies), "sources": sorted({c[1] for c in copies})})
     return out

@@ -40,3 +40,24 @@ def test_monitor_benchmark_times_the_shipped_models(tweets):
     assert result.exit_code == 0, result.output
     run = json.loads(result.stdout)[0]
     assert run["items"] == 4 and run["items_per_s"] > 0 and run["torch_threads"] == 1
+
+
+def test_a_topic_model_folder_without_a_model_is_one_line(tweets, tmp_path):
+    result = runner.invoke(app, ["bench", "monitor", "--items", "2", "--data-dir", str(tweets),
+                                 "--topic-model", "none", "--topic-model", str(tmp_path)])
+    assert result.exit_code == 1 and result.output.count("\n") == 1 and "config.json missing" in result.output
+
+
+@pytest.mark.slow
+def test_monitor_benchmark_times_with_and_without_topics_side_by_side(tweets, tmp_path):
+    from agent.shipped import NEWS_TOPICS_MODEL
+
+    if not (NEWS_TOPICS_MODEL / "config.json").is_file():
+        pytest.skip(f"no topic model installed at {NEWS_TOPICS_MODEL} (it ships with the topic classifier)")
+    result = runner.invoke(app, ["bench", "monitor", "--items", "4", "--mode", "headline", "--data-dir", str(tweets),
+                                 "--threads", "1", "--topic-model", "none", "--topic-model", "default", "--json"])
+    assert result.exit_code == 0, result.output
+    off, on = json.loads(result.stdout)
+    assert (off["topic_model"], off["topics_found"]) == ("none", 0)
+    assert on["topic_model"] == str(NEWS_TOPICS_MODEL) and on["topics_found"] >= 1
+    assert off["encoder_passes"] == on["encoder_passes"] == 1  # topics ride on the news pair's pass

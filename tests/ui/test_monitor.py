@@ -162,3 +162,14 @@ def test_the_scoring_summary_names_the_database_without_its_folder(handlers, tmp
     assert db is None and "1 skipped as malformed" in view.status
     assert re.search(r"into feed-[\d-]+\.db", view.status), view.status
     assert str(tmp_path) not in view.status
+
+
+def test_the_page_shows_the_learned_topics_of_the_evidence_and_the_busiest_topics(tmp_path, sample):
+    from monitor_fakes import TopicScorer
+
+    handlers = MonitorHandlers(tmp_path / "dbs", 2**20, scorer=TopicScorer)
+    db, view = handlers.score_upload(sample["feed"], sample["watchlist"])
+    assert db is not None and "168 scored" in view.status
+    (alert,) = [row for row in view.alerts if row[1] == "Northwind Bank"]
+    assert alert[-1].endswith("(topics: Financials)")
+    assert "Learned topics: Markets (" in view.totals and "Financials (" in view.totals

@@ -1,4 +1,8 @@
-"""The monitor end to end with the shipped sentiment and entity models (slow)."""
+"""The monitor end to end with the shipped sentiment, entity and topic models (slow).
+
+The topic model's tests skip, saying why, where ``agent/assets/models/news-topics`` is not installed;
+the other tests then run without topics (and with them where it is).
+"""
 
 import json
 import os
@@ -19,8 +23,11 @@ from agent.monitor.sample import CONTROL_COMPANY, SURGE_COMPANY, sample_watchlis
 from agent.monitor.scoring import ModelScorer, ScoringConfig
 from agent.monitor.store import MonitorStore
 from agent.monitor.watchlist import Watchlist
+from agent.shipped import NEWS_TOPICS_MODEL
 
 pytestmark = pytest.mark.slow
+TOPICS = NEWS_TOPICS_MODEL if (NEWS_TOPICS_MODEL / "config.json").is_file() else None
+NO_TOPIC_MODEL = f"no topic model installed at {NEWS_TOPICS_MODEL} (it ships with the topic classifier)"
 ROOT = Path(__file__).resolve().parents[3]
 runner = CliRunner()
 # Rows two engines must agree on: everything but wall-clock columns (ingested_at, raised_at, updated_at).
@@ -34,18 +41,21 @@ COMPARED = {
 
 @pytest.fixture(scope="module")
 def models(base_encoder):
-    """The assistant's shipped sentiment classifier and entity tagger on the session's encoder, loaded once."""
+    """The assistant's shipped sentiment classifier and entity tagger on the session's encoder, and
+    the news topic model where it is installed, loaded once."""
     from agent.shipped import CHAT_SENTIMENT_MODEL as CHAT_SENTIMENT_DIR
     from agent.shipped import NER_MODEL
     from finetune.models.classifier import TextClassifier
-    from finetune.models.loading import load_tagger
+    from finetune.models.loading import load_classifier, load_tagger
 
-    return base_encoder, TextClassifier.load(CHAT_SENTIMENT_DIR, encoder=base_encoder), load_tagger(NER_MODEL, encoder=base_encoder)
+    topics = load_classifier(TOPICS, encoder=base_encoder) if TOPICS else None
+    return (base_encoder, TextClassifier.load(CHAT_SENTIMENT_DIR, encoder=base_encoder),
+            load_tagger(NER_MODEL, encoder=base_encoder), topics)
 
 
 def model_scorer(models, watchlist):
-    encoder, sentiment, tagger = models
-    return ModelScorer(encoder, sentiment, tagger, watchlist, ScoringConfig())
+    encoder, sentiment, tagger, topics = models
+    return ModelScorer(encoder, sentiment, tagger, watchlist, ScoringConfig(), topics)
 
 
 def table(db, name):
@@ -104,9 +114,11 @@ def test_a_killed_run_resumes_with_no_item_lost_or_duplicated(tmp_path):
         ids = [r[0] for r in connection.execute("SELECT id FROM items")]
         hashes = connection.execute("SELECT COUNT(DISTINCT content_hash) FROM items").fetchone()[0]
         scores = connection.execute("SELECT COUNT(*) FROM scores").fetchone()[0]
+        topics = connection.execute("SELECT COUNT(*) FROM scores WHERE topic IS NOT NULL").fetchone()[0]
         rejects = connection.execute("SELECT COUNT(*) FROM rejects").fetchone()[0]
         statuses = [r[0] for r in connection.execute("SELECT status FROM runs ORDER BY id")]
     assert sorted(ids) == sorted(expected) and len(ids) == hashes == scores
+    assert topics == (scores if TOPICS else 0)  # every item scored by the topic model, where there is one
     assert rejects == 2
     assert statuses == ["interrupted", "finished"]  # the killed run's row is closed by the next run
     first_run = len(expected) - summary["scored"]
@@ -146,7 +158,7 @@ def test_the_ray_engine_stores_exactly_what_the_local_engine_stores(tmp_path, mo
                                      sample["watchlist"], "--engine", "ray", "--workers", "2", "--batch-size", "16",
                                      "--runtime", "torch", "--json",  # the local scorer above runs in torch,
                                      "--sentiment-model", str(CHAT_SENTIMENT_DIR),  # on these models
-                                     "--ner-model", str(NER_ASSETS)])
+                                     "--ner-model", str(NER_ASSETS), "--topic-model", str(TOPICS or "none")])
     finally:
         ray.shutdown()
     assert result.exit_code == 0, result.output
@@ -158,6 +170,9 @@ def test_the_ray_engine_stores_exactly_what_the_local_engine_stores(tmp_path, mo
     assert (local["duplicates"], local["duplicates_other_feed"], local["skipped"]) == (3, 3, 2)
     for name in COMPARED:
         assert table(tmp_path / "ray.db", name) == table(tmp_path / "local.db", name), name
+    with sqlite3.connect(tmp_path / "ray.db") as connection:  # the topics compared above are there to compare
+        topics = connection.execute("SELECT COUNT(*) FROM scores WHERE topic IS NOT NULL").fetchone()[0]
+    assert topics == (remote["scored"] if TOPICS else 0)
 
 
 def test_standard_input_is_a_feed(tmp_path):
@@ -175,8 +190,8 @@ def test_standard_input_is_a_feed(tmp_path):
 @pytest.mark.parametrize("tag_body", [False, True])
 def test_scorer_reads_headline_body_watchlist_and_tagger(models, tag_body):
     watchlist = Watchlist.from_dict({"companies": [{"name": "Northwind Bank", "ticker": "NWB"}]})
-    encoder, sentiment, tagger = models
-    scorer = ModelScorer(encoder, sentiment, tagger, watchlist, ScoringConfig(tag_body=tag_body))
+    encoder, sentiment, tagger, topics = models
+    scorer = ModelScorer(encoder, sentiment, tagger, watchlist, ScoringConfig(tag_body=tag_body), topics)
     item = FeedItem("x", "-", 1, None, "", "$NWB: Northwind Bank cut to underperform at Morgan Stanley",
                     "Analysts at Goldman Sachs also cut their price target on Northwind Bank. Shares of Barclays plc fell 3% in London.")
     score = scorer.score([item])[0]
@@ -210,3 +225,41 @@ def test_the_default_scorer_runs_sentiment_and_news_tagger_on_one_pass():
     scorer = load_scorer(ScoringConfig(runtime="torch"), Watchlist.from_dict({"companies": []}))
     assert scorer.tagger.checkpoint.path == NEWS_TAGGER_DIR and scorer.sentiment.checkpoint.path == NEWS_SENTIMENT_DIR
     assert scorer.tagger.shares_encoder_with(scorer.sentiment)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(TOPICS is None, reason=NO_TOPIC_MODEL)
+def test_the_shipped_topic_model_reads_the_news_pass_one_encoder_pass_a_batch(monkeypatch):
+    from agent.monitor.scoring import load_scorer
+    from finetune.models.passes import plan_passes
+
+    scorer = load_scorer(ScoringConfig(runtime="torch", body=False), Watchlist.from_dict({"companies": []}))
+    assert scorer.topics is not None and scorer.topics.checkpoint.path == TOPICS
+    plan = plan_passes({"entities": scorer.tagger, "sentiment": scorer.sentiment, "topics": scorer.topics})
+    assert [(p.kind, p.readers) for p in plan.passes] == [("shared", ("entities", "sentiment", "topics"))]
+    # Count the forward passes of every encoder the models hold: one batch of headlines, one pass.
+    calls = []
+    encoders = {id(e): e for e in (scorer.encoder, *(e for m in (scorer.sentiment, scorer.tagger, scorer.topics)
+                                                      for e in m.encoders))}
+    for encoder in encoders.values():
+        original = encoder.forward
+        monkeypatch.setattr(encoder, "forward", lambda *a, _o=original, **k: calls.append(1) or _o(*a, **k))
+    titles = ["Acme agrees to buy Contoso for $2 billion", "Fed leaves rates unchanged", "Oil jumps 5% on supply cuts",
+              "Acme beats profit estimates", "Contoso names new chief executive"]
+    scores = scorer.score([FeedItem("f", n, str(n), None, "", t) for n, t in enumerate(titles)])
+    assert len(calls) == 1
+    assert all(s.topic is not None and s.topic.label in scorer.topics.labels and 0 < s.topic.probability <= 1
+               for s in scores)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(TOPICS is None, reason=NO_TOPIC_MODEL)
+def test_cli_scores_topics_with_the_shipped_model_and_lists_them(tmp_path):
+    sample = write_sample(tmp_path)
+    db = tmp_path / "m.db"
+    result = runner.invoke(app, ["monitor", "score", sample["feed"], "--db", str(db), "--watchlist", sample["watchlist"],
+                                 "--no-body"])
+    assert result.exit_code == 0 and "no topic model" not in result.output, result.output
+    listed = json.loads(runner.invoke(app, ["monitor", "topics", "--db", str(db), "--json"]).output)
+    assert listed["without_topic"] == 0 and sum(t["items"] for t in listed["topics"]) == listed["items"] == 168
+    assert len(listed["topics"]) >= 3  # a generated feed of banks, deals, rates and jobs is not one topic

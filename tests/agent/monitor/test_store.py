@@ -122,7 +122,7 @@ def test_a_schema_1_database_is_migrated_in_place(tmp_path):
     db = load_v1(tmp_path / "v1.db")
     feed = "/data/feeds/wire.jsonl"
     with MonitorStore.open(db) as store:
-        assert store.get_meta("schema_version") == "3"
+        assert store.get_meta("schema_version") == "4"
         ids = {r["id"] for r in store.rows("SELECT id FROM items")}
         assert f"{feed}#a0" in ids and f"{feed}#old-1" in ids and "a0" not in ids
         assert "sha256:ee9e1ccfa8d3f1c8cc9418b9f5d5d1d5" in ids  # content ids stay global

@@ -130,7 +130,7 @@ def test_a_schema_2_database_is_migrated_in_place_and_its_items_clustered(tmp_pa
     connection.close()
     feed = "/data/feeds/wire.jsonl"
     with MonitorStore.open(db) as store:
-        assert store.get_meta("schema_version") == "3"
+        assert store.get_meta("schema_version") == "4"
         assert {t: store.counts()[t] for t in before} == before  # every row kept
         story = {r["id"]: r["story"] for r in store.rows("SELECT id, story FROM items")}
         assert None not in story.values()
