@@ -80,6 +80,26 @@ def pennylane_step(ansatz, inputs: np.ndarray, weights: np.ndarray, coefficients
     return step
 
 
+def ours_step(ansatz, inputs: np.ndarray, weights: np.ndarray, coefficients, dtype) -> Callable[[], tuple]:
+    """One forward + backward of the ansatz on our exact simulator; returns (out, dx, dw)."""
+    import torch
+
+    from finetune.quantum.simulate import ExactBackendModule
+
+    module = ExactBackendModule(ansatz, dtype=dtype)
+    real = torch.float32 if dtype == torch.complex64 else torch.float64
+    batch = inputs.shape[0]
+
+    def step() -> tuple:
+        x = torch.tensor(inputs, dtype=real, requires_grad=True)
+        w = torch.tensor(weights, dtype=real, requires_grad=True)
+        out = module(torch.cat([x, w.expand(batch, -1)], dim=1))
+        (out * coefficients.to(real)).sum().backward()
+        return out.detach(), x.grad, w.grad
+
+    return step
+
+
 def interleaved(steps: dict[str, Callable[[], tuple]], repeats: int, warmup: int = 2) -> tuple[dict[str, list[float]], dict[str, tuple]]:
     """Time every step once per round, ``repeats`` rounds; returns times (s) and last results."""
     results = {}
@@ -113,22 +133,11 @@ def _bench_peers(n_qubits: int, depth: int, batch: int, readout: str, repeats: i
     import torch
 
     from eval.bench_circuit import bench_problem
-    from finetune.quantum.simulate import ExactBackendModule
 
     config, ansatz, inputs, weights, coefficients = bench_problem(n_qubits, depth, readout, batch, seed)
     steps: dict[str, Callable[[], tuple]] = {}
     for dtype in (torch.complex64, torch.complex128):
-        module = ExactBackendModule(ansatz, dtype=dtype)
-        real = torch.float32 if dtype == torch.complex64 else torch.float64
-
-        def ours(module=module, real=real) -> tuple:
-            x = torch.tensor(inputs, dtype=real, requires_grad=True)
-            w = torch.tensor(weights, dtype=real, requires_grad=True)
-            out = module(torch.cat([x, w.expand(batch, -1)], dim=1))
-            (out * coefficients.to(real)).sum().backward()
-            return out.detach(), x.grad, w.grad
-
-        steps[f"qagent exact ({str(dtype).removeprefix('torch.')})"] = ours
+        steps[f"qagent exact ({str(dtype).removeprefix('torch.')})"] = ours_step(ansatz, inputs, weights, coefficients, dtype)
     steps["default.qubit backprop, broadcast"] = pennylane_step(ansatz, inputs, weights, coefficients, "default.qubit", "backprop")
     slow = {"lightning.qubit adjoint": pennylane_step(ansatz, inputs, weights, coefficients, "lightning.qubit", "adjoint")}
     times, results = interleaved(steps, repeats)

@@ -160,7 +160,11 @@ class RunBlocks:
         half = (values.to(self.real_dtype) @ self.coeffs + self.offsets) / 2
         ones = torch.ones((batch, 1), dtype=self.real_dtype)
         trig = torch.cat([torch.cos(half), torch.sin(half), ones], 1)  # [B, 2A + 1]
-        weights = trig[:, self.index].prod(-1)  # [B, S, K]
+        factors = trig[:, self.index]  # [B, S, K, L]
+        # Explicit products: prod's backward (division-safe) cost several times more.
+        weights = factors[..., 0]
+        for j in range(1, factors.shape[-1]):
+            weights = weights * factors[..., j]  # [B, S, K]
         out: dict[int, torch.Tensor] = {}
         for g, members in self.groups.items():
             if g > 1:
