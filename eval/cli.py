@@ -28,7 +28,7 @@ def bench_quantum(
     torchconnector: Annotated[bool, typer.Option("--torchconnector/--no-torchconnector", help="Time TorchConnector(EstimatorQNN) (minutes per step).")] = True,
     scaling: Annotated[bool, typer.Option("--scaling", help="Instead: time a step against qubits (4-16, batch 64) and batch (1-1,024, 6 qubits) for ours and the installed peers; writes scaling.json and scaling.png to --out.")] = False,
     out: Annotated[Path, typer.Option(help="Folder for --scaling's scaling.json and scaling.png.")] = Path("qagent-eval/scaling"),
-    time_limit: Annotated[float, typer.Option(help="--scaling: a row stops at the first point whose step takes longer (seconds).")] = 5.0,
+    time_limit: Annotated[float, typer.Option(help="--scaling: a row stops at the first point whose step takes longer (seconds).")] = 20.0,
     json_output: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
     """Exact torch simulator vs qiskit-machine-learning's TorchConnector(EstimatorQNN) and, with --peers, PennyLane."""

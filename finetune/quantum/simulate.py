@@ -227,19 +227,19 @@ class CircuitSimulator:
         singles = 0
         for step in self.steps:
             if step.kind == "single":
-                steps.append(("block", step.qubits[0], singles))
+                _hoist(steps, ("block", step.qubits[0], singles))
                 singles += 1
             elif step.kind == "dense":
                 unitary = step.matrix.numpy()
                 if is_permutation(unitary):
-                    steps.append(("perm", np.argmax(unitary, axis=1)))
+                    steps.append(("perm", np.argmax(unitary, axis=1), step.qubits))
                 else:
-                    steps.append(("dense", step.matrix))
+                    steps.append(("dense", step.matrix, step.qubits))
             else:
                 (op,) = step.ops
                 if op.matrix is None or not is_permutation(op.matrix.numpy()):
                     return None  # parametric multi-qubit gate, or a wide non-permuting one
-                steps.append(("perm", gate_permutation(op.matrix.numpy(), op.qubits, self.n_qubits)))
+                steps.append(("perm", gate_permutation(op.matrix.numpy(), op.qubits, self.n_qubits), op.qubits))
         program = Program(steps, self.n_qubits, self.real_dtype, max_group=self._run_blocks.max_group())
         self._run_blocks.set_groups(program.groups)
         return program
@@ -365,6 +365,25 @@ class ExactBackendModule(torch.nn.Module):
             initial = amplitudes_from_angles(angles)
         out = self.simulator.probabilities(values, initial) @ self.readout
         return out.to(values.dtype) if values.is_floating_point() else out
+
+
+def _hoist(steps: list[tuple], block: tuple) -> None:
+    """Append a one-qubit block as early as it commutes, up to the run of blocks before it.
+
+    Past the dense-folding size, a CX ring arrives as single gates with the next layer's
+    runs flushed between them; moving the runs ahead gathers a layer's blocks (applied in
+    pairs) and lets the ring's permutations compose into one gather.
+    """
+    qubit = block[1]
+    at = len(steps)
+    while at > 0:
+        before = steps[at - 1]
+        # Stop next to a block: the run it belongs to is found (moving further would split it).
+        if before[0] == "perm" and qubit not in before[2]:
+            at -= 1
+        else:
+            break
+    steps.insert(at, block)
 
 
 def _affine(param, index: dict, gate: str) -> tuple[np.ndarray, float]:

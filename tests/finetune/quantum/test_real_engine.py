@@ -137,3 +137,11 @@ def test_gradients_flow_to_inputs_of_every_encoding(encoding):
         module(v).square().sum().backward()
         grads.append(v.grad)
     torch.testing.assert_close(grads[0], grads[1], atol=1e-12, rtol=0)
+
+
+def test_past_dense_folding_a_cx_ring_is_one_gather_and_a_layer_runs_in_pairs():
+    ansatz = build_ansatz(AnsatzConfig(n_qubits=12, depth=2))
+    program = ExactBackendModule(ansatz).simulator.program
+    kinds = [ins.kind for ins in program.instructions]
+    assert kinds.count("gather") == 3  # two rings, and the rotation back at the end
+    assert set(program.groups) == {2} and len(program.groups[2]) == 3 * 6
