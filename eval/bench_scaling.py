@@ -13,7 +13,7 @@ first point whose step takes longer than ``time_limit_s`` (a step over a second 
 once after its warm-up), and skips points whose autograd
 buffers would exceed ``memory_limit_bytes`` (``default.qubit`` keeps one state per gate).
 Peak memory of one step at the widest register is measured in a fresh process per row (peak
-resident set during the step minus before it). Writes ``scaling.json`` and ``scaling.png``.
+resident set during the step, reset just before it, minus the resident set before it; Linux). Writes ``scaling.json`` and ``scaling.png``.
 """
 
 from __future__ import annotations
@@ -106,15 +106,15 @@ def _sweep(points: list[tuple[int, int]], rows: list[str], repeats: int, time_li
 def peak_step_memory(row: str, n_qubits: int, batch: int) -> float:
     """Peak resident memory (MiB) one step adds, measured in a fresh process."""
     code = (
-        "import json, resource, torch; torch.set_num_threads(1)\n"
-        "from eval.bench_scaling import _make_step\n"
+        "import json, torch; torch.set_num_threads(1)\n"
+        "from eval.bench_scaling import _make_step, _status_kib\n"
         f"step = _make_step({row!r}, {n_qubits}, {batch})\n"
-        # Resident now (pages of /proc/self/statm) against the peak after the step: the peak
-        # before it may be a transient of the imports, higher than what the step adds to.
-        "import os; before = int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 1024\n"
+        # Writing 5 to clear_refs resets the peak resident set (VmHWM) to what is resident now,
+        # so the peak read after the step is the step's own, not the imports'.
+        "open('/proc/self/clear_refs', 'w').write('5')\n"
+        "before = _status_kib('VmRSS')\n"
         "step()\n"
-        "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "print(json.dumps(max(after - before, 0) / 1024))\n"
+        "print(json.dumps(max(_status_kib('VmHWM') - before, 0) / 1024))\n"
     )
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
@@ -122,6 +122,14 @@ def peak_step_memory(row: str, n_qubits: int, batch: int) -> float:
     if done.returncode != 0:
         raise RuntimeError(f"memory measurement of {row} failed: {done.stderr.strip().splitlines()[-1:]}")
     return float(done.stdout.strip().splitlines()[-1])
+
+
+def _status_kib(field: str) -> int:
+    """A ``kB`` field of /proc/self/status (Linux), e.g. VmRSS or VmHWM."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def bench_scaling(out: str | Path, qubits: tuple[int, ...] = QUBITS, batches: tuple[int, ...] = BATCHES,
