@@ -37,10 +37,10 @@ def test_scaling_refuses_a_bad_time_limit_in_one_line(tmp_path):
 
 
 @pytest.mark.slow
-def test_recipe_bench_times_both_heads_on_the_same_batches():
+def test_recipe_bench_times_both_heads_on_the_same_batches(data_dir):
     from eval.bench_recipe import bench_recipe_heads, format_recipe
 
-    result = bench_recipe_heads(steps=2, batch_size=4)
+    result = bench_recipe_heads(steps=2, batch_size=4, data_dir=data_dir)
     assert [r["name"] for r in result["rows"]] == ["lora+hybrid", "lora+linear"]
     assert all(r["steps"] == 2 and r["median_ms"] > 0 for r in result["rows"])
     assert "hybrid / linear" in format_recipe(result)
