@@ -3,8 +3,10 @@
 :class:`CircuitSimulator` compiles a ``QuantumCircuit`` once into a list of torch operations.
 Every gate angle must be an affine function of the circuit parameters (true for everything
 :mod:`finetune.quantum.ansatz` builds), so all angles of a batch come from one matrix product,
-and autograd gives exact gradients for inputs and weights alike: no parameter shifts, no
-sampling. This is what makes training on a laptop CPU fast.
+and gradients for inputs and weights alike are exact: no parameter shifts, no sampling. This
+is what makes training on a laptop CPU fast. Circuits of rx/ry/rz and fixed gates (every ansatz
+here) run on the real-arithmetic engine of :mod:`finetune.quantum.real_engine` with a
+hand-written backward; anything else runs on complex tensors with autograd.
 
 The state of a batch is a ``[B, 2, ..., 2]`` tensor whose axis ``1 + (n-1-q)`` belongs to qubit
 ``q``, so flattening it gives Qiskit's little-endian amplitude order.
