@@ -80,6 +80,26 @@ def pennylane_step(ansatz, inputs: np.ndarray, weights: np.ndarray, coefficients
     return step
 
 
+def ours_step(ansatz, inputs: np.ndarray, weights: np.ndarray, coefficients, dtype, engine: str = "auto") -> Callable[[], tuple]:
+    """One forward + backward of the ansatz on our exact simulator; returns (out, dx, dw)."""
+    import torch
+
+    from finetune.quantum.simulate import ExactBackendModule
+
+    module = ExactBackendModule(ansatz, dtype=dtype, engine=engine)
+    real = torch.float32 if dtype == torch.complex64 else torch.float64
+    batch = inputs.shape[0]
+
+    def step() -> tuple:
+        x = torch.tensor(inputs, dtype=real, requires_grad=True)
+        w = torch.tensor(weights, dtype=real, requires_grad=True)
+        out = module(torch.cat([x, w.expand(batch, -1)], dim=1))
+        (out * coefficients.to(real)).sum().backward()
+        return out.detach(), x.grad, w.grad
+
+    return step
+
+
 def interleaved(steps: dict[str, Callable[[], tuple]], repeats: int, warmup: int = 2) -> tuple[dict[str, list[float]], dict[str, tuple]]:
     """Time every step once per round, ``repeats`` rounds; returns times (s) and last results."""
     results = {}
@@ -113,22 +133,14 @@ def _bench_peers(n_qubits: int, depth: int, batch: int, readout: str, repeats: i
     import torch
 
     from eval.bench_circuit import bench_problem
-    from finetune.quantum.simulate import ExactBackendModule
 
     config, ansatz, inputs, weights, coefficients = bench_problem(n_qubits, depth, readout, batch, seed)
     steps: dict[str, Callable[[], tuple]] = {}
     for dtype in (torch.complex64, torch.complex128):
-        module = ExactBackendModule(ansatz, dtype=dtype)
-        real = torch.float32 if dtype == torch.complex64 else torch.float64
-
-        def ours(module=module, real=real) -> tuple:
-            x = torch.tensor(inputs, dtype=real, requires_grad=True)
-            w = torch.tensor(weights, dtype=real, requires_grad=True)
-            out = module(torch.cat([x, w.expand(batch, -1)], dim=1))
-            (out * coefficients.to(real)).sum().backward()
-            return out.detach(), x.grad, w.grad
-
-        steps[f"qagent exact ({str(dtype).removeprefix('torch.')})"] = ours
+        steps[f"qagent exact ({str(dtype).removeprefix('torch.')})"] = ours_step(ansatz, inputs, weights, coefficients, dtype)
+    # The complex autograd path (what circuits outside the real engine run, and what every
+    # circuit ran before it), for the engine's own gain in the same run.
+    steps["qagent complex path (complex64)"] = ours_step(ansatz, inputs, weights, coefficients, torch.complex64, "complex")
     steps["default.qubit backprop, broadcast"] = pennylane_step(ansatz, inputs, weights, coefficients, "default.qubit", "backprop")
     slow = {"lightning.qubit adjoint": pennylane_step(ansatz, inputs, weights, coefficients, "lightning.qubit", "adjoint")}
     times, results = interleaved(steps, repeats)
@@ -148,7 +160,9 @@ def _bench_peers(n_qubits: int, depth: int, batch: int, readout: str, repeats: i
             "max_abs_output_diff": float((values[0] - reference[0]).abs().max()),
             "max_abs_grad_diff": float(max((values[1] - reference[1]).abs().max(), (values[2] - reference[2]).abs().max())),
         })
-    fastest_peer = min((r for r in rows if not r["name"].startswith("qagent")), key=lambda r: r["median_ms"])
+    peers = [r for r in rows if not r["name"].startswith("qagent")]
+    fastest_peer = min(peers, key=lambda r: r["median_ms"])
+    fastest_peer_min = min(peers, key=lambda r: r["min_ms"])
     ours64 = next(r for r in rows if r["name"] == "qagent exact (complex64)")
     return {
         "config": config.to_dict(),
@@ -156,6 +170,9 @@ def _bench_peers(n_qubits: int, depth: int, batch: int, readout: str, repeats: i
         "rows": rows,
         "fastest_peer": fastest_peer["name"],
         "speedup_vs_fastest_peer": fastest_peer["median_ms"] / ours64["median_ms"],
+        # Fastest step of each: on a loaded machine a millisecond step is preempted more often
+        # in proportion than a 100 ms one, which the medians count against the shorter step.
+        "speedup_vs_fastest_peer_min": fastest_peer_min["min_ms"] / ours64["min_ms"],
         "torch_threads": torch.get_num_threads(),
         "load_average": os.getloadavg(),
         "versions": {name: version(name) for name in ("pennylane", "pennylane-lightning", "torch")},
@@ -171,7 +188,8 @@ def format_peers(result: dict[str, Any]) -> str:
         )
     load = ", ".join(f"{v:.2f}" for v in result["load_average"])
     lines.append(
-        f"ours (complex64) vs fastest peer ({result['fastest_peer']}): {result['speedup_vs_fastest_peer']:.1f}x; "
+        f"ours (complex64) vs fastest peer ({result['fastest_peer']}): {result['speedup_vs_fastest_peer']:.1f}x "
+        f"(fastest steps: {result['speedup_vs_fastest_peer_min']:.1f}x); "
         f"torch threads {result['torch_threads']}; load average {load}"
     )
     return "\n".join(lines)

@@ -26,11 +26,23 @@ def bench_quantum(
     aer_batch: Annotated[int, typer.Option(help="Rows of the Aer training-step comparison (TorchConnector + Aer takes minutes per step at 64).")] = 16,
     peers: Annotated[bool, typer.Option("--peers", help="Also time PennyLane (default.qubit backprop, lightning.qubit adjoint) when installed: pip install -e '.[bench]'.")] = False,
     torchconnector: Annotated[bool, typer.Option("--torchconnector/--no-torchconnector", help="Time TorchConnector(EstimatorQNN) (minutes per step).")] = True,
+    scaling: Annotated[bool, typer.Option("--scaling", help="Instead: time a step against qubits (4-16, batch 64) and batch (1-1,024, 6 qubits) for ours and the installed peers; writes scaling.json and scaling.png to --out.")] = False,
+    out: Annotated[Path, typer.Option(help="Folder for --scaling's scaling.json and scaling.png.")] = Path("qagent-eval/scaling"),
+    time_limit: Annotated[float, typer.Option(help="--scaling: a row stops at the first point whose step takes longer (seconds).")] = 20.0,
     json_output: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
     """Exact torch simulator vs qiskit-machine-learning's TorchConnector(EstimatorQNN) and, with --peers, PennyLane."""
     from eval import bench
 
+    if scaling:
+        from eval.bench_scaling import bench_scaling, format_scaling
+
+        result = bench_scaling(out, time_limit_s=time_limit, peers=peers)
+        if json_output:
+            echo_json(result)
+        else:
+            typer.echo(format_scaling(result) + f"\nwrote {out / 'scaling.json'} and {out / 'scaling.png'}")
+        return
     results = bench.run_quantum_benchmarks(n_qubits=qubits, depth=depth, batch=batch, readout=readout,
                                            include_aer=aer, aer_batch=aer_batch, progress=not json_output,
                                            peers=peers, include_torchconnector=torchconnector)
@@ -38,6 +50,24 @@ def bench_quantum(
         echo_json(results)
     else:
         typer.echo(bench.format_results(results))
+
+
+@bench_app.command("recipe")
+@friendly_errors
+def bench_recipe(
+    steps: Annotated[int, typer.Option(help="Training steps timed per recipe (after 3 warm-up steps).")] = 200,
+    batch_size: Annotated[int, typer.Option(help="Texts per step (the shipped recipe's 32).")] = 32,
+    data_dir: Annotated[Path | None, typer.Option(help="Folder of the built-in data sets (BANKING77).")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+) -> None:
+    """LoRA intents recipe: one training step with the hybrid head vs a linear head, interleaved."""
+    from eval.bench_recipe import bench_recipe_heads, format_recipe
+
+    result = bench_recipe_heads(steps=steps, batch_size=batch_size, data_dir=data_dir)
+    if json_output:
+        echo_json(result)
+    else:
+        typer.echo(format_recipe(result))
 
 
 @bench_app.command("assistant")

@@ -3,8 +3,10 @@
 :class:`CircuitSimulator` compiles a ``QuantumCircuit`` once into a list of torch operations.
 Every gate angle must be an affine function of the circuit parameters (true for everything
 :mod:`finetune.quantum.ansatz` builds), so all angles of a batch come from one matrix product,
-and autograd gives exact gradients for inputs and weights alike: no parameter shifts, no
-sampling. This is what makes training on a laptop CPU fast.
+and gradients for inputs and weights alike are exact: no parameter shifts, no sampling. This
+is what makes training on a laptop CPU fast. Circuits of rx/ry/rz and fixed gates (every ansatz
+here) run on the real-arithmetic engine of :mod:`finetune.quantum.real_engine` with a
+hand-written backward; anything else runs on complex tensors with autograd.
 
 The state of a batch is a ``[B, 2, ..., 2]`` tensor whose axis ``1 + (n-1-q)`` belongs to qubit
 ``q``, so flattening it gives Qiskit's little-endian amplitude order.
@@ -22,6 +24,8 @@ from qiskit.circuit import Parameter, ParameterExpression
 from qiskit.quantum_info import Operator
 
 from finetune.quantum.ansatz import Ansatz, amplitudes_from_angles
+from finetune.quantum import run_blocks
+from finetune.quantum.real_engine import Program, gate_permutation, is_permutation
 
 # Parameterised gates with a closed form below. Fixed gates of up to three qubits (h, x, cx,
 # cz, swap, ccx, …) need no list: their matrix comes from Qiskit itself.
@@ -31,6 +35,10 @@ MAX_SIM_QUBITS = 26
 # Fixed gates are folded into one 2**n x 2**n matrix up to this size (1024 x 1024 complex).
 MAX_DENSE_QUBITS = 10
 DEFAULT_MEMORY_BYTES = 4 * 2**30
+ENGINES = ("auto", "complex")
+# States the real engine holds at once (forward: two; backward: the state and its gradient,
+# before and after a step, and the product's buffer); the complex path keeps one per gate.
+REAL_ENGINE_STATES = 6
 
 
 class UnsupportedCircuitError(ValueError):
@@ -72,6 +80,10 @@ class CircuitSimulator:
         parameters: Column order of ``values``; defaults to ``circuit.parameters``.
         dtype: ``torch.complex64`` (fast, ~1e-7 precision) or ``torch.complex128``.
         max_memory_bytes: Refuse a batch whose states and autograd buffers would exceed this.
+        engine: ``auto`` runs circuits of one-qubit gates and fixed gates (every ansatz here)
+            on the real-arithmetic engine of :mod:`finetune.quantum.real_engine` and anything
+            else on complex tensors with autograd; ``complex`` forces the latter (the
+            reference the tests compare the two against).
     """
 
     def __init__(
@@ -81,7 +93,10 @@ class CircuitSimulator:
         *,
         dtype: torch.dtype = torch.complex64,
         max_memory_bytes: int = DEFAULT_MEMORY_BYTES,
+        engine: str = "auto",
     ) -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
         if dtype not in (torch.complex64, torch.complex128):
             raise ValueError(f"dtype must be torch.complex64 or torch.complex128, got {dtype}")
         n = circuit.num_qubits
@@ -134,6 +149,7 @@ class CircuitSimulator:
         self._offsets = torch.as_tensor(np.array(offsets), dtype=self.real_dtype)  # [A]
         self.steps = _fuse(self.ops, n, self.dtype)
         self._plan_single_products(len(offsets))
+        self.program = self._real_program() if engine == "auto" else None
 
     def _fixed_matrix(self, op) -> torch.Tensor:
         if op.num_qubits > 3:
@@ -151,7 +167,8 @@ class CircuitSimulator:
     def check_memory(self, batch: int) -> None:
         bytes_per_state = 2**self.n_qubits * torch.empty((), dtype=self.dtype).element_size()
         # Autograd keeps about one state per gate; forward alone needs two.
-        needed = batch * bytes_per_state * (len(self.ops) + 2)
+        states = REAL_ENGINE_STATES if self.program is not None else len(self.ops) + 2
+        needed = batch * bytes_per_state * states
         if needed > self.max_memory_bytes:
             raise SimulationMemoryError(
                 f"a batch of {batch} on {self.n_qubits} qubits needs about {needed / 2**30:.1f} GiB "
@@ -163,10 +180,10 @@ class CircuitSimulator:
 
         ``initial_state`` (``[B, 2**n]``, default |0…0⟩) starts the circuit from another state.
         """
-        if values.dim() != 2 or values.shape[1] != len(self.parameters):
-            raise ValueError(
-                f"values must be [batch, {len(self.parameters)}], got {list(values.shape)}"
-            )
+        self._check_values(values)
+        if self.program is not None:
+            final = self._run_real(values, initial_state)
+            return torch.complex(final[:, 0], final[:, 1])
         batch = values.shape[0]
         self.check_memory(batch)
         n = self.n_qubits
@@ -195,6 +212,54 @@ class CircuitSimulator:
                 state = _apply(state.reshape(batch, *([2] * n)), matrix, step.qubits, n)
                 state = state.reshape(batch, 2**n)
         return state
+
+    def _check_values(self, values: torch.Tensor) -> None:
+        if values.dim() != 2 or values.shape[1] != len(self.parameters):
+            raise ValueError(
+                f"values must be [batch, {len(self.parameters)}], got {list(values.shape)}"
+            )
+
+    def _real_program(self) -> Program | None:
+        """The steps as a real-engine program, or None when a step needs the complex path."""
+        runs = [list(step.ops) for step in self.steps if step.kind == "single"]
+        if not all(run_blocks.supported(run) for run in runs):
+            return None  # p and u gates: their runs are built on the complex path
+        self._run_blocks = run_blocks.RunBlocks(runs, self._coeffs.double().numpy(), self._offsets.double().numpy(), self.real_dtype)
+        steps: list[tuple] = []
+        singles = 0
+        for step in self.steps:
+            if step.kind == "single":
+                _hoist(steps, ("block", step.qubits[0], singles))
+                singles += 1
+            elif step.kind == "dense":
+                unitary = step.matrix.numpy()
+                if is_permutation(unitary):
+                    steps.append(("perm", np.argmax(unitary, axis=1), step.qubits))
+                else:
+                    steps.append(("dense", step.matrix, step.qubits))
+            else:
+                (op,) = step.ops
+                if op.matrix is None or not is_permutation(op.matrix.numpy()):
+                    return None  # parametric multi-qubit gate, or a wide non-permuting one
+                steps.append(("perm", gate_permutation(op.matrix.numpy(), op.qubits, self.n_qubits), op.qubits))
+        program = Program(steps, self.n_qubits, self.real_dtype, max_group=self._run_blocks.max_group())
+        self._run_blocks.set_groups(program.groups)
+        return program
+
+    def _run_real(self, values: torch.Tensor, initial_state: torch.Tensor | None) -> torch.Tensor:
+        """Final states ``[B, 2, 2**n]`` (real and imaginary parts) on the real engine."""
+        self._check_values(values)
+        batch = values.shape[0]
+        self.check_memory(batch)
+        if initial_state is None:
+            initial = torch.zeros((batch, 2, 2**self.n_qubits), dtype=self.real_dtype)
+            initial[:, 0, 0] = 1
+        elif initial_state.is_complex():
+            initial = torch.stack([initial_state.real, initial_state.imag], 1).to(self.real_dtype)
+        else:
+            real = initial_state.to(self.real_dtype)
+            initial = torch.stack([real, torch.zeros_like(real)], 1)
+        return self.program.run(self._run_blocks(values), initial)
 
     def _plan_single_products(self, n_angles: int) -> None:
         """Index tables that let one batched product chain fuse every run of one-qubit gates.
@@ -266,6 +331,8 @@ class CircuitSimulator:
 
     def probabilities(self, values: torch.Tensor, initial_state: torch.Tensor | None = None) -> torch.Tensor:
         """Basis-state probabilities ``[B, 2**n]`` in Qiskit bit order."""
+        if self.program is not None:
+            return self._run_real(values, initial_state).pow(2).sum(1)
         state = torch.view_as_real(self.statevector(values, initial_state))
         return state.pow(2).sum(-1)
 
@@ -279,7 +346,7 @@ class ExactBackendModule(torch.nn.Module):
     circuit), several times fewer operations.
     """
 
-    def __init__(self, ansatz: Ansatz, dtype: torch.dtype = torch.complex64) -> None:
+    def __init__(self, ansatz: Ansatz, dtype: torch.dtype = torch.complex64, engine: str = "auto") -> None:
         super().__init__()
         self.ansatz = ansatz
         self.n_inputs = len(ansatz.inputs)
@@ -289,7 +356,7 @@ class ExactBackendModule(torch.nn.Module):
             circuit = circuit.copy_empty_like()
             for instruction in ansatz.circuit.data[ansatz.n_prep_instructions :]:
                 circuit.append(instruction)
-        self.simulator = CircuitSimulator(circuit, ansatz.parameters, dtype=dtype)
+        self.simulator = CircuitSimulator(circuit, ansatz.parameters, dtype=dtype, engine=engine)
         readout = torch.as_tensor(ansatz.readout_matrix, dtype=self.simulator.real_dtype)
         self.register_buffer("readout", readout, persistent=False)
 
@@ -300,6 +367,25 @@ class ExactBackendModule(torch.nn.Module):
             initial = amplitudes_from_angles(angles)
         out = self.simulator.probabilities(values, initial) @ self.readout
         return out.to(values.dtype) if values.is_floating_point() else out
+
+
+def _hoist(steps: list[tuple], block: tuple) -> None:
+    """Append a one-qubit block as early as it commutes, up to the run of blocks before it.
+
+    Past the dense-folding size, a CX ring arrives as single gates with the next layer's
+    runs flushed between them; moving the runs ahead gathers a layer's blocks (applied in
+    pairs) and lets the ring's permutations compose into one gather.
+    """
+    qubit = block[1]
+    at = len(steps)
+    while at > 0:
+        before = steps[at - 1]
+        # Stop next to a block: the run it belongs to is found (moving further would split it).
+        if before[0] == "perm" and qubit not in before[2]:
+            at -= 1
+        else:
+            break
+    steps.insert(at, block)
 
 
 def _affine(param, index: dict, gate: str) -> tuple[np.ndarray, float]:

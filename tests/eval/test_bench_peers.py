@@ -32,9 +32,11 @@ def test_pennylane_rows_agree_with_ours_on_a_small_circuit():
     assert names == [
         "qagent exact (complex64)",
         "qagent exact (complex128)",
+        "qagent complex path (complex64)",
         "default.qubit backprop, broadcast",
         "lightning.qubit adjoint",
     ]
     for row in result["rows"]:
         assert row["max_abs_output_diff"] < 1e-5 and row["max_abs_grad_diff"] < 1e-5, row
     assert result["torch_threads"] == 1
+    assert result["speedup_vs_fastest_peer"] > 0 and result["speedup_vs_fastest_peer_min"] > 0
