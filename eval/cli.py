@@ -9,7 +9,7 @@ import typer
 
 from finetune.cli.console import echo_json, friendly_errors
 from finetune.cli.cost import guard_cost
-from finetune.cli.options import DryRun, MaxQpuSeconds
+from finetune.cli.options import DeviceOption, DryRun, MaxQpuSeconds
 from finetune.runs.command import tracked_run
 
 bench_app = typer.Typer(no_args_is_help=True, help="Speed benchmarks (ratios measured in one run).")
@@ -104,23 +104,43 @@ def bench_monitor(
 @friendly_errors
 def bench_ablation(
     data_dir: Annotated[Path | None, typer.Option(help="Folder of the built-in data sets.")] = None,
-    rows: Annotated[str, typer.Option(help="Comma-separated rows: linear,quantum,mlp=quantum,hybrid,mlp=hybrid,qsvc.")] = "linear,quantum,mlp=quantum,hybrid,mlp=hybrid,qsvc",
-    epochs: Annotated[int, typer.Option(help="Most epochs per head (early stopping on validation macro-F1).")] = 30,
-    seed: Annotated[int, typer.Option(help="Seed of every head's training.")] = 0,
+    shots: Annotated[str | None, typer.Option(help="Data regimes: BANKING77 training queries per intent, comma-separated, 'full' for all (e.g. 10,30,full); each regime runs every head over --seeds seeds and reports mean ± 95 % interval. Without it: one full-data run of --rows.")] = None,
+    seeds: Annotated[int, typer.Option(help="With --shots: seeds per regime (NLU++ 20-fold: seed s trains on fold s).")] = 5,
+    nlupp: Annotated[bool, typer.Option("--nlupp/--no-nlupp", help="With --shots: also run NLU++ 20-fold (multi-label intents).")] = True,
+    rows: Annotated[str | None, typer.Option(help="Comma-separated heads. With --shots: linear,mlp=quantum,quantum,quantum-noent,hybrid,mlp=hybrid (the default, all). Without: linear,quantum,mlp=quantum,hybrid,mlp=hybrid,qsvc (the default, all).")] = None,
+    epochs: Annotated[int, typer.Option(help="Most epochs per head (early stopping on validation macro-F1; NLU++: micro-F1).")] = 30,
+    seed: Annotated[int, typer.Option(help="Without --shots: seed of every head's training.")] = 0,
     qsvc_per_class: Annotated[int, typer.Option(help="QSVC training examples per class (kernel cost grows with the square).")] = 20,
-    out: Annotated[Path, typer.Option(help="Folder for ablation.json.")] = Path("qagent-eval/ablation"),
+    device: DeviceOption = "cpu",
+    out: Annotated[Path, typer.Option(help="Folder for ablation.json (with --shots: ablation_grid.json and .png; runs already there are kept, so an interrupted grid resumes).")] = Path("qagent-eval/ablation"),
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Head ablation on BANKING77 frozen features: linear, quantum, matched MLPs, hybrid, QSVC."""
-    from eval.ablation import format_table, run_ablation
+    """Head ablation on frozen features: linear, matched MLPs, quantum (with and without entanglement), hybrid."""
     from eval.reports import write_report
-    from finetune.quantum.kernel import QSVCConfig
+    from finetune.models.device import resolve_device
     from finetune.training.trainer import TrainingArguments
 
+    resolved = resolve_device(device)
+    if shots is not None:
+        from eval.ablation_grid import ROWS, GridConfig, format_summary, parse_shots, run_ablation_grid
+
+        chosen = tuple(r.strip() for r in rows.split(",") if r.strip()) if rows else ROWS
+        config = GridConfig(shots=parse_shots(shots), nlupp=nlupp, seeds=seeds, rows=chosen)
+        report = run_ablation_grid(config, data_dir=data_dir, out=out, device=resolved,
+                                   args=TrainingArguments(epochs=epochs, progress=False),
+                                   progress=not json_output)
+        if json_output:
+            echo_json(report)
+        else:
+            typer.echo(format_summary(report["summary"]))
+        return
+    from eval.ablation import ROWS, format_table, run_ablation
+    from finetune.quantum.kernel import QSVCConfig
+
     report = run_ablation(
-        data_dir=data_dir, rows=tuple(r.strip() for r in rows.split(",") if r.strip()),
+        data_dir=data_dir, rows=tuple(r.strip() for r in rows.split(",") if r.strip()) if rows else ROWS,
         args=TrainingArguments(epochs=epochs, seed=seed, progress=not json_output),
-        qsvc=QSVCConfig(per_class=qsvc_per_class, seed=seed),
+        qsvc=QSVCConfig(per_class=qsvc_per_class, seed=seed), device=resolved,
     )
     write_report(out, "ablation", report)
     if json_output:

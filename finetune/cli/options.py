@@ -60,6 +60,8 @@ LoraAlpha = Annotated[int, typer.Option(help="LoRA alpha (scale = alpha / r).")]
 LoraTargets = Annotated[str, typer.Option(help="Comma-separated encoder modules that get adapters.")]
 EncoderPath = Annotated[str, typer.Option("--encoder", help="'default' (all-MiniLM-L6-v2) or a local Hugging Face model folder.")]
 MaxLength = Annotated[int, typer.Option(help="Sub-tokens per text; longer texts are truncated with a warning.")]
+# Hardware.
+DeviceOption = Annotated[str, typer.Option("--device", help="Where models run: auto (CUDA when available), cpu or cuda.")]
 # Output.
 Out = Annotated[Path, typer.Option(help="Checkpoint directory to write.")]
 JsonOutput = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
