@@ -27,17 +27,27 @@ def bench_quantum(
     peers: Annotated[bool, typer.Option("--peers", help="Also time PennyLane (default.qubit backprop, lightning.qubit adjoint) when installed: pip install -e '.[bench]'.")] = False,
     torchconnector: Annotated[bool, typer.Option("--torchconnector/--no-torchconnector", help="Time TorchConnector(EstimatorQNN) (minutes per step).")] = True,
     json_output: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    device: DeviceOption = "cpu",
 ) -> None:
-    """Exact torch simulator vs qiskit-machine-learning's TorchConnector(EstimatorQNN) and, with --peers, PennyLane."""
+    """Exact torch simulator vs qiskit-machine-learning's TorchConnector(EstimatorQNN) and, with --peers, PennyLane;
+    with --device cuda, also the exact simulator on the CPU against the GPU at batches 64, 1024 and 8192."""
     from eval import bench
+    from finetune.models.device import resolve_device
 
+    resolved = resolve_device(device)
     results = bench.run_quantum_benchmarks(n_qubits=qubits, depth=depth, batch=batch, readout=readout,
                                            include_aer=aer, aer_batch=aer_batch, progress=not json_output,
                                            peers=peers, include_torchconnector=torchconnector)
+    if resolved != "cpu":
+        from eval.bench_device import bench_exact_devices, format_devices
+
+        results["devices"] = bench_exact_devices(resolved, n_qubits=qubits, depth=depth, readout=readout)
     if json_output:
         echo_json(results)
     else:
         typer.echo(bench.format_results(results))
+        if "devices" in results:
+            typer.echo("\n" + format_devices(results["devices"]))
 
 
 @bench_app.command("assistant")
@@ -197,11 +207,11 @@ def eval_intents(
     backend: _Backend = None, limit: _Limit = None, seed: _Seed = 0,
     text_column: _TextColumn = "text", label_column: _LabelColumn = "label",
     runtime: _Runtime = "torch", out: _Out = None, json_output: _Json = False,
-    dry_run: DryRun = False, max_qpu_seconds: MaxQpuSeconds = None,
+    dry_run: DryRun = False, max_qpu_seconds: MaxQpuSeconds = None, device: DeviceOption = "cpu",
 ) -> dict:
     """Accuracy, macro-F1, per-intent report, ECE, confusion matrix; out-of-scope metrics with --oos-data."""
     return _evaluate("intents", model, data, data_dir, split, oos_data, backend, limit, seed, text_column,
-              label_column, out, json_output, runtime)
+              label_column, out, json_output, runtime, device)
 
 
 @eval_app.command("sentiment")
@@ -216,21 +226,33 @@ def eval_sentiment(
     backend: _Backend = None, limit: _Limit = None, seed: _Seed = 0,
     text_column: _TextColumn = "text", label_column: _LabelColumn = "label",
     runtime: _Runtime = "torch", out: _Out = None, json_output: _Json = False,
-    dry_run: DryRun = False, max_qpu_seconds: MaxQpuSeconds = None,
+    dry_run: DryRun = False, max_qpu_seconds: MaxQpuSeconds = None, device: DeviceOption = "cpu",
 ) -> dict:
     """Accuracy, macro-F1, per-class report, ECE and confusion matrix of a sentiment model."""
     return _evaluate("sentiment", model, data, data_dir, split, None, backend, limit, seed, text_column,
-              label_column, out, json_output, runtime)
+              label_column, out, json_output, runtime, device)
+
+
+def _eval_device(device: str, runtime: str) -> str:
+    """``--device`` resolved; the ONNX runtimes run on the CPU, so they refuse a GPU."""
+    from finetune.errors import SettingError
+    from finetune.models.device import resolve_device
+
+    resolved = resolve_device(device)
+    if resolved != "cpu" and runtime != "torch":
+        raise SettingError("device", f"the {runtime} runtime runs on the CPU; use --runtime torch with --device {device}")
+    return resolved
 
 
 def _evaluate(task, model, data, data_dir, split, oos_data, backend, limit, seed, text_column, label_column,
-              out, json_output, runtime="torch") -> dict:
+              out, json_output, runtime="torch", device="cpu") -> dict:
     from eval.classification import evaluate_classifier, format_report, load_eval_data
     from finetune.models.encoder import FeatureCache
     from agent.shipped import model_path
     from finetune.models.loading import load_classifier
 
-    classifier = load_classifier(model_path(model, task), task=task)
+    resolved = _eval_device(device, runtime)
+    classifier = load_classifier(model_path(model, task), task=task).to(resolved)
     if classifier.task != task:
         raise ValueError(f"{model} is a {classifier.task} model; use `agent eval {classifier.task}`")
     classifier.use_runtime(runtime)
@@ -258,7 +280,7 @@ def eval_ner(
     split: _Split = "test",
     backend: _Backend = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch (1 is fastest on a busy machine).")] = None,
-    runtime: _Runtime = "torch", out: _Out = None, json_output: _Json = False,
+    runtime: _Runtime = "torch", out: _Out = None, json_output: _Json = False, device: DeviceOption = "cpu",
 ) -> dict:
     """Entity-level precision, recall and F1 per type (seqeval, strict IOB2) and their micro/macro averages."""
     import torch
@@ -274,7 +296,7 @@ def eval_ner(
         torch.set_num_threads(threads)
     if split not in ("train", "validation", "test"):
         raise typer.BadParameter(f"split must be train, validation or test; got {split!r}")
-    tagger = load_tagger(model_path(model, "ner"))
+    tagger = load_tagger(model_path(model, "ner")).to(_eval_device(device, runtime))
     tagger.use_runtime(runtime)
     with recorded_data_warnings() as skipped:
         if data.lower() == "nlupp":

@@ -95,10 +95,13 @@ def training_arguments(o: Mapping[str, Any], log_dir: Path, *, label_smoothing: 
 
 
 def load_encoder(o: Mapping[str, Any]) -> Encoder:
-    """The encoder ``--encoder`` and ``--max-length`` name, loaded."""
+    """The encoder ``--encoder`` and ``--max-length`` name, loaded on ``--device`` (the run's device:
+    heads are built beside it, see :func:`finetune.training.recipe.build_head`)."""
+    from finetune.models.device import resolve_device
     from finetune.models.encoder import Encoder, EncoderConfig
 
-    return Encoder.load(EncoderConfig(model=o["encoder"], max_length=o["max_length"]))
+    encoder = Encoder.load(EncoderConfig(model=o["encoder"], max_length=o["max_length"]))
+    return encoder.to(resolve_device(o.get("device", "cpu")))
 
 
 def set_threads(threads: int | None) -> None:
