@@ -209,6 +209,41 @@ def summarize(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return lines
 
 
+# The questions the grid answers, as (head, baseline) pairs compared seed by seed.
+COMPARISONS = (("quantum", "mlp=quantum"), ("hybrid", "mlp=hybrid"), ("hybrid", "linear"), ("quantum", "quantum-noent"))
+
+
+def paired_differences(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Accuracy of head minus baseline per regime, over the seeds both ran, mean ± 95 % interval.
+
+    Within a seed every head sees the same sampled training set and validation, so the seed-to-seed
+    spread of the training sample cancels: the paired interval is the sharper test of a difference.
+    """
+    cells = {(run["regime"], run["seed"], run["head"]): run["accuracy"] for run in runs}
+    regimes = sorted({run["regime"] for run in runs}, key=_order)
+    out = []
+    for regime in regimes:
+        for head, baseline in COMPARISONS:
+            seeds = sorted(seed for (r, seed, h) in cells if r == regime and h == head
+                           and (regime, seed, baseline) in cells)
+            if not seeds:
+                continue
+            mean, half = t_interval([cells[(regime, seed, head)] - cells[(regime, seed, baseline)] for seed in seeds])
+            out.append({"regime": regime, "head": head, "baseline": baseline, "seeds": seeds,
+                        "accuracy_difference": {"mean": mean, "ci95": half}})
+    return out
+
+
+def format_differences(differences: Sequence[dict[str, Any]]) -> str:
+    """A Markdown table of :func:`paired_differences` (accuracy points, i.e. × 100)."""
+    lines = ["| regime | comparison | seeds | accuracy difference (points) |", "|---|---|---:|---:|"]
+    for row in differences:
+        d = row["accuracy_difference"]
+        lines.append(f"| {row['regime']} | {row['head']} − {row['baseline']} | {len(row['seeds'])} | "
+                     f"{100 * d['mean']:+.2f} ± {100 * d['ci95']:.2f} |")
+    return "\n".join(lines)
+
+
 def format_summary(summary: Sequence[dict[str, Any]]) -> str:
     """A Markdown table: accuracy and F1 as mean ± 95 % interval, train time beside them."""
     lines = ["| regime | head | parameters | seeds | test accuracy | test F1 (macro; NLU++: micro) | train time (s) |",
@@ -341,6 +376,7 @@ def _write(out: Path, config: GridConfig, head: HeadConfig, args: Any, device: s
         "device": device,
         "torch_threads": torch.get_num_threads(),
         "summary": summarize(runs),
+        "paired_differences": paired_differences(runs),
         "runs": runs,
     }
     write_report(out, REPORT, report)

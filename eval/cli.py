@@ -132,7 +132,7 @@ def bench_ablation(
 
     resolved = resolve_device(device)
     if shots is not None:
-        from eval.ablation_grid import ROWS, GridConfig, format_summary, parse_shots, run_ablation_grid
+        from eval.ablation_grid import ROWS, GridConfig, format_differences, format_summary, parse_shots, run_ablation_grid
 
         chosen = tuple(r.strip() for r in rows.split(",") if r.strip()) if rows else ROWS
         config = GridConfig(shots=parse_shots(shots), nlupp=nlupp, seeds=seeds, rows=chosen)
@@ -143,6 +143,7 @@ def bench_ablation(
             echo_json(report)
         else:
             typer.echo(format_summary(report["summary"]))
+            typer.echo("\n" + format_differences(report["paired_differences"]))
         return
     from eval.ablation import ROWS, format_table, run_ablation
     from finetune.quantum.kernel import QSVCConfig

@@ -28,3 +28,14 @@ def test_item_scores_survive_a_round_trip():
 def test_bad_scoring_settings(options, message):
     with pytest.raises(ValueError, match=message):
         ScoringConfig(**options)
+
+
+def test_scoring_on_a_gpu_needs_the_torch_runtime():
+    from agent.monitor.cli import scoring_device
+    from agent.monitor.scoring import ScoringConfig
+
+    with pytest.raises(ValueError, match="runs on the CPU; use --runtime torch"):
+        ScoringConfig(runtime="onnx-int8", device="cuda")
+    assert ScoringConfig(runtime="torch", device="cuda").device == "cuda"
+    assert scoring_device("auto", "onnx-int8") == "cpu"  # ONNX Runtime is CPU-only: auto keeps the CPU
+    assert scoring_device("cpu", "torch") == "cpu"
