@@ -219,7 +219,7 @@ def paired_differences(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     Within a seed every head sees the same sampled training set and validation, so the seed-to-seed
     spread of the training sample cancels: the paired interval is the sharper test of a difference.
     """
-    cells = {(run["regime"], run["seed"], run["head"]): run["accuracy"] for run in runs}
+    cells = {(run["regime"], run["seed"], run["head"]): run for run in runs}
     regimes = sorted({run["regime"] for run in runs}, key=_order)
     out = []
     for regime in regimes:
@@ -228,19 +228,24 @@ def paired_differences(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                            and (regime, seed, baseline) in cells)
             if not seeds:
                 continue
-            mean, half = t_interval([cells[(regime, seed, head)] - cells[(regime, seed, baseline)] for seed in seeds])
-            out.append({"regime": regime, "head": head, "baseline": baseline, "seeds": seeds,
-                        "accuracy_difference": {"mean": mean, "ci95": half}})
+            row: dict[str, Any] = {"regime": regime, "head": head, "baseline": baseline, "seeds": seeds}
+            f1 = "micro_f1" if "micro_f1" in cells[(regime, seeds[0], head)] else "macro_f1"
+            for metric, name in (("accuracy", "accuracy_difference"), (f1, "f1_difference")):
+                mean, half = t_interval([cells[(regime, seed, head)][metric] - cells[(regime, seed, baseline)][metric]
+                                         for seed in seeds])
+                row[name] = {"mean": mean, "ci95": half, "metric": metric}
+            out.append(row)
     return out
 
 
 def format_differences(differences: Sequence[dict[str, Any]]) -> str:
     """A Markdown table of :func:`paired_differences` (accuracy points, i.e. × 100)."""
-    lines = ["| regime | comparison | seeds | accuracy difference (points) |", "|---|---|---:|---:|"]
+    lines = ["| regime | comparison | seeds | accuracy difference (points) | F1 difference (points; NLU++: micro) |",
+             "|---|---|---:|---:|---:|"]
     for row in differences:
-        d = row["accuracy_difference"]
+        d, f = row["accuracy_difference"], row["f1_difference"]
         lines.append(f"| {row['regime']} | {row['head']} − {row['baseline']} | {len(row['seeds'])} | "
-                     f"{100 * d['mean']:+.2f} ± {100 * d['ci95']:.2f} |")
+                     f"{100 * d['mean']:+.2f} ± {100 * d['ci95']:.2f} | {100 * f['mean']:+.2f} ± {100 * f['ci95']:.2f} |")
     return "\n".join(lines)
 
 

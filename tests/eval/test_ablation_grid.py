@@ -127,7 +127,7 @@ def test_run_grid_trains_every_cell_writes_the_report_and_resumes(tmp_path):
 def test_paired_differences_compare_heads_seed_by_seed():
     from eval.ablation_grid import format_differences, paired_differences
 
-    runs = [{"regime": "banking77-10shot", "seed": s, "head": h, "accuracy": acc}
+    runs = [{"regime": "banking77-10shot", "seed": s, "head": h, "accuracy": acc, "macro_f1": acc / 2}
             for s, (q, m) in enumerate([(0.80, 0.78), (0.90, 0.88), (0.70, 0.68)])
             for h, acc in (("quantum", q), ("mlp=quantum", m))]
     (row,) = paired_differences(runs)
@@ -135,4 +135,5 @@ def test_paired_differences_compare_heads_seed_by_seed():
     # Seed-to-seed spread is large, yet every seed shows +2 points: the paired interval is ~0.
     assert row["accuracy_difference"]["mean"] == pytest.approx(0.02)
     assert row["accuracy_difference"]["ci95"] == pytest.approx(0.0, abs=1e-9)
-    assert "quantum − mlp=quantum | 3 | +2.00 ± 0.00" in format_differences([row])
+    assert row["f1_difference"]["mean"] == pytest.approx(0.01) and row["f1_difference"]["metric"] == "macro_f1"
+    assert "quantum − mlp=quantum | 3 | +2.00 ± 0.00 | +1.00 ± 0.00" in format_differences([row])
