@@ -56,6 +56,8 @@ class AssistantSettings:
         style: ``draft`` (the model writes the reply), ``lead_in`` (one sentence from the model,
             then the answer verbatim) or ``auto``: lead_in for the small local model, else draft.
         threads: CPU threads for torch (None: torch's choice), set when the assistant loads.
+        device: Where the intent, entity and sentiment models run: ``cpu`` or ``cuda`` (resolved
+            by :func:`finetune.models.device.resolve_device`). The local language model stays as it loads.
         store: Where conversations and cases are kept: a file, a ``sqlite:///`` or
             ``postgresql+psycopg://`` URL, ``none`` (process memory only) or None
             (``$QAGENT_HOME/assistant.db``).
@@ -74,6 +76,7 @@ class AssistantSettings:
     max_new_tokens: int = 96
     style: str = "auto"
     threads: int | None = None
+    device: str = "cpu"
     store: str | None = None
     flows: str | None = None
 
@@ -214,7 +217,8 @@ class Assistant:
         say = progress or (lambda message: None)
         say("loading the intent, entity and sentiment models")
         nlu = NLU.load(intents_dir=settings.intents_dir, entities_dir=settings.entities_dir,
-                       sentiment_dir=settings.sentiment_dir, backend=settings.backend, encoder=encoder)
+                       sentiment_dir=settings.sentiment_dir, backend=settings.backend, encoder=encoder,
+                       device=settings.device)
         say("loading the knowledge-base index")
         index = load_index(nlu.encoder, index_dir=settings.index_dir, kb=settings.kb)
         say("loading the language model")

@@ -21,6 +21,7 @@ from eval.demo_cli import app as demo_app
 from eval.calibrate_cli import calibrate
 from finetune.cli.commands import app as finetune_app
 from finetune.cli.console import friendly_errors
+from finetune.cli.options import DeviceOption
 from finetune.quantum.cli import app as backends_app
 from finetune.runs.cli import app as jobs_app
 from retrieval.cli import app as index_app
@@ -61,7 +62,7 @@ def serve(
     llm: Llm = "local", index: IndexDir = None, kb: Kb = None, intents: Intents = None, entities: Entities = None,
     sentiment: Sentiment = None, router: Router = None, backend: Backend = "exact",
     max_new_tokens: MaxNewTokens = 96, threads: Threads = None, store: Store = None, flows: Flows = None,
-    expect_sha256: IndexSha256 = None,
+    expect_sha256: IndexSha256 = None, device: DeviceOption = "cpu",
 ) -> None:
     """Serve the web UI: chat with the assistant, watch the news monitor, inspect the models."""
     from agent.assistant import AssistantSettings, load_assistant
@@ -70,11 +71,13 @@ def serve(
     from ui.monitor import MONITOR_MODELS
     from ui.server import ServeConfig
     from ui.server import serve as run_server
+    from finetune.models.device import resolve_device
 
     config = ServeConfig(host=host, port=port, share=share, auth=auth, max_upload_mb=max_upload_mb)
     settings = AssistantSettings(llm=llm, index_dir=index, kb=kb, intents_dir=intents, entities_dir=entities,
                                  sentiment_dir=sentiment, router_config=router, backend=backend,
-                                 max_new_tokens=max_new_tokens, threads=threads, store=store, flows=flows)
+                                 max_new_tokens=max_new_tokens, threads=threads, store=store, flows=flows,
+                                 device=resolve_device(device))
     if monitor_models not in MONITOR_MODELS:
         raise typer.BadParameter(f"must be one of {', '.join(MONITOR_MODELS)}; got {monitor_models!r}", param_hint="--monitor-models")
     app_config = AppConfig(monitor_db=monitor_db, max_upload_mb=max_upload_mb, monitor_models=monitor_models)

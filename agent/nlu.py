@@ -92,23 +92,25 @@ class NLU:
 
     @classmethod
     def load(cls, *, intents_dir: str | Path | None = None, entities_dir: str | Path | None = None,
-             sentiment_dir: str | Path | None = None, backend: str = "exact", encoder: Any = None) -> NLU:
+             sentiment_dir: str | Path | None = None, backend: str = "exact", encoder: Any = None,
+             device: str = "cpu") -> NLU:
         """Load the shipped models (or the given checkpoint directories) around one shared encoder.
 
         The default sentiment model is :data:`agent.shipped.CHAT_SENTIMENT_MODEL`; ``sentiment_dir`` may also name an
-        ensemble folder (:mod:`finetune.models.ensemble`).
+        ensemble folder (:mod:`finetune.models.ensemble`). ``device`` (``cpu``, ``cuda``; already
+        resolved) is where the encoder and heads run.
         """
         from finetune.models.encoder import Encoder
         from agent.shipped import CHAT_SENTIMENT_MODEL, INTENTS_MODEL, NER_MODEL
         from finetune.models.loading import load_classifier, load_tagger
 
-        encoder = encoder if encoder is not None else Encoder.load()
+        encoder = (encoder if encoder is not None else Encoder.load()).to(device)
         return cls(
             encoder,
-            intents=load_classifier(intents_dir or INTENTS_MODEL, task="intents", encoder=encoder, backend=backend),
-            entities=load_tagger(entities_dir or NER_MODEL, encoder=encoder, backend=backend),
+            intents=load_classifier(intents_dir or INTENTS_MODEL, task="intents", encoder=encoder, backend=backend).to(device),
+            entities=load_tagger(entities_dir or NER_MODEL, encoder=encoder, backend=backend).to(device),
             sentiment=load_classifier(sentiment_dir or CHAT_SENTIMENT_MODEL, task="sentiment", encoder=encoder,
-                                      backend=backend),
+                                      backend=backend).to(device),
         )
 
     def understand(self, message: str) -> Understanding:

@@ -36,6 +36,7 @@ def run_ablation(
     qsvc: QSVCConfig | None = None,
     encoder: Encoder | None = None,
     cache: FeatureCache | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Train each head of ``rows`` on frozen features of ``data`` and score it on the test split.
 
@@ -43,6 +44,7 @@ def run_ablation(
         head: The quantum/hybrid shape (default: 4 circuits × 6 qubits, amplitude, probs, depth 2).
         args: Trainer settings shared by every head.
         qsvc: QSVC settings (default: 8 qubits, 20 training examples per class).
+        device: Where the heads train (``cpu``, ``cuda``; already resolved). QSVC runs on the CPU.
     """
     unknown = set(rows) - set(ROWS)
     if unknown:
@@ -71,10 +73,11 @@ def run_ablation(
         if name == "qsvc":
             results.append(_qsvc_row(qsvc or QSVCConfig(), x, y))
             continue
-        model = Head(configs[name])
+        model = Head(configs[name]).to(device)
         trainer = Trainer(model, args)
-        fit = trainer.fit(x["train"], y["train"], x["validation"], y["validation"])
-        predicted = trainer.predict_logits(x["test"]).argmax(-1)
+        on = {split: x[split].to(device) for split in x}
+        fit = trainer.fit(on["train"], y["train"].to(device), on["validation"], y["validation"].to(device))
+        predicted = trainer.predict_logits(on["test"]).argmax(-1).cpu()
         results.append(_row(name, count_parameters(model), fit.seconds, y["test"], predicted,
                             best_epoch=fit.best_epoch, val_macro_f1=fit.best_score, config=configs[name].to_dict()))
     return {
@@ -84,6 +87,7 @@ def run_ablation(
         "feature_seconds": feature_seconds,
         "training": args.to_dict(),
         "torch_threads": torch.get_num_threads(),
+        "device": device,
         "rows": results,
     }
 

@@ -9,7 +9,7 @@ import typer
 
 from finetune.cli.console import echo_json, friendly_errors
 from finetune.cli.cost import guard_cost
-from finetune.cli.options import DryRun, MaxQpuSeconds
+from finetune.cli.options import DeviceOption, DryRun, MaxQpuSeconds
 from finetune.runs.command import tracked_run
 
 bench_app = typer.Typer(no_args_is_help=True, help="Speed benchmarks (ratios measured in one run).")
@@ -30,10 +30,14 @@ def bench_quantum(
     out: Annotated[Path, typer.Option(help="Folder for --scaling's scaling.json and scaling.png.")] = Path("qagent-eval/scaling"),
     time_limit: Annotated[float, typer.Option(help="--scaling: a row stops at the first point whose step takes longer (seconds).")] = 20.0,
     json_output: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    device: DeviceOption = "cpu",
 ) -> None:
-    """Exact torch simulator vs qiskit-machine-learning's TorchConnector(EstimatorQNN) and, with --peers, PennyLane."""
+    """Exact torch simulator vs qiskit-machine-learning's TorchConnector(EstimatorQNN) and, with --peers, PennyLane;
+    with --device cuda, also the exact simulator on the CPU against the GPU at batches 64, 1024 and 8192."""
     from eval import bench
+    from finetune.models.device import resolve_device
 
+    resolved = resolve_device(device)
     if scaling:
         from eval.bench_scaling import bench_scaling, format_scaling
 
@@ -46,10 +50,16 @@ def bench_quantum(
     results = bench.run_quantum_benchmarks(n_qubits=qubits, depth=depth, batch=batch, readout=readout,
                                            include_aer=aer, aer_batch=aer_batch, progress=not json_output,
                                            peers=peers, include_torchconnector=torchconnector)
+    if resolved != "cpu":
+        from eval.bench_device import bench_exact_devices, format_devices
+
+        results["devices"] = bench_exact_devices(resolved, n_qubits=qubits, depth=depth, readout=readout)
     if json_output:
         echo_json(results)
     else:
         typer.echo(bench.format_results(results))
+        if "devices" in results:
+            typer.echo("\n" + format_devices(results["devices"]))
 
 
 @bench_app.command("recipe")
@@ -140,23 +150,44 @@ def bench_monitor(
 @friendly_errors
 def bench_ablation(
     data_dir: Annotated[Path | None, typer.Option(help="Folder of the built-in data sets.")] = None,
-    rows: Annotated[str, typer.Option(help="Comma-separated rows: linear,quantum,mlp=quantum,hybrid,mlp=hybrid,qsvc.")] = "linear,quantum,mlp=quantum,hybrid,mlp=hybrid,qsvc",
-    epochs: Annotated[int, typer.Option(help="Most epochs per head (early stopping on validation macro-F1).")] = 30,
-    seed: Annotated[int, typer.Option(help="Seed of every head's training.")] = 0,
+    shots: Annotated[str | None, typer.Option(help="Data regimes: BANKING77 training queries per intent, comma-separated, 'full' for all (e.g. 10,30,full); each regime runs every head over --seeds seeds and reports mean ± 95 % interval. Without it: one full-data run of --rows.")] = None,
+    seeds: Annotated[int, typer.Option(help="With --shots: seeds per regime (NLU++ 20-fold: seed s trains on fold s).")] = 5,
+    nlupp: Annotated[bool, typer.Option("--nlupp/--no-nlupp", help="With --shots: also run NLU++ 20-fold (multi-label intents).")] = True,
+    rows: Annotated[str | None, typer.Option(help="Comma-separated heads. With --shots: linear,mlp=quantum,quantum,quantum-noent,hybrid,mlp=hybrid (the default, all). Without: linear,quantum,mlp=quantum,hybrid,mlp=hybrid,qsvc (the default, all).")] = None,
+    epochs: Annotated[int, typer.Option(help="Most epochs per head (early stopping on validation macro-F1; NLU++: micro-F1).")] = 30,
+    seed: Annotated[int, typer.Option(help="Without --shots: seed of every head's training.")] = 0,
     qsvc_per_class: Annotated[int, typer.Option(help="QSVC training examples per class (kernel cost grows with the square).")] = 20,
-    out: Annotated[Path, typer.Option(help="Folder for ablation.json.")] = Path("qagent-eval/ablation"),
+    device: DeviceOption = "cpu",
+    out: Annotated[Path, typer.Option(help="Folder for ablation.json (with --shots: ablation_grid.json and .png; runs already there are kept, so an interrupted grid resumes).")] = Path("qagent-eval/ablation"),
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Head ablation on BANKING77 frozen features: linear, quantum, matched MLPs, hybrid, QSVC."""
-    from eval.ablation import format_table, run_ablation
+    """Head ablation on frozen features: linear, matched MLPs, quantum (with and without entanglement), hybrid."""
     from eval.reports import write_report
-    from finetune.quantum.kernel import QSVCConfig
+    from finetune.models.device import resolve_device
     from finetune.training.trainer import TrainingArguments
 
+    resolved = resolve_device(device)
+    if shots is not None:
+        from eval.ablation_grid import ROWS, GridConfig, format_differences, format_summary, parse_shots, run_ablation_grid
+
+        chosen = tuple(r.strip() for r in rows.split(",") if r.strip()) if rows else ROWS
+        config = GridConfig(shots=parse_shots(shots), nlupp=nlupp, seeds=seeds, rows=chosen)
+        report = run_ablation_grid(config, data_dir=data_dir, out=out, device=resolved,
+                                   args=TrainingArguments(epochs=epochs, progress=False),
+                                   progress=not json_output)
+        if json_output:
+            echo_json(report)
+        else:
+            typer.echo(format_summary(report["summary"]))
+            typer.echo("\n" + format_differences(report["paired_differences"]))
+        return
+    from eval.ablation import ROWS, format_table, run_ablation
+    from finetune.quantum.kernel import QSVCConfig
+
     report = run_ablation(
-        data_dir=data_dir, rows=tuple(r.strip() for r in rows.split(",") if r.strip()),
+        data_dir=data_dir, rows=tuple(r.strip() for r in rows.split(",") if r.strip()) if rows else ROWS,
         args=TrainingArguments(epochs=epochs, seed=seed, progress=not json_output),
-        qsvc=QSVCConfig(per_class=qsvc_per_class, seed=seed),
+        qsvc=QSVCConfig(per_class=qsvc_per_class, seed=seed), device=resolved,
     )
     write_report(out, "ablation", report)
     if json_output:
@@ -213,11 +244,11 @@ def eval_intents(
     backend: _Backend = None, limit: _Limit = None, seed: _Seed = 0,
     text_column: _TextColumn = "text", label_column: _LabelColumn = "label",
     runtime: _Runtime = "torch", out: _Out = None, json_output: _Json = False,
-    dry_run: DryRun = False, max_qpu_seconds: MaxQpuSeconds = None,
+    dry_run: DryRun = False, max_qpu_seconds: MaxQpuSeconds = None, device: DeviceOption = "cpu",
 ) -> dict:
     """Accuracy, macro-F1, per-intent report, ECE, confusion matrix; out-of-scope metrics with --oos-data."""
     return _evaluate("intents", model, data, data_dir, split, oos_data, backend, limit, seed, text_column,
-              label_column, out, json_output, runtime)
+              label_column, out, json_output, runtime, device)
 
 
 @eval_app.command("sentiment")
@@ -232,21 +263,33 @@ def eval_sentiment(
     backend: _Backend = None, limit: _Limit = None, seed: _Seed = 0,
     text_column: _TextColumn = "text", label_column: _LabelColumn = "label",
     runtime: _Runtime = "torch", out: _Out = None, json_output: _Json = False,
-    dry_run: DryRun = False, max_qpu_seconds: MaxQpuSeconds = None,
+    dry_run: DryRun = False, max_qpu_seconds: MaxQpuSeconds = None, device: DeviceOption = "cpu",
 ) -> dict:
     """Accuracy, macro-F1, per-class report, ECE and confusion matrix of a sentiment model."""
     return _evaluate("sentiment", model, data, data_dir, split, None, backend, limit, seed, text_column,
-              label_column, out, json_output, runtime)
+              label_column, out, json_output, runtime, device)
+
+
+def _eval_device(device: str, runtime: str) -> str:
+    """``--device`` resolved; the ONNX runtimes run on the CPU, so they refuse a GPU."""
+    from finetune.errors import SettingError
+    from finetune.models.device import resolve_device
+
+    resolved = resolve_device(device)
+    if resolved != "cpu" and runtime != "torch":
+        raise SettingError("device", f"the {runtime} runtime runs on the CPU; use --runtime torch with --device {device}")
+    return resolved
 
 
 def _evaluate(task, model, data, data_dir, split, oos_data, backend, limit, seed, text_column, label_column,
-              out, json_output, runtime="torch") -> dict:
+              out, json_output, runtime="torch", device="cpu") -> dict:
     from eval.classification import evaluate_classifier, format_report, load_eval_data
     from finetune.models.encoder import FeatureCache
     from agent.shipped import model_path
     from finetune.models.loading import load_classifier
 
-    classifier = load_classifier(model_path(model, task), task=task)
+    resolved = _eval_device(device, runtime)
+    classifier = load_classifier(model_path(model, task), task=task).to(resolved)
     if classifier.task != task:
         raise ValueError(f"{model} is a {classifier.task} model; use `agent eval {classifier.task}`")
     classifier.use_runtime(runtime)
@@ -274,7 +317,7 @@ def eval_ner(
     split: _Split = "test",
     backend: _Backend = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch (1 is fastest on a busy machine).")] = None,
-    runtime: _Runtime = "torch", out: _Out = None, json_output: _Json = False,
+    runtime: _Runtime = "torch", out: _Out = None, json_output: _Json = False, device: DeviceOption = "cpu",
 ) -> dict:
     """Entity-level precision, recall and F1 per type (seqeval, strict IOB2) and their micro/macro averages."""
     import torch
@@ -290,7 +333,7 @@ def eval_ner(
         torch.set_num_threads(threads)
     if split not in ("train", "validation", "test"):
         raise typer.BadParameter(f"split must be train, validation or test; got {split!r}")
-    tagger = load_tagger(model_path(model, "ner"))
+    tagger = load_tagger(model_path(model, "ner")).to(_eval_device(device, runtime))
     tagger.use_runtime(runtime)
     with recorded_data_warnings() as skipped:
         if data.lower() == "nlupp":

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from finetune.cli.console import echo_json, friendly_errors
+from finetune.cli.options import DeviceOption
 
 if TYPE_CHECKING:
     from agent.monitor.scoring import ScoringConfig
@@ -20,6 +21,16 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 Db = Annotated[Path, typer.Option("--db", help="The monitor's SQLite database file.")]
 JsonOutput = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 Since = Annotated[str | None, typer.Option(help="Only from this time: a duration back from now (24h, 7d) or an ISO date/time.")]
+
+
+def scoring_device(device: str, runtime: str) -> str:
+    """``--device`` for scoring: ``auto`` keeps the CPU when the encoder runs in ONNX Runtime (CPU
+    only), since the encoder pass is most of the work; ``cuda`` with ONNX is refused by ScoringConfig."""
+    from finetune.models.device import resolve_device
+
+    if device.strip().lower() == "auto" and runtime != "torch":
+        return "cpu"
+    return resolve_device(device)
 
 
 @app.command("score")
@@ -66,6 +77,7 @@ def score(
     max_record_bytes: Annotated[int, typer.Option(help="Reject JSONL lines and CSV rows longer than this, unread (bytes).")] = 1 << 20,
     earliest: Annotated[str, typer.Option(help="Reject items published before this date.")] = "1900-01-01",
     max_ahead_hours: Annotated[float, typer.Option(help="Reject items published more than this many hours after now.")] = 24.0,
+    device: DeviceOption = "cpu",
 ) -> None:
     """Score news feeds (sentiment, companies, topics) into --db, raise alerts; resumes where it stopped."""
     from agent.monitor import ray_engine
@@ -91,7 +103,8 @@ def score(
         alert_every=alert_every, engine=engine, workers=workers, ray_address=ray_address,
         scoring=ScoringConfig(body=body, max_sentences=max_sentences, tag_body=tag_body, headline_weight=headline_weight,
                               min_entity_score=min_entity_score, sentiment_model=sentiment_model,
-                              ner_model=ner_model, topic_model=topic_model, threads=threads or None, runtime=runtime),
+                              ner_model=ner_model, topic_model=topic_model, threads=threads or None, runtime=runtime,
+                              device=scoring_device(device, runtime)),
         rules=tuple(rule_list), webhook=WebhookConfig(webhook, attempts=webhook_attempts) if webhook else None,
         stdout_alerts=stdout_alerts and not json_output, limit=limit,
     )
@@ -305,6 +318,7 @@ def watch(
     topic_model: Annotated[str, typer.Option(help="Topic-classifier checkpoint directory, 'default' or 'none'.")] = "default",
     webhook: Annotated[str | None, typer.Option(help="POST each new alert as JSON to this URL.")] = None,
     stdout_alerts: Annotated[bool, typer.Option("--stdout-alerts", help="Print one line per new alert as it is raised.")] = False,
+    device: DeviceOption = "cpu",
 ) -> None:
     """Poll sources on a schedule (conditional GETs, backoff on errors) and score what is new into --db, until SIGINT/SIGTERM."""
     import threading
@@ -323,7 +337,8 @@ def watch(
                          fetch=FetchConfig(timeout=timeout, max_bytes=max_bytes, max_redirects=max_redirects))
     rule_list = load_rules(str(rules)) if rules is not None else None
     watch_list = load_watchlist(watchlist) if watchlist is not None else None
-    scoring = ScoringConfig(body=body, threads=threads or None, runtime=runtime, topic_model=topic_model)
+    scoring = ScoringConfig(body=body, threads=threads or None, runtime=runtime, topic_model=topic_model,
+                            device=scoring_device(device, runtime))
     _check_topic_model(scoring)
     with MonitorStore.open(db) as store:
         _say_topics_note(scoring)

@@ -68,6 +68,8 @@ class ScoringConfig:
             numbers) or ``torch``.
         encoder_batch_size: Texts per encoder pass. Headlines are short; batches of 32 (sorted
             by length) scored about 20 % faster than 64 here (BENCHMARKS.md).
+        device: Where the torch encoder and the heads run: ``cpu`` or ``cuda`` (resolved by
+            :func:`finetune.models.device.resolve_device`). The ONNX runtimes run on the CPU only.
     """
 
     body: bool = True
@@ -81,6 +83,7 @@ class ScoringConfig:
     threads: int | None = None
     runtime: str = "onnx-int8"
     encoder_batch_size: int = 32
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         from finetune.models.encoder import RUNTIMES
@@ -90,6 +93,8 @@ class ScoringConfig:
         for name in ("sentiment_model", "ner_model", "topic_model"):
             if not str(getattr(self, name)).strip():
                 raise ValueError(f"{name} must be a checkpoint folder, 'default' or 'none'; got an empty value")
+        if self.device != "cpu" and self.runtime != "torch":
+            raise ValueError(f"the {self.runtime} runtime runs on the CPU; use --runtime torch with --device {self.device}")
         if self.max_sentences < 1:
             raise ValueError(f"max_sentences must be >= 1, got {self.max_sentences}")
         if not 0.0 <= self.headline_weight <= 1.0:
@@ -319,15 +324,16 @@ def load_scorer(config: ScoringConfig, watchlist: Watchlist) -> ModelScorer:
 
     if config.threads is not None:
         torch.set_num_threads(config.threads)
-    encoder = Encoder.load()
-    sentiment = load_classifier(model_dir(config.sentiment_model, NEWS_SENTIMENT_DIR), task="sentiment", encoder=encoder)
+    encoder = Encoder.load().to(config.device)
+    sentiment = load_classifier(model_dir(config.sentiment_model, NEWS_SENTIMENT_DIR), task="sentiment",
+                                encoder=encoder).to(config.device)
     tagger = None
     if config.ner_model != "none":
-        tagger = load_tagger(model_dir(config.ner_model, NEWS_TAGGER_DIR), encoder=encoder)
+        tagger = load_tagger(model_dir(config.ner_model, NEWS_TAGGER_DIR), encoder=encoder).to(config.device)
     topics = None
     topics_dir = topic_model_dir(config)
     if topics_dir is not None:
-        topics = load_classifier(topics_dir, encoder=encoder)
+        topics = load_classifier(topics_dir, encoder=encoder).to(config.device)
     # The encoders the models run on (a frozen model's is the plain one), each set up once. A topic
     # model on the tagger's adapter only ever reads the tagger's pass: its own copy never runs.
     running = [sentiment, tagger]

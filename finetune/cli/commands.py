@@ -16,7 +16,7 @@ import typer
 from finetune.cli.console import echo_json, friendly_errors
 from finetune.cli.cost import guard_cost
 from finetune.cli.options import (
-    Backend, BatchSize, DryRun, MaxQpuSeconds, Circuits, Data, DataDir, Depth, Dropout, Encoding, EncoderPath, EntityData, Epochs,
+    Backend, BatchSize, DeviceOption, DryRun, MaxQpuSeconds, Circuits, Data, DataDir, Depth, Dropout, Encoding, EncoderPath, EntityData, Epochs,
     HeadKind, Hidden, JsonOutput, LabelColumn, LabelSmoothing, Lora, LoraAlpha, LoraR, LoraTargets, Lr,
     MaxLength, Out, Patience, Qubits, Readout, Seed, TestFolds, TextColumn, Threads, TrainFolds, ValFraction,
     WeightDecay, command_line, head_config, load_encoder, lora_settings, say, set_threads, training_arguments,
@@ -111,6 +111,7 @@ def intents(
     seed: Seed = 0, lora: Lora = False, lora_r: LoraR = 8, lora_alpha: LoraAlpha = 16,
     lora_targets: LoraTargets = "query,value", encoder: EncoderPath = "default", max_length: MaxLength = 128,
     json_output: JsonOutput = False, dry_run: DryRun = False, max_qpu_seconds: MaxQpuSeconds = None,
+    device: DeviceOption = "cpu",
 ) -> dict[str, Any]:
     """Train an intent classifier (BANKING77 by default), optionally with out-of-scope detection."""
     dataset, oos = _intents_data(locals())
@@ -136,6 +137,7 @@ def sentiment(
     seed: Seed = 0, lora: Lora = False, lora_r: LoraR = 8, lora_alpha: LoraAlpha = 16,
     lora_targets: LoraTargets = "query,value", encoder: EncoderPath = "default", max_length: MaxLength = 128,
     json_output: JsonOutput = False, dry_run: DryRun = False, max_qpu_seconds: MaxQpuSeconds = None,
+    device: DeviceOption = "cpu",
 ) -> dict[str, Any]:
     """Train a sentiment classifier (finance tweets by default; labels negative/positive/neutral)."""
     dataset, _ = _sentiment_data(locals())
@@ -195,6 +197,7 @@ def ner(
     mentions: Annotated[str | None, typer.Option(help="More mentions for --augment to draw half its replacements from: 'faker' (made-up people's and company names) or a JSON file {entity type: [mentions]}, e.g. your payees and merchants.")] = None,
     share_mentions: Annotated[list[str] | None, typer.Option(help="Entity types that are one kind of mention in different roles, comma-separated, e.g. date,date_from,date_to: --augment swaps in mentions of any of them. Repeat for more groups.")] = None,
     json_output: JsonOutput = False, dry_run: DryRun = False, max_qpu_seconds: MaxQpuSeconds = None,
+    device: DeviceOption = "cpu",
 ) -> dict[str, Any]:
     """Train an entity tagger (NLU++ banking slots by default); LoRA fine-tuning unless --frozen."""
     from finetune.data.augment import augmented_training_set
@@ -270,6 +273,7 @@ def joint(
     lora_targets: LoraTargets = "query,key,value,dense", encoder: EncoderPath = "default", max_length: MaxLength = 64,
     threads: Threads = None,
     json_output: JsonOutput = False,
+    device: DeviceOption = "cpu",
 ) -> dict[str, Any]:
     """Train the sentiment classifier and the entity tagger together on one shared LoRA adapter.
 

@@ -60,6 +60,8 @@ LoraAlpha = Annotated[int, typer.Option(help="LoRA alpha (scale = alpha / r).")]
 LoraTargets = Annotated[str, typer.Option(help="Comma-separated encoder modules that get adapters.")]
 EncoderPath = Annotated[str, typer.Option("--encoder", help="'default' (all-MiniLM-L6-v2) or a local Hugging Face model folder.")]
 MaxLength = Annotated[int, typer.Option(help="Sub-tokens per text; longer texts are truncated with a warning.")]
+# Hardware.
+DeviceOption = Annotated[str, typer.Option("--device", help="Where models run: auto (CUDA when available), cpu or cuda.")]
 # Output.
 Out = Annotated[Path, typer.Option(help="Checkpoint directory to write.")]
 JsonOutput = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
@@ -93,10 +95,13 @@ def training_arguments(o: Mapping[str, Any], log_dir: Path, *, label_smoothing: 
 
 
 def load_encoder(o: Mapping[str, Any]) -> Encoder:
-    """The encoder ``--encoder`` and ``--max-length`` name, loaded."""
+    """The encoder ``--encoder`` and ``--max-length`` name, loaded on ``--device`` (the run's device:
+    heads are built beside it, see :func:`finetune.training.recipe.build_head`)."""
+    from finetune.models.device import resolve_device
     from finetune.models.encoder import Encoder, EncoderConfig
 
-    return Encoder.load(EncoderConfig(model=o["encoder"], max_length=o["max_length"]))
+    encoder = Encoder.load(EncoderConfig(model=o["encoder"], max_length=o["max_length"]))
+    return encoder.to(resolve_device(o.get("device", "cpu")))
 
 
 def set_threads(threads: int | None) -> None:

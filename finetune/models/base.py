@@ -35,6 +35,16 @@ class CheckpointModel(ABC):
         self.encoder_config = EncoderConfig.from_dict(checkpoint.encoder) if checkpoint.encoder else EncoderConfig()
         # Taken as is: a caller's shared encoder goes through _attach, which checks and copies it.
         self._encoder = encoder
+        self.device = "cpu"
+
+    def to(self, device: str) -> CheckpointModel:
+        """Run the head, and the encoder this model owns, on ``device`` (already resolved, e.g. by
+        :func:`finetune.models.device.resolve_device`); features still come back on the CPU."""
+        self.device = device
+        self.head.to(device)
+        if self._encoder is not None:
+            self._encoder.to(device)
+        return self
 
     @property
     def uses_frozen_encoder(self) -> bool:
@@ -61,7 +71,7 @@ class CheckpointModel(ABC):
             encoder = Encoder.load(self.encoder_config)
             if self.checkpoint.adapter_dir is not None:
                 encoder.load_adapter(self.checkpoint.adapter_dir)
-            self._encoder = encoder
+            self._encoder = encoder.to(self.device)
         return self._encoder
 
     def adopt_encoder(self, encoder: Encoder) -> None:
@@ -95,6 +105,7 @@ class CheckpointModel(ABC):
         if self.checkpoint.adapter_dir is not None:
             encoder = copy.deepcopy(encoder)
             encoder.load_adapter(self.checkpoint.adapter_dir)
+            encoder.to(self.device)  # this copy is the model's own
         self._encoder = encoder
 
     @abstractmethod

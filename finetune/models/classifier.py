@@ -30,6 +30,7 @@ from finetune.models.calibration import Calibration, backend_key, parse_calibrat
 from finetune.models.checkpoint import CALIBRATION, Checkpoint, CheckpointError, load_checkpoint
 from finetune.data.loaders import OUT_OF_SCOPE
 from finetune.models.encoder import Encoder, FeatureCache
+from finetune.models.device import module_device
 from finetune.models.heads import Head
 from finetune.models.base import CheckpointModel
 from finetune.data.oos import abstain
@@ -121,7 +122,8 @@ class TextClassifier(CheckpointModel):
                 f"features must be [N, {self.head.config.in_features}], got {list(features.shape)}"
             )
         self.head.eval()
-        chunks = [self.head(features[i : i + batch_size]) for i in range(0, len(features), batch_size)]
+        device = module_device(self.head)
+        chunks = [self.head(features[i : i + batch_size].to(device)).cpu() for i in range(0, len(features), batch_size)]
         return (torch.cat(chunks) if chunks else torch.zeros(0, len(self.labels))).float()
 
     def probabilities(self, features: torch.Tensor, batch_size: int = 256) -> np.ndarray:

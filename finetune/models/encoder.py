@@ -232,9 +232,23 @@ class Encoder(torch.nn.Module):
 
     def forward(self, batch: BatchEncoding | dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Run the transformer with grad; return ``(sentence [B, D], token_hidden [B, T, D])``."""
-        inputs = {k: batch[k] for k in _MODEL_INPUTS if k in batch}
-        hidden = self.model(**inputs).last_hidden_state
+        device = self.device
+        inputs = {k: batch[k].to(device) for k in _MODEL_INPUTS if k in batch}
+        if device.type == "cuda" and self.training:
+            # bf16 autocast for the transformer only while training (LoRA): it halves the step's
+            # memory traffic, and the head and the circuit simulator after it stay in float32 /
+            # complex64. Inference stays float32 so scores match the CPU's.
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                hidden = self.model(**inputs).last_hidden_state
+            hidden = hidden.float()
+        else:
+            hidden = self.model(**inputs).last_hidden_state
         return self._pool(hidden, inputs["attention_mask"]), hidden
+
+    @property
+    def device(self) -> torch.device:
+        """Where the transformer's weights are (move the encoder with ``.to(device)``)."""
+        return next(self.model.parameters()).device
 
     def _pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         if self.config.pooling == "cls":
@@ -270,7 +284,9 @@ class Encoder(torch.nn.Module):
                         sentence = self._pool(hidden, batch["attention_mask"])
                     else:
                         sentence, hidden = self(batch)
-                    yield idx, batch, sentence.float(), hidden.float()
+                    # Features leave on the CPU whatever the encoder's device: caches, heads and
+                    # callers index them together with CPU tensors.
+                    yield idx, batch, sentence.float().cpu(), hidden.float().cpu()
                     bar.update(len(idx))
         finally:
             if was_training:
@@ -339,8 +355,9 @@ class Encoder(torch.nn.Module):
         if self.has_adapter:
             raise EncoderError("encoder already has a LoRA adapter")
         lora = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules))
+        device = self.device
         with _peft_quiet():
-            self.model = get_peft_model(self.model, lora)
+            self.model = get_peft_model(self.model, lora).to(device)  # new adapters join the base's device
         self._onnx = None  # the exported graph holds the old weights
 
     @property
@@ -363,12 +380,14 @@ class Encoder(torch.nn.Module):
         if not (directory / "adapter_model.safetensors").is_file():
             raise EncoderError(f"{directory} holds no adapter_model.safetensors; save one with save_adapter")
         base = self.model.unload() if self.has_adapter else self.model
+        device = self.device
         self._onnx = None  # the exported graph holds the old weights
         from safetensors import SafetensorError
 
         with _peft_quiet():
             try:
-                self.model = PeftModel.from_pretrained(base, str(directory), is_trainable=trainable)
+                # Adapter weights load on the CPU; they join the encoder's device.
+                self.model = PeftModel.from_pretrained(base, str(directory), is_trainable=trainable).to(device)
             except SafetensorError as exc:  # peft's message names no file
                 self.model = base
                 raise EncoderError(f"{directory / 'adapter_model.safetensors'} is unreadable ({exc}); "

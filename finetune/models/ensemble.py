@@ -67,6 +67,12 @@ class MemberModels:
         for encoder in {id(e): e for e in self.encoders}.values():
             encoder.use_runtime(runtime)
 
+    def to(self, device: str) -> MemberModels:
+        """Run every member (head and own encoder) on ``device``."""
+        for member in self.members:
+            member.to(device)
+        return self
+
     def set_backend(self, backend: str) -> None:
         """Run every member's head circuits on ``backend``."""
         for member in self.members:

@@ -28,6 +28,7 @@ from torch import nn
 
 from finetune.models.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from finetune.models.encoder import Encoder, WordFeatures
+from finetune.models.device import module_device
 from finetune.models.heads import Head
 from finetune.models.base import CheckpointModel
 from finetune.models.tag_transitions import TransitionPrior, constrained_decode, load_prior
@@ -88,6 +89,7 @@ def decode_entities(
 def gather_words(hidden: torch.Tensor, word_index: torch.Tensor, n_words: int) -> torch.Tensor:
     """Word features ``[B, n_words, D]`` from token states ``[B, T, D]`` (zeros for words with no token)."""
     out = hidden.new_zeros(hidden.shape[0], n_words, hidden.shape[-1])
+    word_index = word_index.to(hidden.device)  # the tokenizer's index is on the CPU
     rows, cols = ((word_index >= 0) & (word_index < n_words)).nonzero(as_tuple=True)
     return out.index_put((rows, word_index[rows, cols]), hidden[rows, cols])
 
@@ -188,7 +190,9 @@ class EntityTagger(CheckpointModel):
         if features.shape[-1] != self.head.config.in_features:
             raise ValueError(f"word features must have width {self.head.config.in_features}, got {features.shape[-1]}")
         self.head.eval()
-        probs = torch.cat([torch.softmax(self.head(chunk).float(), -1) for chunk in features.split(1024)]).numpy()
+        device = module_device(self.head)
+        probs = torch.cat([torch.softmax(self.head(chunk.to(device)).float(), -1).cpu()
+                           for chunk in features.split(1024)]).numpy()
         return np.split(probs, np.cumsum(sizes)[:-1])
 
     def _check_encoder(self, encoder: Encoder) -> None:

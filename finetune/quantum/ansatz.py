@@ -279,7 +279,7 @@ def amplitudes_from_angles(angles: Any) -> Any:
 
     batch, count = angles.shape
     n = int(round(math.log2(count + 1)))
-    amps = torch.ones((batch, 1), dtype=angles.dtype)
+    amps = torch.ones((batch, 1), dtype=angles.dtype, device=angles.device)
     start = 0
     for t in range(n - 1, -1, -1):
         width = 2 ** (n - 1 - t)

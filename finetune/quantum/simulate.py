@@ -15,7 +15,7 @@ The state of a batch is a ``[B, 2, ..., 2]`` tensor whose axis ``1 + (n-1-q)`` b
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -150,6 +150,29 @@ class CircuitSimulator:
         self.steps = _fuse(self.ops, n, self.dtype)
         self._plan_single_products(len(offsets))
         self.program = self._real_program() if engine == "auto" else None
+        self.device = torch.device("cpu")
+
+    def to(self, device: torch.device | str) -> CircuitSimulator:
+        """Move the compiled program's constant tensors to ``device`` (in place; returns self)."""
+        device = torch.device(device)
+        if device == self.device:
+            return self
+
+        def move(op: _Op) -> _Op:
+            return op if op.matrix is None else replace(op, matrix=op.matrix.to(device))
+
+        self.ops = [move(op) for op in self.ops]
+        self._other_ops = [move(op) for op in self._other_ops]
+        self.steps = [replace(step, ops=tuple(move(op) for op in step.ops),
+                              matrix=None if step.matrix is None else step.matrix.to(device)) for step in self.steps]
+        for name in ("_coeffs", "_offsets", "_cos_basis", "_sin_basis", "_fixed_singles", "_single_table"):
+            setattr(self, name, getattr(self, name).to(device))
+        # The real engine answers torch's slow complex arithmetic on the CPU; its program is built
+        # there, so on another device the complex path (whose tensors moved above) runs instead.
+        if device.type != "cpu":
+            self.program = None
+        self.device = device
+        return self
 
     def _fixed_matrix(self, op) -> torch.Tensor:
         if op.num_qubits > 3:
@@ -189,7 +212,7 @@ class CircuitSimulator:
         n = self.n_qubits
         angles = values.to(self.real_dtype) @ self._coeffs + self._offsets  # [B, A]
         if initial_state is None:
-            state = torch.zeros((batch, 2**n), dtype=self.dtype)
+            state = torch.zeros((batch, 2**n), dtype=self.dtype, device=values.device)
             state[:, 0] = 1
         else:
             state = initial_state.to(self.dtype)
@@ -306,7 +329,7 @@ class CircuitSimulator:
     def _single_products(self, angles: torch.Tensor) -> torch.Tensor:
         batch = angles.shape[0]
         if self._single_table.shape[0] == 0:
-            return torch.zeros((batch, 0, 2, 2), dtype=self.dtype)
+            return torch.zeros((batch, 0, 2, 2), dtype=self.dtype, device=angles.device)
         half = angles / 2  # real trig, then complex: complex cos/sin are several times slower
         rotations = (
             torch.cos(half).to(self.dtype)[..., None, None] * self._cos_basis
@@ -320,7 +343,7 @@ class CircuitSimulator:
                 rotations,
                 self._fixed_singles.expand(batch, -1, -1, -1),
                 torch.stack(others, 1) if others else rotations[:, :0],
-                torch.eye(2, dtype=self.dtype).expand(batch, 1, 2, 2),
+                torch.eye(2, dtype=self.dtype, device=angles.device).expand(batch, 1, 2, 2),
             ],
             dim=1,
         )
@@ -361,6 +384,8 @@ class ExactBackendModule(torch.nn.Module):
         self.register_buffer("readout", readout, persistent=False)
 
     def forward(self, values: torch.Tensor) -> torch.Tensor:
+        # The compiled program follows its inputs (the head's device) the first time they move.
+        self.simulator.to(values.device)
         initial = None
         if self.closed_form_prep:
             angles = values[:, : self.n_inputs].to(self.simulator.real_dtype)
@@ -444,7 +469,7 @@ def _mat2(a, b, c, d) -> torch.Tensor:
 def _controlled(base: torch.Tensor, one, zero) -> torch.Tensor:
     """4x4 controlled-U with the control on the first qarg (Qiskit's little-endian matrix)."""
     batch = base.shape[0]
-    out = torch.zeros((batch, 4, 4), dtype=base.dtype)
+    out = torch.zeros((batch, 4, 4), dtype=base.dtype, device=base.device)
     out[:, 0, 0] = one
     out[:, 2, 2] = one
     # Control is qarg 0 = low bit: the target acts on indices 1 (|t=0,c=1>) and 3 (|t=1,c=1>).
@@ -458,7 +483,7 @@ def _controlled(base: torch.Tensor, one, zero) -> torch.Tensor:
 def _two_qubit_rotation(name: str, c, s, zero) -> torch.Tensor:
     """exp(-iθ/2 P⊗P) for P in X, Y, Z."""
     batch = c.shape[0]
-    out = torch.zeros((batch, 4, 4), dtype=c.dtype)
+    out = torch.zeros((batch, 4, 4), dtype=c.dtype, device=c.device)
     if name == "rzz":
         for k, sign in enumerate((1, -1, -1, 1)):
             out[:, k, k] = c - 1j * sign * s

@@ -161,6 +161,7 @@ def _warm_start(encoder: Encoder, teacher: EntityTagger | None, tags: list[str],
     encoder.load_adapter(teacher.checkpoint.adapter_dir, trainable=True)
     head = Head(teacher.head.config, backend=backend)
     head.load_state_dict(teacher.head.state_dict())
+    head.to(encoder.device)  # the run's device (see build_head)
     settings = teacher.checkpoint.settings.get("lora", {})
     return LoraSettings(**{k: v for k, v in settings.items() if k in ("r", "alpha", "dropout", "target_modules")}), head
 

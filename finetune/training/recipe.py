@@ -40,10 +40,12 @@ Callbacks = Sequence[TrainerCallback | Callable[[dict[str, float]], None]]
 
 
 def build_head(config: HeadConfig, encoder: Encoder, n_classes: int, backend: str, *, seed: int | None = None) -> Head:
-    """A fresh head for ``encoder``'s features and ``n_classes`` outputs (seeded first when ``seed`` is given)."""
+    """A fresh head for ``encoder``'s features and ``n_classes`` outputs (seeded first when ``seed`` is
+    given), on the encoder's device: the run trains wherever the encoder was put."""
     if seed is not None:
         seed_everything(seed)
-    return Head(replace(config, in_features=encoder.dim, n_classes=n_classes), backend=backend)
+    head = Head(replace(config, in_features=encoder.dim, n_classes=n_classes), backend=backend)
+    return head.to(encoder.device)
 
 
 def add_adapter(encoder: Encoder, lora: LoraSettings, *, seed: int | None = None) -> None:

@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from finetune.models.device import module_device
+
 log = logging.getLogger(__name__)
 
 Inputs = torch.Tensor | Sequence[Any]
@@ -205,6 +207,9 @@ class Trainer:
         # No validation data: a refit on all the data, with the epochs chosen by an earlier run
         # that had validation; it runs every epoch and keeps the last weights.
         validating = len(val_inputs) > 0
+        # Batches follow the model: move the model (``.to(device)``) and the trainer does the rest.
+        device = module_device(self.model)
+        val_labels = val_labels.cpu()  # scored against predict_logits' CPU logits
         seed_everything(args.seed)
         generator = torch.Generator().manual_seed(args.seed)
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -233,8 +238,8 @@ class Trainer:
                     loop.order = torch.randperm(len(train_inputs), generator=generator)
                 for begin in range(loop.next_batch * args.batch_size, len(loop.order), args.batch_size):
                     index = loop.order[begin : begin + args.batch_size]
-                    logits = self.model(_take(train_inputs, index))
-                    loss = loss_fn(logits, train_labels[index])
+                    logits = self.model(_take(train_inputs, index, device))
+                    loss = loss_fn(logits, train_labels[index].to(device))
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     if args.max_grad_norm is not None:
@@ -364,11 +369,12 @@ class Trainer:
 
     @torch.no_grad()
     def predict_logits(self, inputs: Inputs, batch_size: int | None = None) -> torch.Tensor:
-        """Logits for all ``inputs`` in eval mode, batched."""
+        """Logits for all ``inputs`` in eval mode, batched, on the CPU (wherever the model runs)."""
         self.model.eval()
+        device = module_device(self.model)
         size = batch_size or max(self.args.batch_size, 256)
         chunks = [
-            self.model(_take(inputs, torch.arange(i, min(i + size, len(inputs)))))
+            self.model(_take(inputs, torch.arange(i, min(i + size, len(inputs))), device)).cpu()
             for i in range(0, len(inputs), size)
         ]
         return torch.cat(chunks).float()
@@ -405,10 +411,11 @@ def _module_states(model: nn.Module) -> dict[str, Any]:
     return {name: module.training_state() for name, module in model.named_modules() if hasattr(module, "training_state")}
 
 
-def _take(inputs: Inputs, index: torch.Tensor) -> Inputs:
+def _take(inputs: Inputs, index: torch.Tensor, device: torch.device | None = None) -> Inputs:
     if isinstance(inputs, torch.Tensor):
-        return inputs[index]
-    return [inputs[i] for i in index.tolist()]
+        rows = inputs[index.to(inputs.device)]
+        return rows if device is None else rows.to(device)
+    return [inputs[i] for i in index.tolist()]  # texts: the model's encoder moves its token ids
 
 
 def _tensorboard(log_dir: str | None):

@@ -89,3 +89,14 @@ def test_a_missing_default_topic_model_is_noted_and_none_is_silent(monkeypatch, 
     assert scoring.topic_model_dir(ScoringConfig(topic_model=str(tmp_path))) == tmp_path  # a path given is used as it is
     with pytest.raises(ValueError, match="topic_model must be a checkpoint folder"):
         ScoringConfig(topic_model=" ")
+
+
+def test_scoring_on_a_gpu_needs_the_torch_runtime():
+    from agent.monitor.cli import scoring_device
+    from agent.monitor.scoring import ScoringConfig
+
+    with pytest.raises(ValueError, match="runs on the CPU; use --runtime torch"):
+        ScoringConfig(runtime="onnx-int8", device="cuda")
+    assert ScoringConfig(runtime="torch", device="cuda").device == "cuda"
+    assert scoring_device("auto", "onnx-int8") == "cpu"  # ONNX Runtime is CPU-only: auto keeps the CPU
+    assert scoring_device("cpu", "torch") == "cpu"

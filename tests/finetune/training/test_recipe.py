@@ -14,7 +14,10 @@ from finetune.training.trainer import TrainingArguments
 
 
 class _Dim:
+    """What build_head reads of an encoder: its feature width and device."""
+
     dim = 8
+    device = torch.device("cpu")
 
 
 def test_a_seeded_head_starts_from_the_same_weights():
