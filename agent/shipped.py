@@ -27,12 +27,25 @@ KNOWLEDGE_BASE = ASSETS / "knowledge" / "banking.jsonl"
 ROUTER_SETTINGS = ASSETS / "router.json"
 
 DEFAULT_MODELS = {"intents": INTENTS_MODEL, "sentiment": SENTIMENT_MODEL, "ner": NER_MODEL}
+# The other shipped models, by the part of the product that uses them: ``monitor`` (the news
+# monitor's pair) and ``chat`` (the assistant's sentiment model).
+NAMED_MODELS = {
+    ("sentiment", "monitor"): NEWS_SENTIMENT_MODEL,
+    ("ner", "monitor"): NEWS_NER_MODEL,
+    ("sentiment", "chat"): CHAT_SENTIMENT_MODEL,
+}
 
 
 def model_path(model: str | Path | None, task: str) -> Path:
-    """The checkpoint folder ``model`` names: ``None`` or ``"default"`` is the shipped model of ``task``."""
+    """The checkpoint folder ``model`` names: ``None`` or ``"default"`` is the shipped model of ``task``;
+    ``"monitor"`` the news monitor's model of ``task``, ``"chat"`` the assistant's sentiment model."""
     if model is None or str(model) == "default":
         if task not in DEFAULT_MODELS:
             raise ValueError(f"no shipped model for task {task!r}; have {', '.join(DEFAULT_MODELS)}")
         return DEFAULT_MODELS[task]
+    if (task, str(model)) in NAMED_MODELS:
+        return NAMED_MODELS[(task, str(model))]
+    if str(model) in {name for _, name in NAMED_MODELS} and not Path(model).exists():
+        have = ", ".join(["default"] + [name for kind, name in NAMED_MODELS if kind == task])
+        raise ValueError(f"no shipped {model!r} model for task {task!r}; have {have}, or pass a model folder")
     return Path(model)

@@ -20,6 +20,7 @@ from eval.reports import plot_confusion_matrix, plot_training_curves, write_repo
 from finetune.models.classifier import TextClassifier
 from finetune.data.loaders import OUT_OF_SCOPE, DataError, TextExample, load_intents, load_sentiment
 from finetune.models.encoder import FeatureCache
+from eval.news_sentences import NEWS_SETS, load_news_sentences
 
 SPLITS = ("train", "validation", "test")
 
@@ -49,6 +50,11 @@ def load_eval_data(
     ``val_fraction`` is the share carved for a validation split the source lacks (as in training)."""
     if split not in SPLITS:
         raise DataError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
+    if task == "sentiment" and source.lower() in NEWS_SETS:
+        # A news set is a test set as a whole: nothing of it is carved off for training or validation.
+        if split != "test" or oos_source is not None:
+            raise DataError(f"--data {source} is one test set; use --split test and no --oos-data")
+        return EvalData(source.lower(), split, load_news_sentences(source.lower()), [])
     loader = load_intents if task == "intents" else load_sentiment
     dataset = loader(source, data_dir=data_dir, text_column=text_column, label_column=label_column,
                      val_fraction=val_fraction)

@@ -199,7 +199,7 @@ def bench_ablation(
 # ``agent eval …``: score trained models on data splits (report.json + PNG plots).
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate trained models on data splits.")
 
-_Model = Annotated[str, typer.Argument(help="Model directory, or 'default' for the shipped model.")]
+_Model = Annotated[str, typer.Argument(help="Model directory, 'default' for the shipped model, or (sentiment) 'monitor' / 'chat' for the news monitor's / the assistant's.")]
 _DataDir = Annotated[Path | None, typer.Option(help="Folder of the built-in data sets (default $QAGENT_DATA_DIR or ../shared/data).")]
 _Split = Annotated[str, typer.Option(help="Split to score: train, validation or test.")]
 _Backend = Annotated[str | None, typer.Option(help="Run the head's circuits here, e.g. aer:noise=fake_sherbrooke,shots=1024 (pair with --limit).")]
@@ -257,7 +257,7 @@ def eval_intents(
 @tracked_run("eval")
 def eval_sentiment(
     model: _Model,
-    data: Annotated[str, typer.Option(help="Data set name, file/folder or hub id.")] = "fin_tweets",
+    data: Annotated[str, typer.Option(help="Data set name (fin_tweets; news or news-dev: financial news sentences, eval/news_sentences.md), file/folder or hub id.")] = "fin_tweets",
     data_dir: _DataDir = None,
     split: _Split = "test",
     backend: _Backend = None, limit: _Limit = None, seed: _Seed = 0,

@@ -138,6 +138,7 @@ def sentiment(
     lora_targets: LoraTargets = "query,value", encoder: EncoderPath = "default", max_length: MaxLength = 128,
     json_output: JsonOutput = False, dry_run: DryRun = False, max_qpu_seconds: MaxQpuSeconds = None,
     device: DeviceOption = "cpu",
+    soft_labels: Annotated[Path | None, typer.Option(help="Distillation: JSONL of texts with a teacher's probabilities (agent finetune soft-labels), trained on beside the labelled data.")] = None,
 ) -> dict[str, Any]:
     """Train a sentiment classifier (finance tweets by default; labels negative/positive/neutral)."""
     dataset, _ = _sentiment_data(locals())
@@ -151,8 +152,13 @@ def _train_classifier(ctx: typer.Context, task: str, dataset: Any, oos: Any, o: 
     spec = ClassifierSpec(task=task, head=head_config(o), lora=lora_settings(o) if o["lora"] else None,
                           min_oos_recall=o.get("oos_recall"))
     out = Path(o["out"])
+    soft = []
+    if o.get("soft_labels") is not None:
+        from finetune.data.soft_labels import read_soft_labels
+
+        soft = read_soft_labels(o["soft_labels"], dataset.labels)
     trained = train_classifier(dataset, spec, training_arguments(o, out), load_encoder(o), out, oos=oos,
-                               backend=o["backend"], command=command_line(ctx), **training_hooks(ctx))
+                               backend=o["backend"], command=command_line(ctx), soft=soft, **training_hooks(ctx))
     summary = {key: value for key, value in trained.metrics.items() if key != "history"}
     summary = {"model": str(trained.path), "task": task, "labels": len(trained.classifier.labels), **summary}
     if o["json_output"]:
@@ -404,6 +410,25 @@ def ensemble(
                 typer.echo(f"    {name:<40} {row['accuracy']:.4f} / {row['macro_f1']:.4f}")
     typer.echo(f"  evaluate: agent eval {task} {folder}")
     return summary
+
+
+@app.command("soft-labels")
+@friendly_errors
+def soft_labels(
+    teacher: Annotated[Path, typer.Argument(help="The teacher: a classifier checkpoint folder.")],
+    texts: Annotated[Path, typer.Argument(help="Texts to label: a CSV/TSV (the --text-column) or a plain file, one text a line.")],
+    out: Annotated[Path, typer.Option(help="JSONL to write: one {text, probs} record a text.")],
+    text_column: TextColumn = "text",
+    limit: Annotated[int | None, typer.Option(help="Label only a seeded sample of this many texts.", min=1)] = None,
+    seed: Seed = 0,
+    threads: Threads = None,
+) -> None:
+    """Label texts with a teacher's class probabilities, for a student's --soft-labels (distillation)."""
+    from finetune.training.distill import label_file
+
+    set_threads(threads)
+    count = label_file(teacher, texts, out, text_column=text_column, limit=limit, seed=seed)
+    typer.echo(f"{count} texts labelled by {teacher} -> {out}")
 
 
 @app.command("checksums")

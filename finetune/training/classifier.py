@@ -26,10 +26,12 @@ from torch import nn
 
 from finetune.data.loaders import TextDataset, TextExample
 from finetune.data.oos import OOSExamples, choose_threshold
+from finetune.data.soft_labels import SoftExample
 from finetune.models.classifier import TASKS, EncodedClassifier, TextClassifier
 from finetune.models.encoder import Encoder, FeatureCache
 from finetune.models.heads import HeadConfig
 from finetune.models.lora import LoraSettings
+from finetune.training.distill import soft_cross_entropy, target_rows
 from finetune.training.recipe import add_adapter, build_head, fit, mode_settings, run_metrics, save_model
 from finetune.training.trainer import Checkpointing, TrainerCallback, TrainingArguments, TrainResult
 
@@ -82,6 +84,7 @@ def train_classifier(
     command: str | None = None,
     callbacks: Sequence[TrainerCallback | Callable[[dict[str, float]], None]] = (),
     checkpointing: Checkpointing | None = None,
+    soft: Sequence[SoftExample] = (),
 ) -> TrainedClassifier:
     """Train a head (and optionally LoRA adapters) and write a checkpoint to ``out``.
 
@@ -98,6 +101,8 @@ def train_classifier(
         command: The command line to record in ``config.json``.
         callbacks, checkpointing: Passed to the :class:`~finetune.training.trainer.Trainer` (progress of a
             recorded run; mid-run checkpoints and the one to resume from).
+        soft: Texts with a teacher's probabilities (:mod:`finetune.training.distill`), trained on
+            beside ``dataset.train``; validation (early stopping) stays on the hard labels.
     """
     start = time.perf_counter()
     train, validation = list(dataset.train), list(dataset.validation)
@@ -116,13 +121,22 @@ def train_classifier(
         # Splits are cached separately so other runs (eval, ablation) reuse the same entries.
         x_train = _features(cache, encoder, dataset.train, oos.train if oos else None, progress)
         x_val = _features(cache, encoder, dataset.validation, oos.validation if oos else None, progress)
+        if soft:
+            x_soft = cache.get_or_compute(encoder, [ex.text for ex in soft], progress=progress)
+            x_train = torch.cat([x_train, x_soft])
         model, rows_train, rows_val = head, x_train, x_val
     else:
         add_adapter(encoder, spec.lora, seed=args.seed)
         model = EncodedClassifier(encoder, head)
-        rows_train, rows_val = [ex.text for ex in train], [ex.text for ex in validation]
+        rows_train = [ex.text for ex in train] + [ex.text for ex in soft]
+        rows_val = [ex.text for ex in validation]
+    loss_fn = None
+    if soft:
+        # Hard and soft rows share one loss: every training target becomes a distribution.
+        y_train = target_rows(y_train, soft, labels, args.label_smoothing)
+        loss_fn = soft_cross_entropy(args.label_smoothing)
     trainer, result = fit(model, args, (rows_train, y_train), (rows_val, y_val), callbacks=callbacks,
-                          checkpointing=checkpointing)
+                          checkpointing=checkpointing, loss_fn=loss_fn)
     settings = mode_settings(spec.lora)
     metrics = run_metrics(result, start, head, "val_macro_f1")
     if oos is not None:
@@ -137,7 +151,8 @@ def train_classifier(
         metrics["threshold"] = threshold
         metrics["val_oos"] = stats
     path = save_model(Path(out), task=spec.task, head=head, labels=labels, encoder=encoder,
-                      training={**args.to_dict(), "data": dataset.name, "train_examples": len(train)},
+                      training={**args.to_dict(), "data": dataset.name, "train_examples": len(train),
+                                **({"soft_examples": len(soft)} if soft else {})},
                       settings=settings, metrics=metrics, command=command, with_adapter=spec.lora is not None)
     # A frozen encoder is shared as is; a LoRA model loads its own copy when first used.
     classifier = TextClassifier.load(path, backend=backend, encoder=encoder if spec.lora is None else None)

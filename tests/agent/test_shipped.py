@@ -17,3 +17,14 @@ def test_the_shipped_files_are_there():
     assert (NER_MODEL / "config.json").is_file() or (NER_MODEL / "ensemble.json").is_file()
     assert (CHAT_SENTIMENT_MODEL / "config.json").is_file()
     assert KNOWLEDGE_BASE.is_file()
+
+
+def test_monitor_and_chat_name_the_other_shipped_models():
+    from agent.shipped import NEWS_NER_MODEL, NEWS_SENTIMENT_MODEL
+
+    assert model_path("monitor", "sentiment") == NEWS_SENTIMENT_MODEL
+    assert model_path("monitor", "ner") == NEWS_NER_MODEL
+    assert model_path("chat", "sentiment") == CHAT_SENTIMENT_MODEL
+    assert (NEWS_SENTIMENT_MODEL / "config.json").is_file()
+    with pytest.raises(ValueError, match="no shipped 'chat' model for task 'ner'; have default, monitor"):
+        model_path("chat", "ner")

@@ -105,3 +105,50 @@ def test_finetune_joint_names_a_missing_teacher(tmp_path):
     result = runner.invoke(app, ["finetune", "joint", "--sentiment-out", str(tmp_path / "s"), "--ner-out", str(tmp_path / "n"),
                                  "--teacher", str(tmp_path / "nowhere")])
     assert result.exit_code == 1 and "nowhere" in result.output and "Traceback" not in result.output
+
+
+def test_soft_labels_then_a_student_trained_with_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("QAGENT_HOME", str(tmp_path / "home"))
+    path = tmp_path / "tweets.csv"
+    write_csv(path, labels={"positive": TEXTS["balance"], "negative": TEXTS["card_lost"], "neutral": OOS + ["ok", "fine"]})
+    teacher = tmp_path / "teacher"
+    result = runner.invoke(app, ["finetune", "sentiment", "--data", str(path), "--head", "linear", "--epochs", "1",
+                                 "--out", str(teacher)])
+    assert result.exit_code == 0, result.output
+    (tmp_path / "headlines.txt").write_text("Card stolen at the station\nBalance looks healthy\n", encoding="utf-8")
+    soft = tmp_path / "soft.jsonl"
+    result = runner.invoke(app, ["finetune", "soft-labels", str(teacher), str(tmp_path / "headlines.txt"), "--out", str(soft)])
+    assert result.exit_code == 0, result.output
+    assert "2 texts labelled" in result.output and len(soft.read_text().splitlines()) == 2
+    result = runner.invoke(app, ["finetune", "sentiment", "--data", str(path), "--head", "linear", "--epochs", "1",
+                                 "--soft-labels", str(soft), "--out", str(tmp_path / "student")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "student" / "config.json").read_text())["training"]["soft_examples"] == 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["finetune", "sentiment", "--data", "{csv}", "--soft-labels", "{tmp}/none.jsonl", "--out", "x"],
+         "soft-label file not found"),
+        (["finetune", "soft-labels", "{tmp}", "{tmp}/none.csv", "--out", "x"], "text file not found"),
+        (["eval", "sentiment", "chat", "--data", "news", "--split", "validation"], "--data news is one test set"),
+    ],
+)
+def test_bad_distillation_input_is_one_line_and_exit_1(argv, message, intents_csv, tmp_path):
+    argv = [a.replace("{csv}", str(intents_csv)).replace("{tmp}", str(tmp_path)) for a in argv]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 1, result.output
+    assert message in result.output and "Traceback" not in result.output
+    # The model's loading bar may come first; the error itself is one line.
+    assert [line for line in result.output.splitlines() if message in line][0].startswith("error: "), result.output
+
+
+@pytest.mark.slow
+def test_eval_sentiment_monitor_scores_the_news_sentences(tmp_path):
+    result = runner.invoke(app, ["eval", "sentiment", "monitor", "--data", "news", "--limit", "12", "--out", str(tmp_path),
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["n"] == 12 and 0.0 <= report["accuracy"] <= 1.0
+    assert (tmp_path / "report.json").is_file() and (tmp_path / "confusion_matrix.png").is_file()

@@ -1,0 +1,77 @@
+"""Distillation: soft targets, their loss, soft-label files, and the classifier recipe trained with them."""
+
+import json
+
+import pytest
+import torch
+
+from finetune.data.loaders import DataError
+from finetune.data.soft_labels import SoftExample, read_soft_labels, read_texts, write_soft_labels
+from finetune.models.encoder import FeatureCache
+from finetune.models.heads import HeadConfig
+from finetune.training.classifier import ClassifierSpec, train_classifier
+from finetune.training.distill import soft_cross_entropy, target_rows, teacher_soft_labels
+from finetune.training.trainer import TrainingArguments
+from text_data import tiny_intents
+
+LABELS = ["balance", "card_lost", "transfer"]
+
+
+def test_hard_rows_are_smoothed_one_hot_and_soft_rows_follow_the_label_order():
+    soft = [SoftExample("x", {"transfer": 0.5, "balance": 0.25, "card_lost": 0.25})]
+    rows = target_rows(torch.tensor([1, 0]), soft, LABELS, label_smoothing=0.3)
+    assert torch.allclose(rows, torch.tensor([[0.1, 0.8, 0.1], [0.8, 0.1, 0.1], [0.25, 0.25, 0.5]]))
+
+
+def test_soft_cross_entropy_equals_cross_entropy_on_the_same_targets():
+    logits = torch.tensor([[2.0, -1.0, 0.5], [0.0, 0.3, -0.2]])
+    hard = torch.tensor([0, 2])
+    loss = soft_cross_entropy(0.1)
+    expected = torch.nn.functional.cross_entropy(logits, hard, label_smoothing=0.1)
+    assert torch.isclose(loss(logits, target_rows(hard, [], LABELS, 0.1)), expected)
+    assert torch.isclose(loss(logits, hard), expected)  # validation keeps class ids
+
+
+def test_soft_label_files_round_trip_and_bad_ones_are_one_line_errors(tmp_path):
+    path = tmp_path / "soft.jsonl"
+    examples = [SoftExample("Shares rose.", {"balance": 0.2, "card_lost": 0.3, "transfer": 0.5})]
+    assert write_soft_labels(path, examples) == 1
+    assert read_soft_labels(path, LABELS) == examples
+    with pytest.raises(DataError, match="differ from the model's"):
+        read_soft_labels(path, ["negative", "neutral", "positive"])
+    path.write_text(json.dumps({"text": "a", "probs": {"balance": 0.9, "card_lost": 0.3, "transfer": 0.0}}) + "\n")
+    with pytest.raises(DataError, match=r"soft.jsonl:1: probs must sum to 1"):
+        read_soft_labels(path, LABELS)
+    path.write_text("{oops\n")
+    with pytest.raises(DataError, match="soft.jsonl:1: not JSON"):
+        read_soft_labels(path, LABELS)
+    with pytest.raises(DataError, match="write one with `agent finetune soft-labels`"):
+        read_soft_labels(tmp_path / "none.jsonl", LABELS)
+
+
+def test_texts_to_label_come_from_a_csv_column_or_lines(tmp_path):
+    (tmp_path / "h.csv").write_text('text,label\n"Oil rose, again",3\nGold fell,1\n', encoding="utf-8")
+    (tmp_path / "h.txt").write_text("one\n\ntwo\n", encoding="utf-8")
+    assert read_texts(tmp_path / "h.csv") == ["Oil rose, again", "Gold fell"]
+    assert read_texts(tmp_path / "h.txt") == ["one", "two"]
+    with pytest.raises(DataError, match="no column 'headline'.*--text-column"):
+        read_texts(tmp_path / "h.csv", "headline")
+
+
+@pytest.mark.slow
+def test_a_student_learns_the_teacher_on_texts_without_labels(base_encoder, tmp_path):
+    args = TrainingArguments(epochs=30, batch_size=8, lr=0.05, patience=40, progress=False)
+    spec = ClassifierSpec(task="sentiment", head=HeadConfig(kind="linear"))
+    cache = FeatureCache(tmp_path / "cache")
+    teacher = train_classifier(tiny_intents(), spec, args, base_encoder, tmp_path / "teacher", cache=cache)
+    unlabelled = ["my debit card was stolen this morning", "please move 20 euros to my savings account",
+                  "how much is left on my account today"]
+    soft = teacher_soft_labels(teacher.classifier, unlabelled)
+    assert [max(ex.probs, key=ex.probs.get) for ex in soft] == [p.label for p in teacher.classifier.predict(unlabelled)]
+    student = train_classifier(tiny_intents(), spec, args, base_encoder, tmp_path / "student", cache=cache, soft=soft)
+    config = json.loads((tmp_path / "student" / "config.json").read_text())
+    assert config["training"]["soft_examples"] == 3
+    assert [p.label for p in student.classifier.predict(unlabelled)] == [max(ex.probs, key=ex.probs.get) for ex in soft]
+    with pytest.raises(ValueError, match="cover exactly the labels"):
+        train_classifier(tiny_intents(), spec, args, base_encoder, tmp_path / "x", cache=cache,
+                         soft=[SoftExample("a", {"negative": 1.0})])
