@@ -104,21 +104,31 @@ def bench_monitor(
 @friendly_errors
 def bench_ablation(
     data_dir: Annotated[Path | None, typer.Option(help="Folder of the built-in data sets.")] = None,
-    rows: Annotated[str, typer.Option(help="Comma-separated rows: linear,quantum,mlp=quantum,hybrid,mlp=hybrid,qsvc.")] = "linear,quantum,mlp=quantum,hybrid,mlp=hybrid,qsvc",
+    data: Annotated[str, typer.Option(help="banking77 (intents) or fin_topics (news topics; scored on its valid.csv).")] = "banking77",
+    share_adapter: Annotated[Path | None, typer.Option(help="Read the features through this model's LoRA adapter, frozen (e.g. agent/assets/models/news-sentiment, which the shipped topic model reads).")] = None,
+    rows: Annotated[str, typer.Option(help="Comma-separated rows: linear,quantum,mlp=quantum,hybrid,mlp=hybrid,qsvc,logreg.")] = "linear,quantum,mlp=quantum,hybrid,mlp=hybrid,qsvc",
     epochs: Annotated[int, typer.Option(help="Most epochs per head (early stopping on validation macro-F1).")] = 30,
     seed: Annotated[int, typer.Option(help="Seed of every head's training.")] = 0,
     qsvc_per_class: Annotated[int, typer.Option(help="QSVC training examples per class (kernel cost grows with the square).")] = 20,
     out: Annotated[Path, typer.Option(help="Folder for ablation.json.")] = Path("qagent-eval/ablation"),
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Head ablation on BANKING77 frozen features: linear, quantum, matched MLPs, hybrid, QSVC."""
-    from eval.ablation import format_table, run_ablation
+    """Head ablation on frozen features (BANKING77 or fin_topics): linear, quantum, matched MLPs, hybrid, QSVC, logistic regression."""
+    from eval.ablation import DATA, format_table, run_ablation
     from eval.reports import write_report
     from finetune.quantum.kernel import QSVCConfig
     from finetune.training.trainer import TrainingArguments
 
+    if data not in DATA:
+        raise ValueError(f"--data must be one of {', '.join(DATA)}, got {data!r}")
+    adapter = None
+    if share_adapter is not None:
+        adapter = share_adapter / "adapter"
+        if not (adapter / "adapter_model.safetensors").is_file():
+            raise ValueError(f"--share-adapter {share_adapter} has no LoRA adapter (adapter/adapter_model.safetensors); "
+                             "name a LoRA model such as agent/assets/models/news-sentiment")
     report = run_ablation(
-        data_dir=data_dir, rows=tuple(r.strip() for r in rows.split(",") if r.strip()),
+        data=data, adapter=adapter, data_dir=data_dir, rows=tuple(r.strip() for r in rows.split(",") if r.strip()),
         args=TrainingArguments(epochs=epochs, seed=seed, progress=not json_output),
         qsvc=QSVCConfig(per_class=qsvc_per_class, seed=seed),
     )
@@ -203,8 +213,29 @@ def eval_sentiment(
               label_column, out, json_output, runtime)
 
 
+@eval_app.command("topics")
+@friendly_errors
+@guard_cost(_eval_plan("topics"))
+@tracked_run("eval")
+def eval_topics(
+    model: _Model,
+    data: Annotated[str, typer.Option(help="'fin_topics', a CSV/JSONL file or folder (labels as topic ids or names), or a hub id.")] = "fin_topics",
+    data_dir: _DataDir = None,
+    split: _Split = "test",
+    topic_names: Annotated[Path | None, typer.Option(help="labels.json naming the topic ids of --data, in id order (default: fin_topics/labels.json).")] = None,
+    backend: _Backend = None, limit: _Limit = None, seed: _Seed = 0,
+    text_column: _TextColumn = "text", label_column: _LabelColumn = "label",
+    runtime: _Runtime = "torch", out: _Out = None, json_output: _Json = False,
+    dry_run: DryRun = False, max_qpu_seconds: MaxQpuSeconds = None,
+) -> dict:
+    """Accuracy, macro-F1, per-topic report, ECE and confusion matrix of a news-topic model
+    (fin_topics' valid.csv is its test split)."""
+    return _evaluate("topics", model, data, data_dir, split, None, backend, limit, seed, text_column,
+                     label_column, out, json_output, runtime, topic_names=topic_names)
+
+
 def _evaluate(task, model, data, data_dir, split, oos_data, backend, limit, seed, text_column, label_column,
-              out, json_output, runtime="torch") -> dict:
+              out, json_output, runtime="torch", topic_names=None) -> dict:
     from eval.classification import evaluate_classifier, format_report, load_eval_data
     from finetune.models.encoder import FeatureCache
     from agent.shipped import model_path
@@ -215,7 +246,7 @@ def _evaluate(task, model, data, data_dir, split, oos_data, backend, limit, seed
         raise ValueError(f"{model} is a {classifier.task} model; use `agent eval {classifier.task}`")
     classifier.use_runtime(runtime)
     eval_data = load_eval_data(task, data, split, data_dir=data_dir, text_column=text_column,
-                               label_column=label_column, oos_source=oos_data)
+                               label_column=label_column, oos_source=oos_data, topic_names=topic_names)
     report = evaluate_classifier(
         classifier, eval_data, out=out or Path("qagent-eval") / task, limit=limit, seed=seed,
         backend=backend, cache=FeatureCache(), progress=not json_output,

@@ -1,6 +1,7 @@
-"""Run intents, entities and sentiment together, with as few encoder passes as the models allow.
+"""Run intents, entities, sentiment and topics together, with as few encoder passes as the models allow.
 
-The assistant and the news monitor ask all three models about every text. This module is the one
+The assistant and the news monitor ask several models about every text (the monitor: sentiment,
+entities and topic). This module is the one
 place that decides which models share a pass (:func:`plan_passes`); callers run the plan, in turn
 (:func:`analyze`) or with the passes that need no plain encoder on worker threads
 (``agent.nlu.NLU``), and get the same :class:`Analysis` either way.
@@ -67,10 +68,12 @@ class Analysis:
     intent: Any | None = None  # finetune.models.classifier.Prediction
     entities: list[Entity] = field(default_factory=list)
     sentiment: Any | None = None  # finetune.models.classifier.Prediction
+    topic: Any | None = None  # finetune.models.classifier.Prediction
 
 
 PLAIN, SHARED, OWN = "plain", "shared", "own"
-ROLES = ("intents", "entities", "sentiment")
+ROLES = ("intents", "entities", "sentiment", "topics")
+SENTENCE_ROLES = tuple(role for role in ROLES if role != "entities")
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,7 @@ class EncoderPass:
     Attributes:
         kind: ``plain`` (the plain encoder), ``shared`` (the tagger's adapted encoder, read by the
             classifiers trained on the same adapter) or ``own`` (one model's own ``predict``).
-        readers: The roles (``intents``, ``entities``, ``sentiment``) that read this pass.
+        readers: The roles (``intents``, ``entities``, ``sentiment``, ``topics``) that read this pass.
         words: Whether the pass also computes word features (a tagger reads it).
     """
 
@@ -105,7 +108,7 @@ def plan_passes(models: dict[str, Any], *, need_features: bool = False) -> PassP
     """Decide which of ``models`` (``{role: model or None}``) share an encoder pass.
 
     Args:
-        models: The intent classifier, entity tagger and sentiment classifier by role; None skips one.
+        models: The intent classifier, entity tagger, sentiment and topic classifiers by role; None skips one.
         need_features: Run the plain pass even when no frozen model reads it (the caller wants
             its sentence features, e.g. as the knowledge-base query vector).
     """
@@ -118,7 +121,7 @@ def plan_passes(models: dict[str, Any], *, need_features: bool = False) -> PassP
     tagger = asked.get("entities")
     adapted = [role for role in ROLES if role in asked and role not in frozen]
     if tagger is not None and "entities" in adapted:
-        joint = tuple(role for role in ("intents", "sentiment") if role in adapted
+        joint = tuple(role for role in SENTENCE_ROLES if role in adapted
                       and asked[role].shares_encoder_with(tagger))
         if joint:
             others.append(EncoderPass(SHARED, ("entities", *joint), words=True))
@@ -158,8 +161,9 @@ def assemble(n_texts: int, predictions: dict[str, list[Any]]) -> list[Analysis]:
     """One :class:`Analysis` per text from every pass's predictions by role."""
     none: list[Any] = [None] * n_texts
     entities = predictions.get("entities") or [[] for _ in range(n_texts)]
-    return [Analysis(intent=i, entities=e, sentiment=s)
-            for i, e, s in zip(predictions.get("intents", none), entities, predictions.get("sentiment", none))]
+    return [Analysis(intent=i, entities=e, sentiment=s, topic=t)
+            for i, e, s, t in zip(predictions.get("intents", none), entities, predictions.get("sentiment", none),
+                                  predictions.get("topics", none))]
 
 
 def analyze(
@@ -169,12 +173,14 @@ def analyze(
     intents: SentenceModel | None = None,
     entities: WordModel | None = None,
     sentiment: SentenceModel | None = None,
+    topics: SentenceModel | None = None,
 ) -> list[Analysis]:
     """Run the given models over ``texts``, one :class:`Analysis` per text.
 
     See :func:`analyze_with_features` for the arguments; this drops the shared features.
     """
-    return analyze_with_features(texts, encoder=encoder, intents=intents, entities=entities, sentiment=sentiment)[0]
+    return analyze_with_features(texts, encoder=encoder, intents=intents, entities=entities, sentiment=sentiment,
+                                 topics=topics)[0]
 
 
 def analyze_with_features(
@@ -184,6 +190,7 @@ def analyze_with_features(
     intents: SentenceModel | None = None,
     entities: WordModel | None = None,
     sentiment: SentenceModel | None = None,
+    topics: SentenceModel | None = None,
     need_features: bool = False,
 ) -> tuple[list[Analysis], torch.Tensor | None]:
     """Like :func:`analyze`, and also return the plain encoder's sentence features ``[N, D]``.
@@ -199,10 +206,11 @@ def analyze_with_features(
         intents: Intent classifier, or None to skip.
         entities: Entity tagger, or None to skip.
         sentiment: Sentiment classifier, or None to skip.
+        topics: News-topic classifier, or None to skip (its prediction is ``Analysis.topic``).
         need_features: Run the plain pass for its features even when no frozen model reads it.
     """
     texts = checked_texts(texts, encoder)
-    models = {"intents": intents, "entities": entities, "sentiment": sentiment}
+    models = {"intents": intents, "entities": entities, "sentiment": sentiment, "topics": topics}
     predictions: dict[str, list[Any]] = {}
     sentences = None
     if texts:

@@ -128,3 +128,16 @@ def test_the_plan_groups_models_by_the_encoder_pass_they_read():
     # Everything frozen: one plain pass with word features for the tagger.
     plan = plan_passes({"intents": _Model(None), "entities": _Model(None), "sentiment": None})
     assert (plan.plain.readers, plan.plain.words, plan.others) == (("intents", "entities"), True, ())
+
+
+def test_the_plan_gives_the_news_topics_sentiment_and_tagger_one_shared_pass():
+    from finetune.models.passes import plan_passes
+
+    plan = plan_passes({"entities": _Model("j"), "sentiment": _Model("j"), "topics": _Model("j")})
+    assert plan.plain is None
+    assert [(p.kind, p.readers, p.words) for p in plan.others] == [("shared", ("entities", "sentiment", "topics"), True)]
+    # A topic model on another adapter needs a pass of its own; a frozen one reads the plain pass.
+    plan = plan_passes({"entities": _Model("j"), "sentiment": _Model("j"), "topics": _Model("t")})
+    assert [(p.kind, p.readers) for p in plan.others] == [("shared", ("entities", "sentiment")), ("own", ("topics",))]
+    plan = plan_passes({"entities": _Model("j"), "sentiment": _Model("j"), "topics": _Model(None)})
+    assert plan.plain.readers == ("topics",)
