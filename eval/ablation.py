@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from finetune.data.loaders import load_intents, load_topics
+from finetune.data.loaders import limit_examples, load_intents, load_topics
 from finetune.models.encoder import Encoder, EncoderConfig, FeatureCache
 from finetune.models.heads import Head, HeadConfig, count_parameters, matched_mlp
 from finetune.quantum.kernel import QSVCBaseline, QSVCConfig
@@ -41,12 +41,14 @@ def run_ablation(
     encoder: Encoder | None = None,
     cache: FeatureCache | None = None,
     adapter: str | Path | None = None,
+    train_limit: int | None = None,
 ) -> dict[str, Any]:
     """Train each head of ``rows`` on frozen features of ``data`` and score it on the test split.
 
     Args:
         data: ``banking77`` or ``fin_topics`` (whose test split is its ``valid.csv``).
         adapter: A saved LoRA adapter folder to read the features through, frozen (default: none).
+        train_limit: Train on a seeded, label-stratified subsample of this many examples (the seed of ``args``).
         head: The quantum/hybrid shape (default: 4 circuits × 6 qubits, amplitude, probs, depth 2).
         args: Trainer settings shared by every head.
         qsvc: QSVC settings (default: 8 qubits, 20 training examples per class).
@@ -58,6 +60,8 @@ def run_ablation(
         raise ValueError(f"ablation data must be one of {', '.join(DATA)}; got {data!r}")
     args = args or TrainingArguments(progress=False)
     dataset = (load_topics if data == "fin_topics" else load_intents)(data, data_dir=data_dir)
+    if train_limit is not None:
+        dataset.train = limit_examples(dataset.train, train_limit, args.seed)
     # Headlines are short: the topic models read 64 sub-tokens, as the news models whose adapter they share.
     encoder = encoder or Encoder.load(EncoderConfig(max_length=64) if data == "fin_topics" else EncoderConfig())
     if adapter is not None:
@@ -96,6 +100,7 @@ def run_ablation(
         "data": dataset.name,
         "encoder": encoder.fingerprint,
         "adapter": None if adapter is None else str(adapter),
+        "train_limit": train_limit,
         "train_examples": len(dataset.train),
         "test_examples": len(dataset.test),
         "feature_seconds": feature_seconds,

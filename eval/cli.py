@@ -106,6 +106,7 @@ def bench_ablation(
     data_dir: Annotated[Path | None, typer.Option(help="Folder of the built-in data sets.")] = None,
     data: Annotated[str, typer.Option(help="banking77 (intents) or fin_topics (news topics; scored on its valid.csv).")] = "banking77",
     share_adapter: Annotated[Path | None, typer.Option(help="Read the features through this model's LoRA adapter, frozen (e.g. agent/assets/models/news-sentiment, which the shipped topic model reads).")] = None,
+    train_limit: Annotated[int | None, typer.Option(min=1, help="Train every head on a seeded, label-stratified subsample of this many training examples.")] = None,
     rows: Annotated[str, typer.Option(help="Comma-separated rows: linear,quantum,mlp=quantum,hybrid,mlp=hybrid,qsvc,logreg.")] = "linear,quantum,mlp=quantum,hybrid,mlp=hybrid,qsvc",
     epochs: Annotated[int, typer.Option(help="Most epochs per head (early stopping on validation macro-F1).")] = 30,
     seed: Annotated[int, typer.Option(help="Seed of every head's training.")] = 0,
@@ -128,7 +129,7 @@ def bench_ablation(
             raise ValueError(f"--share-adapter {share_adapter} has no LoRA adapter (adapter/adapter_model.safetensors); "
                              "name a LoRA model such as agent/assets/models/news-sentiment")
     report = run_ablation(
-        data=data, adapter=adapter, data_dir=data_dir, rows=tuple(r.strip() for r in rows.split(",") if r.strip()),
+        data=data, adapter=adapter, train_limit=train_limit, data_dir=data_dir, rows=tuple(r.strip() for r in rows.split(",") if r.strip()),
         args=TrainingArguments(epochs=epochs, seed=seed, progress=not json_output),
         qsvc=QSVCConfig(per_class=qsvc_per_class, seed=seed),
     )

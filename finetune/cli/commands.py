@@ -92,10 +92,13 @@ def intents(
 
 
 def _topics_data(o: dict[str, Any]) -> tuple[Any, None]:
-    from finetune.data.loaders import load_topics
+    from finetune.data.loaders import limit_examples, load_topics
 
-    return load_topics(o["data"], data_dir=o["data_dir"], text_column=o["text_column"],
-                       label_column=o["label_column"], val_fraction=o["val_fraction"], seed=o["seed"]), None
+    dataset = load_topics(o["data"], data_dir=o["data_dir"], text_column=o["text_column"],
+                          label_column=o["label_column"], val_fraction=o["val_fraction"], seed=o["seed"])
+    if o.get("train_limit") is not None:
+        dataset.train = limit_examples(dataset.train, o["train_limit"], o["seed"])
+    return dataset, None
 
 
 @app.command("sentiment")
@@ -136,6 +139,7 @@ def topics(
     label_column: LabelColumn = "label",
     val_fraction: ValFraction = 0.1,
     share_adapter: Annotated[Path | None, typer.Option(help="A model whose LoRA adapter the head reads, frozen (e.g. agent/assets/models/news-sentiment): the topic model then shares that model's encoder pass.")] = None,
+    train_limit: Annotated[int | None, typer.Option(min=1, help="Train on a seeded, label-stratified subsample of this many training examples (validation and test stay whole).")] = None,
     head: HeadKind = "hybrid", qubits: Qubits = 6, depth: Depth = 2, encoding: Encoding = "amplitude",
     readout: Readout = "probs", circuits: Circuits = 4, hidden: Hidden = 64, dropout: Dropout = 0.1,
     backend: Backend = "exact", epochs: Epochs = 30, batch_size: BatchSize = 64, lr: Lr = 3e-3,

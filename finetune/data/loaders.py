@@ -173,6 +173,19 @@ def load_topics(
     return TextDataset(dataset.name, labels, splits["train"], splits["validation"], splits["test"], dataset.extra)
 
 
+def limit_examples(examples: list[TextExample], limit: int, seed: int = 0) -> list[TextExample]:
+    """A seeded, label-stratified subsample of ``limit`` examples (all of them when there are fewer).
+
+    For a quick run on a slow machine: the subsample keeps each label's share, and the same seed
+    gives the same examples, so a run on it can be repeated exactly."""
+    if limit < 1:
+        raise DataError(f"a training limit must be a positive number of examples, got {limit}")
+    if limit >= len(examples):
+        return list(examples)
+    _, kept = _carve(list(examples), limit / len(examples), seed, lambda ex: ex.label, "limited training")
+    return kept
+
+
 def read_topic_names(path: str | Path) -> list[str]:
     """Topic names in id order from a ``labels.json`` (a JSON list of distinct, non-empty strings)."""
     path = Path(path)
