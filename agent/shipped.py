@@ -21,17 +21,19 @@ CHAT_SENTIMENT_MODEL = MODELS / "chat-sentiment"
 # The news monitor's pair, trained together on one LoRA adapter: one encoder pass a headline for both.
 NEWS_SENTIMENT_MODEL = MODELS / "news-sentiment"
 NEWS_NER_MODEL = MODELS / "news-ner"
+# The monitor's topic classifier reads the pass of that same adapter (no encoder pass of its own).
 NEWS_TOPICS_MODEL = MODELS / "news-topics"
 
 KNOWLEDGE_BASE = ASSETS / "knowledge" / "banking.jsonl"
 ROUTER_SETTINGS = ASSETS / "router.json"
 
-DEFAULT_MODELS = {"intents": INTENTS_MODEL, "sentiment": SENTIMENT_MODEL, "ner": NER_MODEL}
+DEFAULT_MODELS = {"intents": INTENTS_MODEL, "sentiment": SENTIMENT_MODEL, "ner": NER_MODEL, "topics": NEWS_TOPICS_MODEL}
 # The other shipped models, by the part of the product that uses them: ``monitor`` (the news
 # monitor's pair) and ``chat`` (the assistant's sentiment model).
 NAMED_MODELS = {
     ("sentiment", "monitor"): NEWS_SENTIMENT_MODEL,
     ("ner", "monitor"): NEWS_NER_MODEL,
+    ("topics", "monitor"): NEWS_TOPICS_MODEL,
     ("sentiment", "chat"): CHAT_SENTIMENT_MODEL,
 }
 

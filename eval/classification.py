@@ -19,6 +19,7 @@ from eval import metrics
 from eval.reports import plot_confusion_matrix, plot_training_curves, write_report
 from finetune.models.classifier import TextClassifier
 from finetune.data.loaders import OUT_OF_SCOPE, DataError, TextExample, load_intents, load_sentiment
+from finetune.data.loaders import load_topics, read_topic_names
 from finetune.models.encoder import FeatureCache
 from eval.news_sentences import NEWS_SETS, load_news_sentences
 
@@ -45,9 +46,11 @@ def load_eval_data(
     label_column: str = "label",
     oos_source: str | None = None,
     val_fraction: float = 0.1,
+    topic_names: Path | None = None,
 ) -> EvalData:
     """Load one split of ``source`` for ``task``, plus the matching out-of-scope split when asked;
-    ``val_fraction`` is the share carved for a validation split the source lacks (as in training)."""
+    ``val_fraction`` is the share carved for a validation split the source lacks (as in training);
+    ``topic_names`` is a ``labels.json`` naming the topic ids of a topics source (default: fin_topics')."""
     if split not in SPLITS:
         raise DataError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
     if task == "sentiment" and source.lower() in NEWS_SETS:
@@ -55,9 +58,14 @@ def load_eval_data(
         if split != "test" or oos_source is not None:
             raise DataError(f"--data {source} is one test set; use --split test and no --oos-data")
         return EvalData(source.lower(), split, load_news_sentences(source.lower()), [])
-    loader = load_intents if task == "intents" else load_sentiment
-    dataset = loader(source, data_dir=data_dir, text_column=text_column, label_column=label_column,
-                     val_fraction=val_fraction)
+    if task == "topics":
+        names = read_topic_names(topic_names) if topic_names is not None else None
+        dataset = load_topics(source, data_dir=data_dir, text_column=text_column, label_column=label_column,
+                              val_fraction=val_fraction, topic_names=names)
+    else:
+        loader = load_intents if task == "intents" else load_sentiment
+        dataset = loader(source, data_dir=data_dir, text_column=text_column, label_column=label_column,
+                         val_fraction=val_fraction)
     oos: list[TextExample] = []
     if oos_source is not None:
         from finetune.data.oos import clinc_oos_examples

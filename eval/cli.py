@@ -150,10 +150,13 @@ def bench_monitor(
 @friendly_errors
 def bench_ablation(
     data_dir: Annotated[Path | None, typer.Option(help="Folder of the built-in data sets.")] = None,
+    data: Annotated[str, typer.Option(help="banking77 (intents) or fin_topics (news topics; scored on its valid.csv).")] = "banking77",
+    share_adapter: Annotated[Path | None, typer.Option(help="Read the features through this model's LoRA adapter, frozen (e.g. agent/assets/models/news-sentiment, which the shipped topic model reads).")] = None,
+    train_limit: Annotated[int | None, typer.Option(min=1, help="Train every head on a seeded, label-stratified subsample of this many training examples.")] = None,
     shots: Annotated[str | None, typer.Option(help="Data regimes: BANKING77 training queries per intent, comma-separated, 'full' for all (e.g. 10,30,full); each regime runs every head over --seeds seeds and reports mean ± 95 % interval. Without it: one full-data run of --rows.")] = None,
     seeds: Annotated[int, typer.Option(help="With --shots: seeds per regime (NLU++ 20-fold: seed s trains on fold s).")] = 5,
     nlupp: Annotated[bool, typer.Option("--nlupp/--no-nlupp", help="With --shots: also run NLU++ 20-fold (multi-label intents).")] = True,
-    rows: Annotated[str | None, typer.Option(help="Comma-separated heads. With --shots: linear,mlp=quantum,quantum,quantum-noent,hybrid,mlp=hybrid (the default, all). Without: linear,quantum,mlp=quantum,hybrid,mlp=hybrid,qsvc (the default, all).")] = None,
+    rows: Annotated[str | None, typer.Option(help="Comma-separated heads. With --shots: linear,mlp=quantum,quantum,quantum-noent,hybrid,mlp=hybrid (the default, all). Without: linear,quantum,mlp=quantum,hybrid,mlp=hybrid,qsvc,logreg (the default, all).")] = None,
     epochs: Annotated[int, typer.Option(help="Most epochs per head (early stopping on validation macro-F1; NLU++: micro-F1).")] = 30,
     seed: Annotated[int, typer.Option(help="Without --shots: seed of every head's training.")] = 0,
     qsvc_per_class: Annotated[int, typer.Option(help="QSVC training examples per class (kernel cost grows with the square).")] = 20,
@@ -161,13 +164,16 @@ def bench_ablation(
     out: Annotated[Path, typer.Option(help="Folder for ablation.json (with --shots: ablation_grid.json and .png; runs already there are kept, so an interrupted grid resumes).")] = Path("qagent-eval/ablation"),
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Head ablation on frozen features: linear, matched MLPs, quantum (with and without entanglement), hybrid."""
+    """Head ablation on frozen features (BANKING77 or fin_topics): linear, matched MLPs, quantum (with and without entanglement), hybrid, QSVC, logistic regression."""
     from eval.reports import write_report
     from finetune.models.device import resolve_device
     from finetune.training.trainer import TrainingArguments
 
     resolved = resolve_device(device)
     if shots is not None:
+        if data != "banking77" or share_adapter is not None or train_limit is not None:
+            raise ValueError("--shots runs the BANKING77 and NLU++ regimes on the plain encoder; "
+                             "drop --data/--share-adapter/--train-limit, or drop --shots")
         from eval.ablation_grid import ROWS, GridConfig, format_differences, format_summary, parse_shots, run_ablation_grid
 
         chosen = tuple(r.strip() for r in rows.split(",") if r.strip()) if rows else ROWS
@@ -181,11 +187,20 @@ def bench_ablation(
             typer.echo(format_summary(report["summary"]))
             typer.echo("\n" + format_differences(report["paired_differences"]))
         return
-    from eval.ablation import ROWS, format_table, run_ablation
+    from eval.ablation import DATA, ROWS, format_table, run_ablation
     from finetune.quantum.kernel import QSVCConfig
 
+    if data not in DATA:
+        raise ValueError(f"--data must be one of {', '.join(DATA)}, got {data!r}")
+    adapter = None
+    if share_adapter is not None:
+        adapter = share_adapter / "adapter"
+        if not (adapter / "adapter_model.safetensors").is_file():
+            raise ValueError(f"--share-adapter {share_adapter} has no LoRA adapter (adapter/adapter_model.safetensors); "
+                             "name a LoRA model such as agent/assets/models/news-sentiment")
     report = run_ablation(
-        data_dir=data_dir, rows=tuple(r.strip() for r in rows.split(",") if r.strip()) if rows else ROWS,
+        data=data, adapter=adapter, train_limit=train_limit, data_dir=data_dir,
+        rows=tuple(r.strip() for r in rows.split(",") if r.strip()) if rows else ROWS,
         args=TrainingArguments(epochs=epochs, seed=seed, progress=not json_output),
         qsvc=QSVCConfig(per_class=qsvc_per_class, seed=seed), device=resolved,
     )
@@ -281,8 +296,30 @@ def _eval_device(device: str, runtime: str) -> str:
     return resolved
 
 
+@eval_app.command("topics")
+@friendly_errors
+@guard_cost(_eval_plan("topics"))
+@tracked_run("eval")
+def eval_topics(
+    model: _Model,
+    data: Annotated[str, typer.Option(help="'fin_topics', a CSV/JSONL file or folder (labels as topic ids or names), or a hub id.")] = "fin_topics",
+    data_dir: _DataDir = None,
+    split: _Split = "test",
+    topic_names: Annotated[Path | None, typer.Option(help="labels.json naming the topic ids of --data, in id order (default: fin_topics/labels.json).")] = None,
+    backend: _Backend = None, limit: _Limit = None, seed: _Seed = 0,
+    text_column: _TextColumn = "text", label_column: _LabelColumn = "label",
+    runtime: _Runtime = "torch", out: _Out = None, json_output: _Json = False,
+    dry_run: DryRun = False, max_qpu_seconds: MaxQpuSeconds = None,
+    device: DeviceOption = "cpu",
+) -> dict:
+    """Accuracy, macro-F1, per-topic report, ECE and confusion matrix of a news-topic model
+    (fin_topics' valid.csv is its test split)."""
+    return _evaluate("topics", model, data, data_dir, split, None, backend, limit, seed, text_column,
+                     label_column, out, json_output, runtime, device, topic_names=topic_names)
+
+
 def _evaluate(task, model, data, data_dir, split, oos_data, backend, limit, seed, text_column, label_column,
-              out, json_output, runtime="torch", device="cpu") -> dict:
+              out, json_output, runtime="torch", device="cpu", topic_names=None) -> dict:
     from eval.classification import evaluate_classifier, format_report, load_eval_data
     from finetune.models.encoder import FeatureCache
     from agent.shipped import model_path
@@ -294,7 +331,7 @@ def _evaluate(task, model, data, data_dir, split, oos_data, backend, limit, seed
         raise ValueError(f"{model} is a {classifier.task} model; use `agent eval {classifier.task}`")
     classifier.use_runtime(runtime)
     eval_data = load_eval_data(task, data, split, data_dir=data_dir, text_column=text_column,
-                               label_column=label_column, oos_source=oos_data)
+                               label_column=label_column, oos_source=oos_data, topic_names=topic_names)
     report = evaluate_classifier(
         classifier, eval_data, out=out or Path("qagent-eval") / task, limit=limit, seed=seed,
         backend=backend, cache=FeatureCache(), progress=not json_output,

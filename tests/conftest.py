@@ -92,7 +92,7 @@ def tiny_joint(tiny_entities_dir, tmp_path_factory):
     from finetune.data.loaders import TextDataset, TextExample, load_entities
     from finetune.models.encoder import Encoder
     from finetune.models.heads import HeadConfig
-    from finetune.training.joint import JointSpec, train_joint
+    from finetune.training.joint import JointSpec, SentenceTask, train_joint
     from finetune.training.trainer import TrainingArguments
 
     texts = {"positive": ["shares soar after record profit", "company beats estimates and raises guidance",
@@ -102,9 +102,8 @@ def tiny_joint(tiny_entities_dir, tmp_path_factory):
              "neutral": ["annual meeting set for May", "company to report results on Thursday", "board names new chair"]}
     rows = [TextExample(t, label) for label, some in texts.items() for t in some]
     sentiment = TextDataset("tiny-sentiment", sorted(texts), rows * 4, rows, rows)
-    spec = JointSpec(sentiment_head=HeadConfig(kind="linear"), tagger_head=HeadConfig(kind="linear"),
-                     lora=LoraSettings(r=2, alpha=4), tagging_repeat=2)
+    spec = JointSpec(tagger_head=HeadConfig(kind="linear"), lora=LoraSettings(r=2, alpha=4), tagging_repeat=2)
     args = TrainingArguments(epochs=6, batch_size=16, lr=1e-2, patience=6, progress=False)
     out = tmp_path_factory.mktemp("joint")
-    return train_joint(sentiment, load_entities(str(tiny_entities_dir)), spec, args, Encoder.load(),
-                       out / "sentiment", out / "ner")
+    task = SentenceTask("sentiment", sentiment, out / "sentiment", HeadConfig(kind="linear"))
+    return train_joint([task], load_entities(str(tiny_entities_dir)), spec, args, Encoder.load(), out / "ner")

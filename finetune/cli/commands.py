@@ -118,6 +118,16 @@ def intents(
     return _train_classifier(ctx, "intents", dataset, oos, locals())
 
 
+def _topics_data(o: dict[str, Any]) -> tuple[Any, None]:
+    from finetune.data.loaders import limit_examples, load_topics
+
+    dataset = load_topics(o["data"], data_dir=o["data_dir"], text_column=o["text_column"],
+                          label_column=o["label_column"], val_fraction=o["val_fraction"], seed=o["seed"])
+    if o.get("train_limit") is not None:
+        dataset.train = limit_examples(dataset.train, o["train_limit"], o["seed"])
+    return dataset, None
+
+
 @app.command("sentiment")
 @friendly_errors
 @guard_cost(_training_plan(_sentiment_data))
@@ -145,12 +155,56 @@ def sentiment(
     return _train_classifier(ctx, "sentiment", dataset, None, locals())
 
 
+@app.command("topics")
+@friendly_errors
+@guard_cost(_training_plan(_topics_data))
+@tracked_run("finetune", checkpoints=True)
+def topics(
+    ctx: typer.Context,
+    out: Out,
+    data: Annotated[str, typer.Option(help="'fin_topics', a CSV/JSONL file or folder (labels as topic ids or names), or a hub id.")] = "fin_topics",
+    data_dir: DataDir = None,
+    text_column: TextColumn = "text",
+    label_column: LabelColumn = "label",
+    val_fraction: ValFraction = 0.1,
+    share_adapter: Annotated[Path | None, typer.Option(help="A model whose LoRA adapter the head reads, frozen (e.g. agent/assets/models/news-sentiment): the topic model then shares that model's encoder pass.")] = None,
+    train_limit: Annotated[int | None, typer.Option(min=1, help="Train on a seeded, label-stratified subsample of this many training examples (validation and test stay whole).")] = None,
+    head: HeadKind = "hybrid", qubits: Qubits = 6, depth: Depth = 2, encoding: Encoding = "amplitude",
+    readout: Readout = "probs", circuits: Circuits = 4, hidden: Hidden = 64, dropout: Dropout = 0.1,
+    backend: Backend = "exact", epochs: Epochs = 30, batch_size: BatchSize = 64, lr: Lr = 3e-3,
+    weight_decay: WeightDecay = 1e-4, patience: Patience = 5, label_smoothing: LabelSmoothing = 0.0,
+    seed: Seed = 0, lora: Lora = False, lora_r: LoraR = 8, lora_alpha: LoraAlpha = 16,
+    lora_targets: LoraTargets = "query,value", encoder: EncoderPath = "default", max_length: MaxLength = 64,
+    threads: Threads = None,
+    json_output: JsonOutput = False, dry_run: DryRun = False, max_qpu_seconds: MaxQpuSeconds = None,
+) -> dict[str, Any]:
+    """Train a news-topic classifier (finance headlines, 20 topics, by default)."""
+    from finetune.errors import SettingError
+
+    set_threads(threads)
+    if share_adapter is not None:
+        if lora:
+            raise SettingError("share_adapter", "--share-adapter trains on an existing adapter; drop --lora")
+        if not (share_adapter / "adapter" / "adapter_model.safetensors").is_file():
+            raise SettingError("share_adapter", f"{share_adapter} has no LoRA adapter (adapter/adapter_model.safetensors); "
+                                                "name a LoRA model such as agent/assets/models/news-sentiment")
+        from finetune.models.checkpoint import load_checkpoint
+
+        partner = load_checkpoint(share_adapter).encoder.get("max_length")
+        if partner != max_length:
+            raise SettingError("max_length", f"{share_adapter} reads texts at --max-length {partner}; "
+                                             f"use the same so both models share one encoder pass")
+    dataset, _ = _topics_data(locals())
+    return _train_classifier(ctx, "topics", dataset, None, locals())
+
+
 def _train_classifier(ctx: typer.Context, task: str, dataset: Any, oos: Any, o: dict[str, Any]) -> dict[str, Any]:
     """The intents and sentiment commands' shared second half: train, then print the summary."""
     from finetune.training.classifier import ClassifierSpec, train_classifier
 
     spec = ClassifierSpec(task=task, head=head_config(o), lora=lora_settings(o) if o["lora"] else None,
-                          min_oos_recall=o.get("oos_recall"))
+                          min_oos_recall=o.get("oos_recall"),
+                          adapter=o["share_adapter"] / "adapter" if o.get("share_adapter") else None)
     out = Path(o["out"])
     soft = []
     if o.get("soft_labels") is not None:
@@ -256,6 +310,8 @@ def joint(
     ner_out: Annotated[Path, typer.Option(help="Entity tagger checkpoint directory to write.")],
     sentiment_data: Annotated[str, typer.Option(help="Sentiment data: 'fin_tweets', a CSV/JSONL file or folder, or a hub id.")] = "fin_tweets",
     ner_data: Annotated[str, typer.Option(help="Entity data: 'nlupp', a CoNLL or JSONL-with-spans file or folder, or a hub id.")] = "nlupp",
+    topics_out: Annotated[Path | None, typer.Option(help="Also train a news-topic classifier on the shared adapter, into this directory (three models, one encoder pass).")] = None,
+    topics_data: Annotated[str, typer.Option(help="Topic data (with --topics-out): 'fin_topics', a CSV/JSONL file or folder (labels as topic ids or names), or a hub id.")] = "fin_topics",
     data_dir: DataDir = None,
     text_column: TextColumn = "text",
     label_column: LabelColumn = "label",
@@ -263,16 +319,17 @@ def joint(
     test_folds: TestFolds = "18,19",
     val_fraction: ValFraction = 0.1,
     sentiment_head: Annotated[str, typer.Option(help="Sentiment head: hybrid, quantum, linear or mlp.")] = "hybrid",
+    topics_head: Annotated[str, typer.Option(help="Topic head (with --topics-out): hybrid, quantum, linear or mlp.")] = "hybrid",
     ner_head: Annotated[str, typer.Option(help="Tagger head: linear, hybrid, quantum or mlp.")] = "linear",
     qubits: Qubits = 6, depth: Depth = 2, encoding: Encoding = "amplitude",
     readout: Readout = "probs", circuits: Circuits = 4, hidden: Hidden = 64, dropout: Dropout = 0.1,
     backend: Backend = "exact",
-    epochs: Annotated[int, typer.Option(help="Most epochs (early stopping on the mean of validation sentiment macro-F1 and entity micro-F1).")] = 4,
+    epochs: Annotated[int, typer.Option(help="Most epochs (early stopping on the mean of the validation macro-F1 of each sentence task and the entity micro-F1).")] = 4,
     batch_size: BatchSize = 32, lr: Lr = 1e-3, weight_decay: WeightDecay = 1e-4, patience: Patience = 2,
-    label_smoothing: Annotated[float, typer.Option(help="Label smoothing of the sentiment loss (the tagger gets none).")] = 0.1,
+    label_smoothing: Annotated[float, typer.Option(help="Label smoothing of the sentence tasks' losses (the tagger gets none).")] = 0.1,
     ner_repeat: Annotated[int, typer.Option(min=1, help="Times each tagging example appears per epoch (the tagging set is small).")] = 2,
-    ner_weight: Annotated[float, typer.Option(help="Weight of the tagging loss beside the sentiment loss.")] = 1.0,
-    teacher: Annotated[Path | None, typer.Option(help="A tagger trained alone (e.g. agent/assets/models/ner) whose entities on the sentiment texts become their tagging targets, so the shared adapter keeps tagging news text.")] = None,
+    ner_weight: Annotated[float, typer.Option(help="Weight of the tagging loss beside the sentence losses.")] = 1.0,
+    teacher: Annotated[Path | None, typer.Option(help="A tagger trained alone (e.g. agent/assets/models/ner) whose entities on the sentence texts become their tagging targets, so the shared adapter keeps tagging news text.")] = None,
     pseudo_weight: Annotated[float, typer.Option(help="Weight of the tagging loss on the teacher's pseudo-labels.")] = 0.5,
     warm_start: Annotated[bool, typer.Option(help="Start the shared adapter and the tagger head from the teacher's (same tags and head shape; --lora-* and --ner-head then come from the teacher).")] = False,
     seed: Seed = 0, lora_r: LoraR = 16, lora_alpha: LoraAlpha = 32,
@@ -281,52 +338,61 @@ def joint(
     json_output: JsonOutput = False,
     device: DeviceOption = "cpu",
 ) -> dict[str, Any]:
-    """Train the sentiment classifier and the entity tagger together on one shared LoRA adapter.
+    """Train the sentiment classifier (and, with --topics-out, a topic classifier) and the entity
+    tagger together on one shared LoRA adapter.
 
-    Both models then run on one encoder pass per text (the news monitor's and the assistant's
-    case), and the encoder itself learns finance polarity. Writes two ordinary checkpoints.
+    All the models then run on one encoder pass per text (the news monitor's case), and the
+    encoder itself learns finance polarity and topics. Writes ordinary checkpoints, one per model.
     """
     from finetune.data.folds import nlupp_folds
-    from finetune.data.loaders import load_entities, load_sentiment
+    from finetune.data.loaders import load_entities, load_sentiment, load_topics
     from finetune.data.tagging import recorded_data_warnings
     from finetune.errors import SettingError
     from finetune.models.tagger import EntityTagger
-    from finetune.training.joint import JointSpec, train_joint
+    from finetune.training.joint import JointSpec, SentenceTask, train_joint
 
     set_threads(threads)
-    if sentiment_out.resolve() == ner_out.resolve():
-        raise SettingError("ner_out", "--sentiment-out and --ner-out must be different directories")
+    folders = [sentiment_out, ner_out] + ([topics_out] if topics_out is not None else [])
+    if len({folder.resolve() for folder in folders}) != len(folders):
+        raise SettingError("ner_out", "--sentiment-out, --ner-out and --topics-out must be different directories")
     if warm_start and teacher is None:
         raise SettingError("warm_start", "--warm-start needs --teacher (the tagger to start from)")
     teacher_model = EntityTagger.load(teacher) if teacher is not None else None
-    sentiments = load_sentiment(sentiment_data, data_dir=data_dir, text_column=text_column, label_column=label_column,
-                                val_fraction=val_fraction, seed=seed)
+    columns = {"data_dir": data_dir, "text_column": text_column, "label_column": label_column,
+               "val_fraction": val_fraction, "seed": seed}
+    o = locals()
+    tasks = [SentenceTask("sentiment", load_sentiment(sentiment_data, **columns), sentiment_out,
+                          head_config(o, sentiment_head), smoothing=label_smoothing)]
+    if topics_out is not None:
+        tasks.append(SentenceTask("topics", load_topics(topics_data, **columns), topics_out,
+                                  head_config(o, topics_head), smoothing=label_smoothing))
     folds = nlupp_folds(ner_data, train_folds, test_folds)
     with recorded_data_warnings() as skipped:
         entities = load_entities(ner_data, data_dir=data_dir, val_fraction=val_fraction, seed=seed, **folds)
     if skipped:
         say(f"warning: {len(skipped)} span(s) in the data could not be used and were skipped")
     o = locals()
-    spec = JointSpec(sentiment_head=head_config(o, sentiment_head), tagger_head=head_config(o, ner_head),
-                     lora=lora_settings(o), tagging_repeat=ner_repeat, tagging_weight=ner_weight,
-                     sentiment_smoothing=label_smoothing, pseudo_tagging_weight=pseudo_weight)
-    args = training_arguments(o, sentiment_out, label_smoothing=0.0)  # the smoothing is the sentiment loss's own
-    trained = train_joint(sentiments, entities, spec, args, load_encoder(o), sentiment_out, ner_out, backend=backend,
+    spec = JointSpec(tagger_head=head_config(o, ner_head), lora=lora_settings(o), tagging_repeat=ner_repeat,
+                     tagging_weight=ner_weight, pseudo_tagging_weight=pseudo_weight)
+    args = training_arguments(o, sentiment_out, label_smoothing=0.0)  # each sentence task smooths its own loss
+    trained = train_joint(tasks, entities, spec, args, load_encoder(o), ner_out, backend=backend,
                           command=command_line(ctx), skipped_spans=len(skipped), teacher=teacher_model,
                           warm_start=warm_start, **training_hooks(ctx))
     summary = {key: value for key, value in trained.metrics.items() if key != "history"}
-    summary = {"sentiment_model": str(trained.sentiment_path), "ner_model": str(trained.ner_path), **folds, **summary}
+    summary = {**{f"{task}_model": str(path) for task, path in trained.paths.items()}, **folds, **summary}
     if json_output:
         echo_json(summary)
         return summary
     val = summary["val"]
-    typer.echo(f"trained sentiment -> {trained.sentiment_path} and entity tagger -> {trained.ner_path} (one shared adapter)")
-    typer.echo(f"  best epoch {summary['best_epoch']}: validation sentiment accuracy {val['sentiment_accuracy']:.4f}, "
-               f"macro-F1 {val['sentiment_macro_f1']:.4f}, entity micro-F1 {val['entity_f1']:.4f}, "
+    models = " and ".join(f"{task} -> {path}" for task, path in trained.paths.items())
+    typer.echo(f"trained {models} (one shared adapter)")
+    scores = ", ".join(f"{t.task} accuracy {val[f'{t.task}_accuracy']:.4f} (macro-F1 {val[f'{t.task}_macro_f1']:.4f})"
+                       for t in tasks)
+    typer.echo(f"  best epoch {summary['best_epoch']}: validation {scores}, entity micro-F1 {val['entity_f1']:.4f}, "
                f"{summary['train_seconds']:.0f} s")
     scored = f" --folds {','.join(map(str, folds['test_folds']))}" if folds else ""
-    typer.echo(f"  evaluate: agent eval sentiment {trained.sentiment_path} --data {sentiment_data} --split test; "
-               f"agent eval ner {trained.ner_path} --data {ner_data}{scored}")
+    evals = "; ".join(f"agent eval {t.task} {t.out} --data {t.data.name} --split test" for t in tasks)
+    typer.echo(f"  evaluate: {evals}; agent eval ner {trained.ner_path} --data {ner_data}{scored}")
     return summary
 
 

@@ -1,6 +1,6 @@
 """Loaders that turn data sets into plain records for every qagent training job.
 
-A source is a built-in name (``banking77``, ``clinc150``, ``fin_tweets``, ``nlupp``) read from the
+A source is a built-in name (``banking77``, ``clinc150``, ``fin_tweets``, ``fin_topics``, ``nlupp``) read from the
 shared data folder, a user file or folder of split files, or a Hugging Face Hub id. Every problem
 with the input becomes a :class:`DataError` whose message is one line: what, where, how to fix.
 """
@@ -131,6 +131,93 @@ def load_sentiment(
     """
     builtins = {"fin_tweets": _fin_tweets}
     return _load_text(source, builtins, data_dir, (text_column, label_column), val_fraction, seed, max_chars)
+
+
+def load_topics(
+    source: str,
+    *,
+    data_dir: str | Path | None = None,
+    text_column: str = "text",
+    label_column: str = "label",
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    max_chars: int | None = 2000,
+    topic_names: Sequence[str] | None = None,
+) -> TextDataset:
+    """Load a news-topic data set: ``fin_topics`` or a user source as in :func:`load_intents`.
+
+    Labels may be topic ids (indexes into ``topic_names``) or the topic names themselves, mixed
+    freely, so a user's own CSV written with names scores against a model trained on ids. Every
+    label becomes its name. ``fin_topics``' ``valid.csv`` is the test split (never trained on or
+    used for model selection) and validation is carved from train.
+
+    Args:
+        topic_names: Topic names in id order (default: ``fin_topics/labels.json`` of ``data_dir``).
+            A user source whose labels are all names needs neither.
+    """
+    if source.lower() == "fin_topics":
+        root = resolve_data_dir(data_dir) / "fin_topics"
+        names = list(topic_names) if topic_names is not None else read_topic_names(root / "labels.json")
+        splits = {"train": _read_csv(root / "train.csv", "text", "label", max_chars),
+                  "test": _read_csv(root / "valid.csv", "text", "label", max_chars)}
+        _check_fraction(val_fraction)
+        return _assemble_text("fin_topics", _named_topics(splits, names, root), {}, val_fraction, seed)
+    dataset = _load_text(source, {}, data_dir, (text_column, label_column), val_fraction, seed, max_chars)
+    names = topic_names
+    if names is None and any(ex.label.isdigit()
+                             for ex in dataset.train + dataset.validation + dataset.test):
+        names = read_topic_names(resolve_data_dir(data_dir) / "fin_topics" / "labels.json")
+    splits = _named_topics({"train": dataset.train, "validation": dataset.validation, "test": dataset.test},
+                           list(names or []), source)
+    labels = sorted({ex.label for ex in splits["train"]})
+    return TextDataset(dataset.name, labels, splits["train"], splits["validation"], splits["test"], dataset.extra)
+
+
+def limit_examples(examples: list[TextExample], limit: int, seed: int = 0) -> list[TextExample]:
+    """A seeded, label-stratified subsample of ``limit`` examples (all of them when there are fewer).
+
+    For a quick run on a slow machine: the subsample keeps each label's share, and the same seed
+    gives the same examples, so a run on it can be repeated exactly."""
+    if limit < 1:
+        raise DataError(f"a training limit must be a positive number of examples, got {limit}")
+    if limit >= len(examples):
+        return list(examples)
+    _, kept = _carve(list(examples), limit / len(examples), seed, lambda ex: ex.label, "limited training")
+    return kept
+
+
+def read_topic_names(path: str | Path) -> list[str]:
+    """Topic names in id order from a ``labels.json`` (a JSON list of distinct, non-empty strings)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file; topic ids need the topic names in id order (a JSON list)")
+    names = _parse_json(path)
+    if not (isinstance(names, list) and names and all(isinstance(n, str) and n.strip() for n in names)):
+        raise DataError(f"{path}: should be a JSON list of topic names in id order")
+    if len(set(names)) != len(names):
+        raise DataError(f"{path}: topic names repeat: {_few([n for n, c in Counter(names).items() if c > 1])}")
+    return names
+
+
+def _named_topics(splits: dict[str, list[TextExample]], names: list[str], where: Any) -> dict[str, list[TextExample]]:
+    """Each split with every label as its topic name: an id ``i`` becomes ``names[i]``, a name stays."""
+    known = set(names)
+    out: dict[str, list[TextExample]] = {}
+    for split, examples in splits.items():
+        rows = []
+        for ex in examples:
+            label = ex.label
+            if label.isdigit() and label not in known:
+                if int(label) >= len(names):
+                    raise DataError(f"{where}: {split} label {label!r} is not a topic id (0-{len(names) - 1}) "
+                                    f"of the {len(names)} topics; use an id or a name from labels.json")
+                label = names[int(label)]
+            elif names and label not in known:
+                raise DataError(f"{where}: {split} label {label!r} is neither a topic id (0-{len(names) - 1}) "
+                                f"nor a topic name ({_few(names)}); fix the label or the names file")
+            rows.append(TextExample(ex.text, label))
+        out[split] = rows
+    return out
 
 
 def load_entities(

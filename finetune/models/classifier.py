@@ -35,7 +35,7 @@ from finetune.models.heads import Head
 from finetune.models.base import CheckpointModel
 from finetune.data.oos import abstain
 
-TASKS = ("intents", "sentiment")
+TASKS = ("intents", "sentiment", "topics")
 logger = logging.getLogger(__name__)
 
 

@@ -6,6 +6,10 @@ Two modes share one code path:
   minutes on a laptop CPU.
 - LoRA: low-rank adapters in the encoder train together with the head, on raw texts; the
   checkpoint then holds the adapter beside the head (a few hundred kB).
+- shared adapter: the head trains on the frozen features of an adapter another model already
+  carries (``ClassifierSpec.adapter``), and the checkpoint holds a byte-identical copy of it. The
+  new model then reads the encoder pass of the models trained on that adapter
+  (:func:`finetune.models.passes.plan_passes`), so adding it costs no encoder pass.
 
 For intents, out-of-scope examples (see :mod:`finetune.data.oos`) add an ``out_of_scope`` class, and
 an abstention threshold is chosen on validation data and saved in the checkpoint's settings.
@@ -13,7 +17,9 @@ an abstention threshold is chosen on validation data and saved in the checkpoint
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +36,7 @@ from finetune.data.soft_labels import SoftExample
 from finetune.models.classifier import TASKS, EncodedClassifier, TextClassifier
 from finetune.models.encoder import Encoder, FeatureCache
 from finetune.models.heads import HeadConfig
+from finetune.models.integrity import record_checksums
 from finetune.models.lora import LoraSettings
 from finetune.training.distill import soft_cross_entropy, target_rows
 from finetune.training.recipe import add_adapter, build_head, fit, mode_settings, run_metrics, save_model
@@ -47,16 +54,23 @@ class ClassifierSpec:
         head: Head shape; ``in_features`` and ``n_classes`` are filled in from encoder and data.
         lora: LoRA settings, or None to train on frozen features.
         min_oos_recall: Threshold rule (see :func:`finetune.data.oos.choose_threshold`).
+        adapter: A saved LoRA adapter folder (``adapter_config.json`` + ``adapter_model.safetensors``)
+            whose frozen features the head trains on; the checkpoint keeps a copy. Excludes ``lora``.
     """
 
     task: str = "intents"
     head: HeadConfig = field(default_factory=HeadConfig)
     lora: LoraSettings | None = None
     min_oos_recall: float | None = None
+    adapter: Path | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {', '.join(TASKS)}; got {self.task!r}")
+        if self.adapter is not None and self.lora is not None:
+            raise ValueError("adapter (train on another model's frozen adapter) and lora (train a new one) exclude each other")
+        if self.adapter is not None and not (Path(self.adapter) / "adapter_model.safetensors").is_file():
+            raise ValueError(f"{self.adapter} holds no adapter_model.safetensors; name a model's adapter folder")
         if self.min_oos_recall is not None and not 0.0 < self.min_oos_recall <= 1.0:
             raise ValueError(f"min_oos_recall must be in (0, 1], got {self.min_oos_recall}")
 
@@ -92,8 +106,8 @@ def train_classifier(
         dataset: Train/validation splits are used; test is never looked at.
         spec: Task, head and LoRA settings.
         args: Trainer settings (early stopping on validation macro-F1).
-        encoder: A loaded, adapter-free encoder. LoRA training adds the adapter to this very
-            encoder (pass a copy to keep a plain one).
+        encoder: A loaded, adapter-free encoder. LoRA training (and ``spec.adapter``) adds the
+            adapter to this very encoder (pass a copy to keep a plain one).
         out: Checkpoint directory.
         oos: Out-of-scope examples; adds an ``out_of_scope`` class and a threshold.
         backend: Where the head's circuits run during training.
@@ -115,6 +129,8 @@ def train_classifier(
     head = build_head(spec.head, encoder, len(labels), backend, seed=args.seed)
     y_train, y_val = _targets(train, index), _targets(validation, index)
     model: nn.Module
+    if spec.adapter is not None:
+        encoder.load_adapter(spec.adapter)  # frozen: only the head trains
     if spec.lora is None:
         cache = cache or FeatureCache()
         progress = args.progress
@@ -137,7 +153,7 @@ def train_classifier(
         loss_fn = soft_cross_entropy(args.label_smoothing)
     trainer, result = fit(model, args, (rows_train, y_train), (rows_val, y_val), callbacks=callbacks,
                           checkpointing=checkpointing, loss_fn=loss_fn)
-    settings = mode_settings(spec.lora)
+    settings = mode_settings(spec.lora) if spec.adapter is None else _shared_adapter_settings(spec.adapter)
     metrics = run_metrics(result, start, head, "val_macro_f1")
     if oos is not None:
         val_logits = trainer.predict_logits(rows_val)
@@ -154,9 +170,22 @@ def train_classifier(
                       training={**args.to_dict(), "data": dataset.name, "train_examples": len(train),
                                 **({"soft_examples": len(soft)} if soft else {})},
                       settings=settings, metrics=metrics, command=command, with_adapter=spec.lora is not None)
+    if spec.adapter is not None:
+        # A byte-identical copy: models share a pass when their adapter files hash the same.
+        shutil.copytree(spec.adapter, path / "adapter", dirs_exist_ok=True)
+        record_checksums(path)
     # A frozen encoder is shared as is; a LoRA model loads its own copy when first used.
-    classifier = TextClassifier.load(path, backend=backend, encoder=encoder if spec.lora is None else None)
+    plain = spec.lora is None and spec.adapter is None
+    classifier = TextClassifier.load(path, backend=backend, encoder=encoder if plain else None)
     return TrainedClassifier(path, classifier, result, metrics)
+
+
+def _shared_adapter_settings(adapter: Path) -> dict[str, Any]:
+    """Settings of a head trained on another model's frozen adapter: its LoRA shape and where it came from."""
+    shape = json.loads((Path(adapter) / "adapter_config.json").read_text(encoding="utf-8"))
+    lora = LoraSettings(r=int(shape["r"]), alpha=int(shape["lora_alpha"]), dropout=float(shape.get("lora_dropout", 0.0)),
+                        target_modules=tuple(sorted(shape["target_modules"])))
+    return mode_settings(lora, shared_adapter={"source": str(adapter), "frozen": True})
 
 
 def _targets(examples: list[TextExample], index: dict[str, int]) -> torch.Tensor:

@@ -1,8 +1,10 @@
-"""Train the sentiment classifier and the entity tagger together, on one shared LoRA adapter.
+"""Train sentence classifiers (sentiment, topics, …) and the entity tagger together, on one shared LoRA adapter.
 
-The news monitor and the assistant ask both models about every text. Trained apart, each model
-has its own adapter and so its own encoder pass; trained together, they share one adapter, and
-:func:`finetune.models.passes.analyze` runs the encoder once for both. Fine-tuning the encoder on
+The news monitor asks every model about every headline: its sentiment, its topic, its entities.
+Trained apart, each model has its own adapter and so its own encoder pass; trained together, they
+share one adapter, and :func:`finetune.models.passes.analyze` runs the encoder once for all of
+them. Any number of sentence tasks (:class:`SentenceTask`, each with its own data, head and
+checkpoint) join the tagger. Fine-tuning the encoder on
 sentiment is also what lifts it past frozen features (0.81 on the finance tweets).
 Without help the tweets give the shared adapter no tagging signal, and it forgets how to tag news
 text: measured (BENCHMARKS.md), such a tagger finds company names in far fewer news headlines than
@@ -12,14 +14,16 @@ its entities become tagging targets for the sentiment examples (pseudo-labels, w
 tagging. With ``warm_start`` the shared adapter and the tagger head also start as the teacher's.
 The news monitor's pair (`agent/assets/models/news-*`) is trained that way; BENCHMARKS.md has the numbers of each variant.
 
-One :class:`JointModel` reads both kinds of example in the same batches. Its logits pack the two
-tasks into one tensor ``[B, T + S, 1 + n_words]`` so the ordinary :class:`~finetune.training.trainer.Trainer`
-(checkpoints, resume, early stopping) drives it: position 0 holds the sentence's sentiment
-logits in the last ``S`` class slots, positions ``1…`` hold each word's tag logits in the first
-``T``. :func:`joint_loss` reads each task from its own slots, so neither sees the other's classes.
+One :class:`JointModel` reads every kind of example in the same batches. Its logits pack the tasks
+into one tensor ``[B, T + S1 + S2 + …, 1 + n_words]`` so the ordinary
+:class:`~finetune.training.trainer.Trainer` (checkpoints, resume, early stopping) drives it:
+position 0 holds each sentence task's logits in its own block of class slots after the first
+``T``, positions ``1…`` hold each word's tag logits in the first ``T``. An example belongs to one
+sentence task (its label at position 0 falls in that task's block) or is a tagging example.
+:func:`joint_loss` reads each task from its own slots, so no task sees another's classes.
 
-The result is two ordinary checkpoint directories (``sentiment`` and ``ner`` tasks), each with a
-copy of the same adapter; either loads and runs alone like any other model.
+The result is ordinary checkpoint directories (one per sentence task, and an ``ner`` one), each
+with a copy of the same adapter; any of them loads and runs alone like any other model.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from finetune.models.classifier import TextClassifier
+from finetune.models.classifier import TASKS, TextClassifier
 from finetune.models.lora import LoraSettings
 from finetune.data.loaders import TaggedDataset, TextDataset, TextExample
 from finetune.models.encoder import Encoder
@@ -49,33 +53,60 @@ from finetune.data.tagging import Span, Word, bio_to_spans, spans_to_bio
 from finetune.training.recipe import add_adapter, build_head, fit, mode_settings, save_model
 from finetune.training.trainer import Checkpointing, TrainerCallback, TrainingArguments, TrainResult
 
-Item = tuple[str, list[Word] | None]  # (text, words) for a tagging example, (text, None) for a sentiment one
+Item = tuple[str, list[Word] | None]  # (text, words) for a tagging example, (text, None) for a sentence one
+Block = tuple[str, int, int]  # a sentence task's name and its class slots [start, end) in the packed logits
+
+
+@dataclass(frozen=True)
+class SentenceTask:
+    """One sentence classifier trained on the shared adapter.
+
+    Args:
+        task: The checkpoint's task (``sentiment``, ``topics``, ``intents``).
+        data: Its data set (train and validation splits are read; test never).
+        out: Its checkpoint directory.
+        head: Head shape (``in_features``/``n_classes`` are filled in).
+        smoothing: Label smoothing of its loss.
+        weight: Weight of its loss beside the other tasks'.
+    """
+
+    task: str
+    data: TextDataset
+    out: Path
+    head: HeadConfig = field(default_factory=HeadConfig)
+    smoothing: float = 0.1
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"a sentence task must be one of {', '.join(TASKS)}; got {self.task!r}")
+        if not 0.0 <= self.smoothing < 1.0:
+            raise ValueError(f"{self.task}: smoothing must be in [0, 1), got {self.smoothing}")
+        if self.weight <= 0:
+            raise ValueError(f"{self.task}: weight must be > 0, got {self.weight}")
+        object.__setattr__(self, "out", Path(self.out))
 
 
 @dataclass(frozen=True)
 class JointSpec:
-    """What to train beyond the trainer's arguments.
+    """What to train beyond the sentence tasks and the trainer's arguments.
 
     Args:
-        sentiment_head: Sentence head shape (``in_features``/``n_classes`` are filled in).
-        tagger_head: Word head shape (likewise).
+        tagger_head: Word head shape (``in_features``/``n_classes`` are filled in).
         lora: The shared adapter's shape.
         tagging_repeat: How many times each tagging example appears per epoch. The tagging set
             is a fifth of the tweets' size; repeating it keeps the tagger's share of the steps.
-        tagging_weight: Weight of the tagging loss beside the sentiment loss.
-        sentiment_smoothing: Label smoothing of the sentiment loss (the tagger gets none).
-        pseudo_tagging_weight: Weight of the tagging loss on the sentiment texts' pseudo-labels
+        tagging_weight: Weight of the tagging loss beside the sentence losses.
+        pseudo_tagging_weight: Weight of the tagging loss on the sentence texts' pseudo-labels
             (used only when ``train_joint`` gets a teacher tagger).
     """
 
-    sentiment_head: HeadConfig = field(default_factory=HeadConfig)
     tagger_head: HeadConfig = field(default_factory=lambda: HeadConfig(kind="linear"))
     lora: LoraSettings = field(
         default_factory=lambda: LoraSettings(r=16, alpha=32, target_modules=("query", "key", "value", "dense"))
     )
     tagging_repeat: int = 2
     tagging_weight: float = 1.0
-    sentiment_smoothing: float = 0.1
     pseudo_tagging_weight: float = 0.5
 
     def __post_init__(self) -> None:
@@ -83,65 +114,92 @@ class JointSpec:
             raise ValueError(f"tagging_repeat must be a positive integer, got {self.tagging_repeat!r}")
         if self.tagging_weight <= 0:
             raise ValueError(f"tagging_weight must be > 0, got {self.tagging_weight}")
-        if not 0.0 <= self.sentiment_smoothing < 1.0:
-            raise ValueError(f"sentiment_smoothing must be in [0, 1), got {self.sentiment_smoothing}")
         if self.pseudo_tagging_weight < 0:
             raise ValueError(f"pseudo_tagging_weight must be >= 0, got {self.pseudo_tagging_weight}")
 
 
 @dataclass
 class TrainedJoint:
-    """What ``train_joint`` produced: both checkpoint directories, the loaded models, the run."""
+    """What ``train_joint`` produced: every checkpoint directory, the loaded models, the run."""
 
-    sentiment_path: Path
-    ner_path: Path
-    sentiment: TextClassifier
+    paths: dict[str, Path]  # by task, ``ner`` included
+    classifiers: dict[str, TextClassifier]  # by sentence task
     tagger: EntityTagger
     result: TrainResult
     metrics: dict[str, Any]
 
+    @property
+    def ner_path(self) -> Path:
+        return self.paths[NER_TASK]
+
 
 class JointModel(nn.Module):
-    """Encoder (with the shared adapter) + sentiment head + tagger head, packed logits (see module doc)."""
+    """Encoder (with the shared adapter) + one head per sentence task + tagger head, packed logits (see module doc)."""
 
-    def __init__(self, encoder: Encoder, sentiment_head: Head, tagger_head: Head, n_words: int) -> None:
+    def __init__(self, encoder: Encoder, sentence_heads: Sequence[Head], tagger_head: Head, n_words: int) -> None:
         super().__init__()
         self.encoder = encoder
-        self.sentiment_head = sentiment_head
+        self.sentence_heads = nn.ModuleList(sentence_heads)
         self.tagger_head = tagger_head
         self.n_words = n_words
         self.n_tags = tagger_head.config.n_classes
-        self.n_sentiment = sentiment_head.config.n_classes
+        self.n_sentence = sum(head.config.n_classes for head in sentence_heads)
 
     def forward(self, items: Sequence[Item]) -> torch.Tensor:
         texts = [text for text, _ in items]
         batch = self.encoder.tokenize(texts, words=[words or [] for _, words in items])
         sentence, hidden = self.encoder(batch)
         words = self.tagger_head(gather_words(hidden, batch["word_index"], self.n_words))  # [B, W, T]
-        sentiment = self.sentiment_head(sentence)  # [B, S]
         # Unused slots hold zeros; the loss and the scorer never read them.
-        out = sentence.new_zeros(len(items), self.n_tags + self.n_sentiment, 1 + self.n_words)
-        out[:, self.n_tags :, 0] = sentiment
+        out = sentence.new_zeros(len(items), self.n_tags + self.n_sentence, 1 + self.n_words)
+        out[:, self.n_tags :, 0] = torch.cat([head(sentence) for head in self.sentence_heads], dim=-1)
         out[:, : self.n_tags, 1:] = words.transpose(1, 2)
         return out
 
 
+def task_blocks(n_tags: int, tasks: Sequence[tuple[str, int]]) -> list[Block]:
+    """Each sentence task's class slots in the packed logits, from ``(name, n_classes)`` in order."""
+    blocks, start = [], n_tags
+    for name, n_classes in tasks:
+        blocks.append((name, start, start + n_classes))
+        start += n_classes
+    return blocks
+
+
+def _blocks_or_one(n_tags: int, n_slots: int, blocks: Sequence[Block] | None) -> Sequence[Block]:
+    # One sentence task (sentiment) taking every slot after the tags, when no blocks are given.
+    return blocks if blocks is not None else [("sentiment", n_tags, n_slots)]
+
+
 def joint_loss(
     n_tags: int, *, tagging_weight: float = 1.0, smoothing: float = 0.0, pseudo_weight: float = 0.0,
+    blocks: Sequence[Block] | None = None, smoothings: Sequence[float] | None = None,
+    weights: Sequence[float] | None = None,
 ) -> Callable[..., torch.Tensor]:
-    """Loss over packed logits: sentiment cross-entropy at position 0, plus weighted tagging
-    cross-entropy on the tagging examples, plus ``pseudo_weight`` times the tagging cross-entropy on
-    sentiment examples that carry word tags (a teacher's pseudo-labels).
+    """Loss over packed logits: each sentence task's cross-entropy at position 0 (over its own
+    block, weighted), plus weighted tagging cross-entropy on the tagging examples, plus
+    ``pseudo_weight`` times the tagging cross-entropy on sentence examples that carry word tags (a
+    teacher's pseudo-labels).
+
+    Args:
+        blocks: The sentence tasks' class slots (:func:`task_blocks`); default one task after the tags.
+        smoothings, weights: Per block (default ``smoothing`` and 1 for each).
 
     Each term is averaged over its own labelled positions; a batch without one of them skips it.
     """
 
     def loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         total = logits.new_zeros(())
-        sentiment = labels[:, 0]
-        rows = sentiment != IGNORE
-        if rows.any():
-            total = total + F.cross_entropy(logits[rows, n_tags:, 0], sentiment[rows] - n_tags, label_smoothing=smoothing)
+        parts = _blocks_or_one(n_tags, logits.shape[1], blocks)
+        sentence = labels[:, 0]
+        rows = sentence != IGNORE
+        for k, (_, start, end) in enumerate(parts):
+            mine = rows & (sentence >= start) & (sentence < end)
+            if mine.any():
+                eps = smoothings[k] if smoothings is not None else smoothing
+                weight = weights[k] if weights is not None else 1.0
+                total = total + weight * F.cross_entropy(logits[mine, start:end, 0], sentence[mine] - start,
+                                                         label_smoothing=eps)
         tags = labels[:, 1:]
         for weight, part in ((tagging_weight, ~rows), (pseudo_weight, rows)):
             if weight and (tags[part] != IGNORE).any():
@@ -177,36 +235,41 @@ def pseudo_tag_rows(teacher: EntityTagger, texts: Sequence[str], tags: Sequence[
             for text, entities in zip(texts, found)]
 
 
-def joint_scores(labels: np.ndarray, logits: np.ndarray, tags: Sequence[str]) -> dict[str, float]:
-    """Sentiment accuracy and macro-F1, and entity micro-F1 (tagging examples only), from packed labels and logits."""
+def joint_scores(labels: np.ndarray, logits: np.ndarray, tags: Sequence[str],
+                 blocks: Sequence[Block] | None = None) -> dict[str, float]:
+    """Each sentence task's accuracy and macro-F1 (``<task>_accuracy``, ``<task>_macro_f1``), and
+    entity micro-F1 (tagging examples only), from packed labels and logits.
+
+    ``blocks`` are the tasks' class slots (:func:`task_blocks`); default one ``sentiment`` task."""
     from sklearn.metrics import f1_score
 
     n_tags = len(tags)
     rows = labels[:, 0] != IGNORE
-    gold_sentiment = labels[rows, 0] - n_tags
-    predicted_sentiment = logits[rows, n_tags:, 0].argmax(-1)
+    scores: dict[str, float] = {}
+    for name, start, end in _blocks_or_one(n_tags, logits.shape[1], blocks):
+        mine = rows & (labels[:, 0] >= start) & (labels[:, 0] < end)
+        gold_class = labels[mine, 0] - start
+        predicted_class = logits[mine, start:end, 0].argmax(-1)
+        scores[f"{name}_accuracy"] = float((gold_class == predicted_class).mean()) if mine.any() else 0.0
+        scores[f"{name}_macro_f1"] = (float(f1_score(gold_class, predicted_class, average="macro", zero_division=0))
+                                      if mine.any() else 0.0)
     gold, predicted = [], []
-    for row, scores in zip(labels[~rows, 1:], logits[~rows, :n_tags, 1:]):
+    for row, word_scores in zip(labels[~rows, 1:], logits[~rows, :n_tags, 1:]):
         keep = row != IGNORE
-        log_probs = scores.T[keep]
+        log_probs = word_scores.T[keep]
         log_probs = log_probs - np.logaddexp.reduce(log_probs, axis=-1, keepdims=True)
         gold.append([tags[i] for i in row[keep]])
         predicted.append([tags[i] for i in constrained_decode(log_probs, tags)])
-    return {
-        "sentiment_accuracy": float((gold_sentiment == predicted_sentiment).mean()) if rows.any() else 0.0,
-        "sentiment_macro_f1": float(f1_score(gold_sentiment, predicted_sentiment, average="macro", zero_division=0))
-        if rows.any() else 0.0,
-        "entity_f1": entity_f1(gold, predicted) if gold else 0.0,
-    }
+    scores["entity_f1"] = entity_f1(gold, predicted) if gold else 0.0
+    return scores
 
 
 def train_joint(
-    sentiment_data: TextDataset,
+    tasks: Sequence[SentenceTask],
     entity_data: TaggedDataset,
     spec: JointSpec,
     args: TrainingArguments,
     encoder: Encoder,
-    sentiment_out: str | Path,
     ner_out: str | Path,
     *,
     backend: str = "exact",
@@ -217,109 +280,137 @@ def train_joint(
     callbacks: Sequence[TrainerCallback | Callable[[dict[str, float]], None]] = (),
     checkpointing: Checkpointing | None = None,
 ) -> TrainedJoint:
-    """Train both heads and one shared adapter; write a ``sentiment`` and a ``ner`` checkpoint.
+    """Train every sentence task's head, the tagger head and one shared adapter; write one
+    checkpoint per sentence task and an ``ner`` one.
 
-    Early stopping watches the mean of the validation sentiment macro-F1 and entity micro-F1.
-    Only the train and validation splits are read; test splits are never looked at.
+    Early stopping watches the mean of the validation macro-F1 of every sentence task and the
+    entity micro-F1. Only the train and validation splits are read; test splits are never looked at.
 
     Args:
-        sentiment_data, entity_data: The two data sets.
-        spec: Heads, adapter and how the tasks are mixed.
-        args: Trainer settings; ``args.label_smoothing`` is ignored (see ``spec.sentiment_smoothing``).
+        tasks: The sentence tasks (one or more, distinct tasks and directories).
+        entity_data: The tagger's data set.
+        spec: Tagger head, adapter and how the tasks are mixed.
+        args: Trainer settings; ``args.label_smoothing`` is ignored (each task has its own).
         encoder: A loaded, adapter-free encoder; the adapter is added to it in place.
-        sentiment_out, ner_out: The two checkpoint directories.
+        ner_out: The tagger's checkpoint directory.
         backend: Where the heads' circuits run during training.
-        command: The command line to record in both ``config.json`` files.
+        command: The command line to record in every ``config.json``.
         skipped_spans: Spans the loader skipped, recorded with the tagger.
-        teacher: A tagger whose entities on the sentiment training texts become their tagging
-            targets (see the module doc). Validation texts stay untagged, so validation scores
-            read gold labels only.
+        teacher: A tagger whose entities on the sentence tasks' training texts become their
+            tagging targets (see the module doc). Validation texts stay untagged, so validation
+            scores read gold labels only.
         warm_start: Start the shared adapter and the tagger head from the teacher's own (a LoRA
             tagger with the same tags and head shape): training then begins from a model that
             already tags as the teacher does, and ``spec.lora`` and ``spec.tagger_head`` are not used.
         callbacks, checkpointing: Passed to the :class:`~finetune.training.trainer.Trainer`.
     """
     start = time.perf_counter()
-    labels = sorted({ex.label for ex in sentiment_data.train})
+    tasks = list(tasks)
+    _check_tasks(tasks, Path(ner_out))
+    labels = {t.task: sorted({ex.label for ex in t.data.train}) for t in tasks}
     tags = bio_tags(entity_data.entity_types)
     with recorded_data_warnings() as problems:
         tag_train, tag_val = bio_rows(entity_data.train), bio_rows(entity_data.validation)
     n_words = max(len(words) for _, words, _ in tag_train + tag_val)
     # The heads' initial weights are seeded too, so one seed gives one model.
-    sentiment_head = build_head(spec.sentiment_head, encoder, len(labels), backend, seed=args.seed)
+    heads = [build_head(t.head, encoder, len(labels[t.task]), backend, seed=args.seed + k) for k, t in enumerate(tasks)]
     tagger_head = build_head(spec.tagger_head, encoder, len(tags), backend)
     lora = spec.lora
     if warm_start:
         lora, tagger_head = _warm_start(encoder, teacher, tags, backend)
     else:
         add_adapter(encoder, lora)
+    blocks = task_blocks(len(tags), [(t.task, len(labels[t.task])) for t in tasks])
 
-    pseudo = pseudo_tag_rows(teacher, [ex.text for ex in sentiment_data.train], tags, progress=args.progress) if teacher else []
+    sentence_train = [(block, ex) for block, t in zip(blocks, tasks) for ex in t.data.train]
+    sentence_val = [(block, ex) for block, t in zip(blocks, tasks) for ex in t.data.validation]
+    pseudo = (pseudo_tag_rows(teacher, [ex.text for _, ex in sentence_train], tags, progress=args.progress)
+              if teacher else [])
     n_words = max([n_words, *(len(words) for _, words, _ in pseudo)])
-    model = JointModel(encoder, sentiment_head, tagger_head, n_words)
+    model = JointModel(encoder, heads, tagger_head, n_words)
 
-    def rows(texts: list[TextExample], tagged: list[Any], repeat: int, pseudo: list[Any]) -> tuple[list[Item], torch.Tensor]:
-        items: list[Item] = [(ex.text, None) for ex in texts]
-        target = torch.full((len(texts) + repeat * len(tagged), 1 + n_words), IGNORE, dtype=torch.long)
-        for i, ex in enumerate(texts):
-            target[i, 0] = len(tags) + labels.index(ex.label)
+    def rows(sentences: list[tuple[Block, TextExample]], tagged: list[Any], repeat: int,
+             pseudo: list[Any]) -> tuple[list[Item], torch.Tensor]:
+        items: list[Item] = [(ex.text, None) for _, ex in sentences]
+        target = torch.full((len(sentences) + repeat * len(tagged), 1 + n_words), IGNORE, dtype=torch.long)
+        for i, ((name, lo, _), ex) in enumerate(sentences):
+            target[i, 0] = lo + labels[name].index(ex.label)
         if pseudo:
-            items, target[: len(texts), 1:] = padded_tag_rows(encoder, pseudo, tags, n_words)
+            items, target[: len(sentences), 1:] = padded_tag_rows(encoder, pseudo, tags, n_words)
         _, word_labels = padded_tag_rows(encoder, tagged, tags, n_words)
         for r in range(repeat):
-            lo = len(texts) + r * len(tagged)
+            lo = len(sentences) + r * len(tagged)
             target[lo : lo + len(tagged), 1:] = word_labels
             items += [(text, words) for text, words, _ in tagged]
         return items, target
 
-    items_train, y_train = rows(sentiment_data.train, tag_train, spec.tagging_repeat, pseudo)
-    items_val, y_val = rows(sentiment_data.validation, tag_val, 1, [])
+    items_train, y_train = rows(sentence_train, tag_train, spec.tagging_repeat, pseudo)
+    items_val, y_val = rows(sentence_val, tag_val, 1, [])
 
     def score(gold: np.ndarray, logits: np.ndarray) -> float:
-        scores = joint_scores(gold, logits, tags)
-        return (scores["sentiment_macro_f1"] + scores["entity_f1"]) / 2
+        scores = joint_scores(gold, logits, tags, blocks)
+        parts = [scores[f"{t.task}_macro_f1"] for t in tasks] + [scores["entity_f1"]]
+        return sum(parts) / len(parts)
 
-    loss = joint_loss(len(tags), tagging_weight=spec.tagging_weight, smoothing=spec.sentiment_smoothing,
+    loss = joint_loss(len(tags), tagging_weight=spec.tagging_weight, blocks=blocks,
+                      smoothings=[t.smoothing for t in tasks], weights=[t.weight for t in tasks],
                       pseudo_weight=spec.pseudo_tagging_weight if teacher else 0.0)
     trainer, result = fit(model, args, (items_train, y_train), (items_val, y_val), score_fn=score, loss_fn=loss,
                           callbacks=callbacks, checkpointing=checkpointing)
-    val = joint_scores(y_val.numpy(), trainer.predict_logits(items_val).numpy(), tags)
+    val = joint_scores(y_val.numpy(), trainer.predict_logits(items_val).numpy(), tags, blocks)
     seconds = time.perf_counter() - start
 
+    paths = {t.task: t.out for t in tasks} | {NER_TASK: Path(ner_out)}
     shared = mode_settings(lora, joint={
-        "tasks": ["sentiment", NER_TASK], "tagging_repeat": spec.tagging_repeat,
-        "tagging_weight": spec.tagging_weight, "sentiment_smoothing": spec.sentiment_smoothing,
-        "sentiment_data": sentiment_data.name, "entity_data": entity_data.name,
+        "tasks": [*(t.task for t in tasks), NER_TASK], "tagging_repeat": spec.tagging_repeat,
+        "tagging_weight": spec.tagging_weight,
+        "sentence_tasks": {t.task: {"data": t.data.name, "smoothing": t.smoothing, "weight": t.weight} for t in tasks},
+        "entity_data": entity_data.name,
         "teacher": str(teacher.checkpoint.path) if teacher else None, "warm_start": warm_start,
         "pseudo_tagging_weight": spec.pseudo_tagging_weight if teacher else 0.0,
         "pseudo_tagged_texts": len(pseudo), "pseudo_entities": sum(len(bio_to_spans(w, t)) for _, w, t in pseudo),
     })
     common = {"best_epoch": result.best_epoch, "val_joint_score": result.best_score, "train_seconds": seconds,
               "history": result.history}
-    training = {**args.to_dict(), "sentiment_data": sentiment_data.name, "entity_data": entity_data.name,
-                "sentiment_train_examples": len(sentiment_data.train), "entity_train_examples": len(entity_data.train)}
-    sentiment_path, ner_path = Path(sentiment_out), Path(ner_out)
+    training = {**args.to_dict(), **{f"{t.task}_data": t.data.name for t in tasks}, "entity_data": entity_data.name,
+                **{f"{t.task}_train_examples": len(t.data.train) for t in tasks},
+                "entity_train_examples": len(entity_data.train)}
+
+    def partners(task: str) -> dict[str, Any]:
+        return {**shared["joint"], "partners": {name: str(path) for name, path in paths.items() if name != task}}
+
+    for t, head in zip(tasks, heads):
+        save_model(
+            t.out, task=t.task, head=head, labels=labels[t.task], encoder=encoder,
+            training={**training, "data": t.data.name, "train_examples": len(t.data.train)},
+            settings={**shared, "joint": partners(t.task)},
+            metrics={**common, "val_macro_f1": val[f"{t.task}_macro_f1"], "val_accuracy": val[f"{t.task}_accuracy"],
+                     "head_parameters": count_parameters(head)},
+            command=command, with_adapter=True,
+        )
     save_model(
-        sentiment_path, task="sentiment", head=sentiment_head, labels=labels, encoder=encoder,
-        training={**training, "data": sentiment_data.name, "train_examples": len(sentiment_data.train)},
-        settings={**shared, "joint": {**shared["joint"], "partner": str(ner_path)}},
-        metrics={**common, "val_macro_f1": val["sentiment_macro_f1"], "val_accuracy": val["sentiment_accuracy"],
-                 "head_parameters": count_parameters(sentiment_head)},
-        command=command, with_adapter=True,
-    )
-    save_model(
-        ner_path, task=NER_TASK, head=tagger_head, labels=tags, encoder=encoder,
+        paths[NER_TASK], task=NER_TASK, head=tagger_head, labels=tags, encoder=encoder,
         training={**training, "data": entity_data.name, "train_examples": len(entity_data.train),
                   "skipped_spans": skipped_spans + len(problems)},
-        settings={**shared, "entity_types": entity_data.entity_types,
-                  "joint": {**shared["joint"], "partner": str(sentiment_path)}},
+        settings={**shared, "entity_types": entity_data.entity_types, "joint": partners(NER_TASK)},
         metrics={**common, "val_entity_f1": val["entity_f1"], "head_parameters": count_parameters(tagger_head),
                  "skipped_spans": skipped_spans + len(problems)},
         command=command, with_adapter=True,
     )
-    tagger = EntityTagger.load(ner_path, backend=backend)
+    tagger = EntityTagger.load(paths[NER_TASK], backend=backend)
     tagger.adopt_encoder(encoder)  # carries the trained adapter
     metrics = {**common, "val": val, "skipped_spans": skipped_spans + len(problems),
                "decoding": fit_decoding(tagger, entity_data)}
-    return TrainedJoint(sentiment_path, ner_path, TextClassifier.load(sentiment_path, backend=backend), tagger,
-                        result, metrics)
+    classifiers = {t.task: TextClassifier.load(t.out, backend=backend) for t in tasks}
+    return TrainedJoint(paths, classifiers, tagger, result, metrics)
+
+
+def _check_tasks(tasks: list[SentenceTask], ner_out: Path) -> None:
+    if not tasks:
+        raise ValueError("joint training needs at least one sentence task beside the tagger")
+    names = [t.task for t in tasks]
+    if len(set(names)) != len(names):
+        raise ValueError(f"each sentence task may appear once; got {names}")
+    folders = [t.out.resolve() for t in tasks] + [ner_out.resolve()]
+    if len(set(folders)) != len(folders):
+        raise ValueError("every model needs its own output directory")

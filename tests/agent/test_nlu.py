@@ -53,7 +53,7 @@ def test_models_trained_on_one_adapter_share_a_pass_in_both_paths(tiny_joint, ba
     from finetune.models.classifier import TextClassifier
     from finetune.models.tagger import EntityTagger
 
-    sentiment = TextClassifier.load(tiny_joint.sentiment_path, encoder=base_encoder)
+    sentiment = TextClassifier.load(tiny_joint.paths["sentiment"], encoder=base_encoder)
     entities = EntityTagger.load(tiny_joint.ner_path, encoder=base_encoder)
     assert sentiment.shares_encoder_with(entities)
     messages = ["pay 5 euros to Tom on Monday", "shares plunge after profit warning"]

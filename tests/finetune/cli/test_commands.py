@@ -126,6 +126,39 @@ def test_soft_labels_then_a_student_trained_with_them(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "student" / "config.json").read_text())["training"]["soft_examples"] == 2
 
 
+def _topics_folder(tmp_path, *, names_in_test: bool):
+    """A fin_topics-like folder: labels.json plus train/valid CSVs labelled by topic id (test by name or id)."""
+    root = tmp_path / "data" / "fin_topics"
+    root.mkdir(parents=True)
+    names = ["Card News", "Balances", "Transfers"]
+    (root / "labels.json").write_text(json.dumps(names))
+    rows = [(text, i) for i, key in enumerate(["card_lost", "balance", "transfer"]) for text in TEXTS[key]]
+    for split, picked in (("train", rows), ("valid", rows[::3])):
+        lines = ["text,label"] + [f'"{t}",{names[i] if names_in_test and split == "valid" else i}' for t, i in picked]
+        (root / f"{split}.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_finetune_then_eval_topics_reads_ids_and_names(tmp_path, monkeypatch):
+    monkeypatch.setenv("QAGENT_HOME", str(tmp_path / "home"))
+    root = _topics_folder(tmp_path, names_in_test=True)
+    model = tmp_path / "topics"
+    result = runner.invoke(app, ["finetune", "topics", "--data-dir", str(root.parent), "--head", "linear", "--epochs", "2",
+                                 "--out", str(model), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["labels"] == 3
+    assert json.loads((model / "labels.json").read_text()) == ["Balances", "Card News", "Transfers"]
+    # A user's own CSV with topic names scores against the model trained on ids.
+    out = tmp_path / "report"
+    result = runner.invoke(app, ["eval", "topics", str(model), "--data", str(root / "valid.csv"),
+                                 "--data-dir", str(root.parent), "--split", "train", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["task"] == "topics" and 6 <= report["n"] <= 10 and 0.0 <= report["accuracy"] <= 1.0
+    assert "Balances" in json.dumps(report["per_class"])  # the names, not the ids
+    assert (out / "report.json").is_file() and (out / "confusion_matrix.png").is_file()
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -152,3 +185,31 @@ def test_eval_sentiment_monitor_scores_the_news_sentences(tmp_path):
     report = json.loads(result.stdout)
     assert report["n"] == 12 and 0.0 <= report["accuracy"] <= 1.0
     assert (tmp_path / "report.json").is_file() and (tmp_path / "confusion_matrix.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["finetune", "topics", "--data", "{bad_id}", "--data-dir", "{data}", "--out", "{tmp}/m"], "is not a topic id (0-2)"),
+        (["finetune", "topics", "--data", "{bad_name}", "--data-dir", "{data}", "--out", "{tmp}/m"], "neither a topic id"),
+        (["finetune", "topics", "--share-adapter", "{tmp}", "--data-dir", "{data}", "--out", "{tmp}/m"], "has no LoRA adapter"),
+        (["eval", "topics", "{tmp}/nope", "--data-dir", "{data}"], "model directory not found"),
+        (["eval", "topics", "default", "--data", "{bad_id}", "--data-dir", "{data}", "--topic-names", "{tmp}/none.json"],
+         "no such file"),
+    ],
+)
+def test_topics_bad_input_is_one_line_and_exit_1(argv, message, tmp_path):
+    root = _topics_folder(tmp_path, names_in_test=False)
+    good = "".join(f'"headline {i}",{i % 3}\n' for i in range(30))
+    (tmp_path / "bad_id.csv").write_text(f'text,label\n{good}"c",7\n')
+    (tmp_path / "bad_name.csv").write_text(f'text,label\n{good}"b",Balances\n"c",Weather\n')
+    subs = {"{bad_id}": str(tmp_path / "bad_id.csv"), "{bad_name}": str(tmp_path / "bad_name.csv"),
+            "{data}": str(root.parent), "{tmp}": str(tmp_path)}
+    for key, value in subs.items():
+        argv = [a.replace(key, value) for a in argv]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 1, result.output
+    assert message in result.output and "Traceback" not in result.output
+    # The encoder's own loading bar may come first; the error itself is one line.
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0]

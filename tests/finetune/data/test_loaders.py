@@ -317,3 +317,64 @@ def test_nlupp_spans_round_trip_through_bio(data_dir: Path) -> None:
     assert total == 944
     assert dropped == len(caught)  # every dropped span was reported
     assert dropped <= total // 100, f"{dropped} of {total} NLU++ spans cannot be written as word BIO tags"
+
+
+def _fin_topics(tmp_path: Path, train: str, valid: str) -> Path:
+    root = tmp_path / "fin_topics"
+    root.mkdir()
+    (root / "labels.json").write_text(json.dumps(["Dividend", "Earnings", "Energy | Oil"]))
+    (root / "train.csv").write_text(train)
+    (root / "valid.csv").write_text(valid)
+    return tmp_path
+
+
+def test_fin_topics_ids_become_names_and_valid_is_the_test_split(tmp_path: Path) -> None:
+    from finetune.data.loaders import load_topics
+
+    rows = "".join(f'"headline {i}",{i % 3}\n' for i in range(30))
+    data = load_topics("fin_topics", data_dir=_fin_topics(tmp_path, "text,label\n" + rows, 'text,label\n"oil up",2\n'))
+    assert data.labels == ["Dividend", "Earnings", "Energy | Oil"]
+    assert [(ex.text, ex.label) for ex in data.test] == [("oil up", "Energy | Oil")]
+    assert len(data.train) + len(data.validation) == 30 and data.validation
+
+
+def test_topic_labels_may_be_ids_or_names_mixed(tmp_path: Path) -> None:
+    from finetune.data.loaders import load_topics
+
+    root = _fin_topics(tmp_path, "text,label\n", "text,label\n")
+    path = tmp_path / "mine.csv"
+    path.write_text("text,label\n" + "".join(f'"t{i}",{["0", "Earnings", "2"][i % 3]}\n' for i in range(30)))
+    data = load_topics(str(path), data_dir=root)
+    assert data.labels == ["Dividend", "Earnings", "Energy | Oil"]
+    names = tmp_path / "names.json"
+    names.write_text(json.dumps(["A", "B", "C"]))
+    path.write_text("text,label\n" + "".join(f'"t{i}",{i % 3}\n' for i in range(30)))
+    from finetune.data.loaders import read_topic_names
+
+    assert load_topics(str(path), topic_names=read_topic_names(names)).labels == ["A", "B", "C"]
+
+
+@pytest.mark.parametrize(
+    ("label", "message"),
+    [("3", "is not a topic id (0-2) of the 3 topics"), ("Weather", "is neither a topic id (0-2) nor a topic name")],
+)
+def test_topic_label_that_is_neither_id_nor_name_is_one_clear_line(tmp_path: Path, label: str, message: str) -> None:
+    from finetune.data.loaders import load_topics
+
+    root = _fin_topics(tmp_path, "text,label\n", "text,label\n")
+    path = tmp_path / "mine.csv"
+    path.write_text("text,label\n" + "".join(f'"t{i}",{i % 3}\n' for i in range(30)) + f'"odd",{label}\n')
+    with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_topics(str(path), data_dir=root)
+
+
+def test_topic_names_file_must_be_a_list_of_distinct_names(tmp_path: Path) -> None:
+    from finetune.data.loaders import read_topic_names
+
+    path = tmp_path / "labels.json"
+    path.write_text(json.dumps({"a": 1}))
+    with pytest.raises(DataError, match="JSON list of topic names"):
+        read_topic_names(path)
+    path.write_text(json.dumps(["a", "a"]))
+    with pytest.raises(DataError, match="repeat"):
+        read_topic_names(path)

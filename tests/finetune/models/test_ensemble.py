@@ -35,13 +35,13 @@ def frozen_sentiment(base_encoder, tmp_path_factory):
 @pytest.fixture()
 def ensemble_dir(frozen_sentiment, tiny_joint, tmp_path):
     """A frozen member and a LoRA member (the jointly trained sentiment model), weights 1 and 3."""
-    return save_ensemble([frozen_sentiment, tiny_joint.sentiment_path], tmp_path / "ensemble", weights=[1, 3])
+    return save_ensemble([frozen_sentiment, tiny_joint.paths["sentiment"]], tmp_path / "ensemble", weights=[1, 3])
 
 
 def test_probabilities_are_the_weighted_mean_of_the_members(ensemble_dir, frozen_sentiment, tiny_joint, base_encoder):
     ensemble = ClassifierEnsemble.load(ensemble_dir, encoder=base_encoder)
     frozen = TextClassifier.load(frozen_sentiment, encoder=base_encoder)
-    lora = TextClassifier.load(tiny_joint.sentiment_path, encoder=base_encoder)
+    lora = TextClassifier.load(tiny_joint.paths["sentiment"], encoder=base_encoder)
     texts = TEXTS + [""]
 
     def by_label(model):
@@ -94,9 +94,9 @@ def test_bad_ensembles_are_refused(frozen_sentiment, tiny_joint, ensemble_dir, t
     with pytest.raises(ValueError, match="at least two"):
         save_ensemble([frozen_sentiment], tmp_path / "one")
     with pytest.raises(ValueError, match="one positive weight per member"):
-        save_ensemble([frozen_sentiment, tiny_joint.sentiment_path], tmp_path / "w", weights=[1, 0])
+        save_ensemble([frozen_sentiment, tiny_joint.paths["sentiment"]], tmp_path / "w", weights=[1, 0])
     with pytest.raises(ValueError, match="is one of the members"):
-        save_ensemble([frozen_sentiment, tiny_joint.sentiment_path], frozen_sentiment)
+        save_ensemble([frozen_sentiment, tiny_joint.paths["sentiment"]], frozen_sentiment)
     with pytest.raises(CheckpointError, match="not a text classifier"):
         save_ensemble([frozen_sentiment, tiny_joint.ner_path], tmp_path / "mixed")
     record = json.loads((ensemble_dir / "ensemble.json").read_text())
@@ -116,7 +116,7 @@ def test_cli_builds_scores_and_evaluates_an_ensemble(frozen_sentiment, tiny_join
     data.write_text("text,label\n" + "".join(f"{t},{label}\n" for t, label in zip(TEXTS * 3, LABELS * 3)))
     out = tmp_path / "ens"
     runner = CliRunner()
-    built = runner.invoke(app, ["finetune", "ensemble", str(frozen_sentiment), str(tiny_joint.sentiment_path),
+    built = runner.invoke(app, ["finetune", "ensemble", str(frozen_sentiment), str(tiny_joint.paths["sentiment"]),
                                 "--out", str(out), "--data", str(data), "--val-fraction", "0.34", "--json"])
     assert built.exit_code == 0, built.output
     summary = json.loads(built.stdout)

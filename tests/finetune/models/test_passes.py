@@ -130,14 +130,13 @@ def test_the_plan_groups_models_by_the_encoder_pass_they_read():
     assert (plan.plain.readers, plan.plain.words, plan.others) == (("intents", "entities"), True, ())
 
 
-def test_a_topic_classifier_on_the_taggers_adapter_reads_its_pass():
+def test_the_plan_gives_the_news_topics_sentiment_and_tagger_one_shared_pass():
     from finetune.models.passes import plan_passes
 
-    # The news monitor with topics: sentiment, tagger and topics trained on one adapter, one pass.
     plan = plan_passes({"entities": _Model("j"), "sentiment": _Model("j"), "topics": _Model("j")})
     assert plan.plain is None
-    assert [(p.kind, p.readers) for p in plan.others] == [("shared", ("entities", "sentiment", "topics"))]
-    # A topic model with an adapter of its own costs a pass of its own; a frozen one reads the plain pass.
+    assert [(p.kind, p.readers, p.words) for p in plan.others] == [("shared", ("entities", "sentiment", "topics"), True)]
+    # A topic model on another adapter needs a pass of its own; a frozen one reads the plain pass.
     plan = plan_passes({"entities": _Model("j"), "sentiment": _Model("j"), "topics": _Model("t")})
     assert [(p.kind, p.readers) for p in plan.others] == [("shared", ("entities", "sentiment")), ("own", ("topics",))]
     plan = plan_passes({"entities": _Model("j"), "sentiment": _Model("j"), "topics": _Model(None)})

@@ -3,7 +3,7 @@ import torch
 from torch.nn import functional as F
 
 from finetune.models.classifier import TextClassifier
-from finetune.training.joint import JointSpec, joint_loss, joint_scores, pseudo_tag_rows
+from finetune.training.joint import JointSpec, SentenceTask, joint_loss, joint_scores, pseudo_tag_rows, task_blocks
 from finetune.models.passes import analyze
 from finetune.models.tagger import IGNORE, Entity, EntityTagger
 
@@ -68,11 +68,11 @@ def test_a_teachers_pseudo_labels_teach_the_shared_tagger(tiny_entities_dir, tmp
     rows = [TextExample("shares soar after record profit", "positive"), TextExample("shares plunge on weak sales", "negative"),
             TextExample("board to meet on Thursday", "neutral")]
     sentiment = TextDataset("tiny-sentiment", ["negative", "neutral", "positive"], rows * 4, rows, rows)
-    spec = JointSpec(sentiment_head=HeadConfig(kind="linear"), tagger_head=HeadConfig(kind="linear"),
-                     lora=LoraSettings(r=2, alpha=4), pseudo_tagging_weight=1.0)
+    spec = JointSpec(tagger_head=HeadConfig(kind="linear"), lora=LoraSettings(r=2, alpha=4), pseudo_tagging_weight=1.0)
     args = TrainingArguments(epochs=6, batch_size=16, lr=1e-2, patience=6, progress=False)
-    trained = train_joint(sentiment, load_entities(str(tiny_entities_dir)), spec, args, Encoder.load(),
-                          tmp_path / "sentiment", tmp_path / "ner", teacher=_Teacher())
+    task = SentenceTask("sentiment", sentiment, tmp_path / "sentiment", HeadConfig(kind="linear"))
+    trained = train_joint([task], load_entities(str(tiny_entities_dir)), spec, args, Encoder.load(), tmp_path / "ner",
+                          teacher=_Teacher())
     joint = trained.tagger.checkpoint.settings["joint"]
     assert joint["teacher"] == "teacher" and joint["pseudo_tagged_texts"] == 12 and joint["pseudo_entities"] == 8
     found = trained.tagger.predict(["shares soar after record profit"])[0]
@@ -102,18 +102,18 @@ def test_joint_spec_validates_itself():
 
 @pytest.mark.slow
 def test_joint_training_writes_two_models_on_one_adapter(tiny_joint):
-    sentiment_adapter = (tiny_joint.sentiment_path / "adapter" / "adapter_model.safetensors").read_bytes()
+    sentiment_adapter = (tiny_joint.paths["sentiment"] / "adapter" / "adapter_model.safetensors").read_bytes()
     assert sentiment_adapter == (tiny_joint.ner_path / "adapter" / "adapter_model.safetensors").read_bytes()
     assert tiny_joint.metrics["val"]["sentiment_accuracy"] > 0.6 and tiny_joint.metrics["val"]["entity_f1"] > 0.5
-    sentiment = TextClassifier.load(tiny_joint.sentiment_path)
+    sentiment = TextClassifier.load(tiny_joint.paths["sentiment"])
     tagger = EntityTagger.load(tiny_joint.ner_path)
     assert sentiment.task == "sentiment" and tagger.entity_types == ["amount_of_money", "date", "person_name"]
-    assert sentiment.checkpoint.settings["joint"]["partner"] == str(tiny_joint.ner_path)
+    assert sentiment.checkpoint.settings["joint"]["partners"] == {"ner": str(tiny_joint.ner_path)}
 
 
 @pytest.mark.slow
 def test_a_shared_adapter_gives_one_pass_with_the_same_answers(tiny_joint, base_encoder, monkeypatch):
-    sentiment = TextClassifier.load(tiny_joint.sentiment_path, encoder=base_encoder)
+    sentiment = TextClassifier.load(tiny_joint.paths["sentiment"], encoder=base_encoder)
     tagger = EntityTagger.load(tiny_joint.ner_path, encoder=base_encoder)
     texts = ["pay 5 euros to Tom on Monday", "shares plunge after profit warning", ""]
     alone_sentiment, alone_entities = sentiment.predict(texts), tagger.predict(texts)
@@ -142,8 +142,8 @@ def test_warm_start_begins_from_the_teachers_adapter_and_head(tiny_joint, tiny_e
     sentiment = TextDataset("tiny-sentiment", ["negative", "neutral", "positive"], rows, rows, rows)
     spec = JointSpec(lora=LoraSettings(r=8, alpha=8))  # ignored: the teacher's adapter (r=2) is used
     args = TrainingArguments(epochs=1, batch_size=16, lr=1e-12, patience=1, progress=False)  # too small to move anything
-    trained = train_joint(sentiment, load_entities(str(tiny_entities_dir)), spec, args, Encoder.load(),
-                          tmp_path / "sentiment", tmp_path / "ner", teacher=teacher, warm_start=True)
+    trained = train_joint([SentenceTask("sentiment", sentiment, tmp_path / "sentiment")], load_entities(str(tiny_entities_dir)),
+                          spec, args, Encoder.load(), tmp_path / "ner", teacher=teacher, warm_start=True)
     assert trained.tagger.checkpoint.settings["lora"]["r"] == 2 and trained.tagger.checkpoint.settings["joint"]["warm_start"]
     texts = ["send 20 pounds to Anna tomorrow", "wire 100 dollars to Maria next week"]
     spans = lambda found: [[(e.type, e.start, e.end) for e in es] for es in found]  # noqa: E731
@@ -158,6 +158,83 @@ def test_warm_start_needs_a_lora_teacher(tiny_entities_dir, tmp_path):
 
     rows = [TextExample("shares soar", "positive"), TextExample("shares plunge", "negative")]
     with pytest.raises(ValueError, match="warm_start needs a teacher"):
-        train_joint(TextDataset("s", ["negative", "positive"], rows, rows, rows), load_entities(str(tiny_entities_dir)),
-                    JointSpec(), TrainingArguments(epochs=1, progress=False), Encoder.load(), tmp_path / "s",
-                    tmp_path / "n", warm_start=True)
+        train_joint([SentenceTask("sentiment", TextDataset("s", ["negative", "positive"], rows, rows, rows), tmp_path / "s")],
+                    load_entities(str(tiny_entities_dir)), JointSpec(), TrainingArguments(epochs=1, progress=False),
+                    Encoder.load(), tmp_path / "n", warm_start=True)
+
+
+def test_joint_loss_and_scores_read_each_sentence_task_from_its_own_block():
+    n_tags, n_words = 3, 2
+    blocks = task_blocks(n_tags, [("sentiment", 2), ("topics", 4)])
+    assert blocks == [("sentiment", 3, 5), ("topics", 5, 9)]
+    logits = torch.randn(3, 9, 1 + n_words)
+    labels = torch.full((3, 1 + n_words), IGNORE)
+    labels[0, 0] = 3 + 1  # sentiment class 1
+    labels[1, 0] = 5 + 2  # topic class 2
+    labels[2, 1:] = torch.tensor([2, 0])  # a tagging example
+    expected = (F.cross_entropy(logits[:1, 3:5, 0], torch.tensor([1]))
+                + 2.0 * F.cross_entropy(logits[1:2, 5:9, 0], torch.tensor([2]))
+                + F.cross_entropy(logits[2:, :n_tags, 1:], labels[2:, 1:]))
+    loss = joint_loss(n_tags, blocks=blocks, smoothings=[0.0, 0.0], weights=[1.0, 2.0])
+    assert torch.allclose(loss(logits, labels), expected)
+    logits = torch.full((3, 9, 1 + n_words), -5.0)
+    logits[0, 4, 0], logits[1, 6, 0] = 5.0, 5.0  # sentiment right, topic wrong (class 1, not 2)
+    scores = joint_scores(labels.numpy(), logits.numpy(), ["O", "B-date", "I-date"], blocks)
+    assert (scores["sentiment_accuracy"], scores["topics_accuracy"]) == (1.0, 0.0)
+
+
+def test_sentence_tasks_validate_themselves(tmp_path):
+    from finetune.data.loaders import TextDataset, TextExample
+
+    rows = [TextExample("a", "x"), TextExample("b", "y")]
+    data = TextDataset("d", ["x", "y"], rows, rows, rows)
+    with pytest.raises(ValueError, match="must be one of"):
+        SentenceTask("weather", data, tmp_path)
+    with pytest.raises(ValueError, match="smoothing"):
+        SentenceTask("topics", data, tmp_path, smoothing=1.0)
+    with pytest.raises(ValueError, match="weight"):
+        SentenceTask("topics", data, tmp_path, weight=0)
+
+
+@pytest.mark.slow
+def test_three_tasks_share_one_adapter_and_one_pass(tiny_entities_dir, tmp_path, base_encoder, monkeypatch):
+    from finetune.data.loaders import TextDataset, TextExample, load_entities
+    from finetune.models.encoder import Encoder
+    from finetune.models.heads import HeadConfig
+    from finetune.models.lora import LoraSettings
+    from finetune.models.passes import plan_passes
+    from finetune.training.joint import train_joint
+    from finetune.training.trainer import TrainingArguments
+
+    polarity = [TextExample("shares soar after record profit", "positive"), TextExample("shares plunge on weak sales", "negative"),
+                TextExample("board to meet on Thursday", "neutral")]
+    topics = [TextExample("central bank raises interest rates", "Fed | Central Banks"),
+              TextExample("oil prices climb as supply tightens", "Energy | Oil"),
+              TextExample("company to pay a quarterly dividend", "Dividend")]
+    tasks = [SentenceTask("sentiment", TextDataset("s", sorted({r.label for r in polarity}), polarity * 4, polarity, polarity),
+                          tmp_path / "sentiment", HeadConfig(kind="linear")),
+             SentenceTask("topics", TextDataset("t", sorted({r.label for r in topics}), topics * 4, topics, topics),
+                          tmp_path / "topics", HeadConfig(kind="linear"))]
+    spec = JointSpec(tagger_head=HeadConfig(kind="linear"), lora=LoraSettings(r=2, alpha=4))
+    args = TrainingArguments(epochs=6, batch_size=16, lr=1e-2, patience=6, progress=False)
+    trained = train_joint(tasks, load_entities(str(tiny_entities_dir)), spec, args, Encoder.load(), tmp_path / "ner")
+    adapters = {(path / "adapter" / "adapter_model.safetensors").read_bytes() for path in trained.paths.values()}
+    assert len(adapters) == 1 and set(trained.paths) == {"sentiment", "topics", "ner"}
+    assert trained.metrics["val"]["topics_accuracy"] == 1.0 and trained.metrics["val"]["sentiment_accuracy"] > 0.6
+    joint = trained.classifiers["topics"].checkpoint.settings["joint"]
+    assert joint["tasks"] == ["sentiment", "topics", "ner"] and set(joint["partners"]) == {"sentiment", "ner"}
+    sentiment = TextClassifier.load(trained.paths["sentiment"], encoder=base_encoder)
+    topic = TextClassifier.load(trained.paths["topics"], encoder=base_encoder)
+    tagger = EntityTagger.load(trained.ner_path, encoder=base_encoder)
+    plan = plan_passes({"entities": tagger, "sentiment": sentiment, "topics": topic})
+    assert [(p.kind, p.readers) for p in plan.passes] == [("shared", ("entities", "sentiment", "topics"))]
+    texts = ["oil prices climb as supply tightens", "pay 5 euros to Tom on Monday"]
+    alone = topic.predict(texts)
+    passes = []
+    for model in (sentiment, topic, tagger):
+        original = model.encoder._passes
+        monkeypatch.setattr(model.encoder, "_passes", lambda *a, _o=original, **k: passes.append(1) or _o(*a, **k))
+    together = analyze(texts, encoder=base_encoder, sentiment=sentiment, entities=tagger, topics=topic)
+    assert len(passes) == 1
+    assert [a.topic.label for a in together] == [p.label for p in alone]
+    assert together[0].topic.label == "Energy | Oil"
