@@ -75,9 +75,11 @@ def capture_circuit_inputs(head: torch.nn.Module, features: torch.Tensor) -> lis
     captured: list[tuple[Any, np.ndarray]] = []
 
     def hook(branch: QuantumBranch):  # the branch's circuit module is exact, Aer or IBM alike
-        return lambda module, args: captured.append((branch.ansatz, args[0].detach().double().numpy()))
+        return lambda module, args: captured.append(
+            (branch.ansatz, branch.circuit_values(args[0]).detach().double().numpy())
+        )
 
-    hooks = [branch.circuit.register_forward_pre_hook(hook(branch))
+    hooks = [branch.register_forward_pre_hook(hook(branch))
              for branch in head.modules() if isinstance(branch, QuantumBranch)]
     try:
         with torch.no_grad():

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from finetune.quantum.ansatz import AnsatzConfig, amplitude_angles, build_ansatz
+from finetune.quantum.simulate import ExactBackendModule
 
 HEAD_KINDS = ("linear", "mlp", "quantum", "hybrid")
 
@@ -128,7 +129,9 @@ class QuantumBranch(nn.Module):
         self.gradient = gradient
         self.circuit = _circuit_layer(self.ansatz, backend, gradient)
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
+    def circuit_values(self, features: torch.Tensor) -> torch.Tensor:
+        """The parameter values ``[N * n_circuits, P]`` (inputs, then weights) the circuits
+        run on for ``features`` ``[N, D]``: what Aer or IBM receives."""
         n = features.shape[0]
         projected = self.project(features).reshape(n * self.n_circuits, self.width)
         if self.ansatz.config.encoding == "amplitude":
@@ -136,7 +139,18 @@ class QuantumBranch(nn.Module):
         else:
             inputs = math.pi * torch.tanh(projected)
         weights = self.weights.repeat(n, 1)  # row i*M + m uses circuit m's weights
-        readout = self.circuit(torch.cat([inputs, weights], dim=1))
+        return torch.cat([inputs, weights], dim=1)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        n = features.shape[0]
+        readout = None
+        if isinstance(self.circuit, ExactBackendModule) and self.ansatz.config.encoding == "amplitude":
+            # Exact amplitude encoding: the state is the projected vector itself and the gates
+            # depend on the weights only, so each circuit is built once for the whole batch.
+            projected = self.project(features).reshape(n, self.n_circuits, self.width)
+            readout = self.circuit.amplitude_readout(projected, self.weights)
+        if readout is None:
+            readout = self.circuit(self.circuit_values(features))
         return self.scale * readout.reshape(n, -1).to(features.dtype)
 
 
@@ -200,8 +214,6 @@ def _circuit_layer(ansatz, backend: str, gradient: str = "auto") -> nn.Module:
     if gradient not in GRADIENTS:
         raise ValueError(f"gradient must be one of {', '.join(GRADIENTS)}; got {gradient!r}")
     if backend == "exact":  # no Aer/IBM imports on the common path
-        from finetune.quantum.simulate import ExactBackendModule
-
         return ExactBackendModule(ansatz)
     from finetune.quantum.device import parse_backend
     from finetune.quantum.layer import CircuitLayer

@@ -165,6 +165,18 @@ class Program:
         sizes = sorted(self.groups)
         return _RunProgram.apply(initial, self, sizes, *(blocks[g] for g in sizes))
 
+    def run_shared(self, blocks: dict[int, torch.Tensor], initial: torch.Tensor) -> torch.Tensor:
+        """Final states ``[M, 2, 2**n, R]`` when the blocks are shared by rows.
+
+        ``initial`` is ``[M, 2, 2**n, R]``: ``M`` circuits (each with its own blocks, per group
+        size g ``[G, M, 2**(g+1), 2**(g+1)]``) each run on ``R`` rows. The rows ride along the
+        last axis, so a block is one product with the whole ``[2**(g+1), 2**(n-g) * R]`` slab
+        instead of ``R`` tiny ones: the weight-only part of a circuit costs the same few
+        operations whatever the batch.
+        """
+        sizes = sorted(self.groups)
+        return _RunShared.apply(initial, self, sizes, *(blocks[g] for g in sizes))
+
 
 def _groups(run: list[tuple], max_group: int) -> list[list[tuple]]:
     """Split runs sorted by descending qubit into groups of neighbouring qubits."""
@@ -291,3 +303,72 @@ def _backward_kept(ctx, program: Program, blocks, inputs, grad: torch.Tensor):
         for which, g in enumerate(grads)
     ]
     return grad if ctx.needs_input_grad[0] else None, None, None, *grad_blocks
+
+
+def _rotate_shared(state: torch.Tensor, amount: int, n: int) -> torch.Tensor:
+    """:func:`_rotate` on ``[M, 2, 2**n, R]``: the register axis is the third."""
+    m, _, _, rows = state.shape
+    view = state.reshape(m, 2, 2**amount, 2 ** (n - amount), rows)
+    return view.transpose(2, 3).reshape(m, 2, 2**n, rows)
+
+
+class _RunShared(torch.autograd.Function):
+    """:meth:`Program.run_shared`: forward keeps each block's input (a few states), backward
+    carries only the gradient."""
+
+    @staticmethod
+    def forward(ctx, initial: torch.Tensor, program: Program, sizes: list[int], *blocks: torch.Tensor) -> torch.Tensor:
+        n = program.n
+        m, _, dim, rows = initial.shape
+        state = initial
+        keep = any(ctx.needs_input_grad)  # inference keeps nothing
+        inputs: list[torch.Tensor] = []
+        for ins in program.instructions:
+            if ins.kind == "rot":
+                state = _rotate_shared(state, ins.amount, n)
+            elif ins.kind == "block":
+                size = ins.amount
+                top = state.reshape(m, 2 ** (size + 1), 2 ** (n - size) * rows)
+                if keep:
+                    inputs.append(top)
+                state = torch.bmm(blocks[sizes.index(size)][ins.index], top).reshape(m, 2, dim, rows)
+            elif ins.kind == "gather":
+                state = state.index_select(2, ins.index)
+            else:  # rows of the flattened state times W: columns times W^T (kept as ``inverse``)
+                state = torch.matmul(ins.inverse, state.reshape(m, 2 * dim, rows)).reshape(m, 2, dim, rows)
+        ctx.program, ctx.sizes = program, sizes
+        ctx.save_for_backward(*blocks, *inputs)
+        return state
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        program: Program = ctx.program
+        sizes = ctx.sizes
+        saved = ctx.saved_tensors
+        blocks, inputs = saved[: len(sizes)], saved[len(sizes) :]
+        n = program.n
+        m, _, dim, rows = grad.shape
+        grads: list[dict[int, torch.Tensor]] = [{} for _ in blocks]
+        kept = len(inputs)
+        for ins in reversed(program.instructions):
+            if ins.kind == "rot":
+                grad = _rotate_shared(grad, n - ins.amount, n)
+            elif ins.kind == "block":
+                size = ins.amount
+                which = sizes.index(size)
+                kept -= 1
+                top = grad.reshape(m, 2 ** (size + 1), 2 ** (n - size) * rows)
+                if ctx.needs_input_grad[3 + which]:
+                    # Summed over every row that shares the block: one product.
+                    grads[which][ins.index] = torch.bmm(top, inputs[kept].transpose(1, 2))
+                block = blocks[which][ins.index]
+                grad = torch.bmm(block.transpose(1, 2), top).reshape(m, 2, dim, rows)
+            elif ins.kind == "gather":
+                grad = grad.index_select(2, ins.inverse)
+            else:
+                grad = torch.matmul(ins.index, grad.reshape(m, 2 * dim, rows)).reshape(m, 2, dim, rows)
+        grad_blocks = [
+            torch.stack([g[i] for i in range(len(g))]) if ctx.needs_input_grad[3 + which] else None
+            for which, g in enumerate(grads)
+        ]
+        return grad if ctx.needs_input_grad[0] else None, None, None, *grad_blocks

@@ -127,13 +127,16 @@ class RunBlocks:
         self.groups: dict[int, list[tuple[int, ...]]] = {}
         self._group_basis: dict[int, torch.Tensor] = {}
 
-    def max_group(self) -> int:
-        """Most neighbouring runs one block may join: their Kronecker product has terms**g
-        weighted matrices, kept to 64 (beyond that, building the block costs more than the
-        register operations it saves); none when runs are chained."""
+    def max_group(self, cap: int = 2) -> int:
+        """Most neighbouring runs (up to ``cap``) one block may join: their Kronecker product
+        has terms**g weighted matrices, kept to 64 (beyond that, building the block costs more
+        than the register operations it saves); none when runs are chained."""
         if self.chained:
             return 1
-        return 2 if self.terms**2 <= MAX_GROUP_TERMS else 1
+        group = 1
+        while group < cap and self.terms ** (group + 1) <= MAX_GROUP_TERMS:
+            group += 1
+        return group
 
     def set_groups(self, groups: dict[int, list[tuple[int, ...]]]) -> None:
         """Blocks to build, per group size: run indices of each group, highest qubit first."""

@@ -39,6 +39,8 @@ ENGINES = ("auto", "complex")
 # States the real engine holds at once (forward: two; backward: the state and its gradient,
 # before and after a step, and the product's buffer); the complex path keeps one per gate.
 REAL_ENGINE_STATES = 6
+# Neighbouring one-qubit runs joined into one block when the blocks are shared by rows.
+SHARED_MAX_GROUP = 3
 
 
 class UnsupportedCircuitError(ValueError):
@@ -150,6 +152,7 @@ class CircuitSimulator:
         self.steps = _fuse(self.ops, n, self.dtype)
         self._plan_single_products(len(offsets))
         self.program = self._real_program() if engine == "auto" else None
+        self._shared: tuple[Program, run_blocks.RunBlocks] | None = None  # built on first use
         self.device = torch.device("cpu")
 
     def to(self, device: torch.device | str) -> CircuitSimulator:
@@ -244,10 +247,19 @@ class CircuitSimulator:
 
     def _real_program(self) -> Program | None:
         """The steps as a real-engine program, or None when a step needs the complex path."""
+        compiled = self._compile_real(max_group=2)
+        if compiled is None:
+            return None
+        program, self._run_blocks = compiled
+        return program
+
+    def _compile_real(self, max_group: int) -> tuple[Program, run_blocks.RunBlocks] | None:
+        """A real-engine program and its block builder, joining up to ``max_group`` neighbouring
+        runs per block; None when a step needs the complex path."""
         runs = [list(step.ops) for step in self.steps if step.kind == "single"]
         if not all(run_blocks.supported(run) for run in runs):
             return None  # p and u gates: their runs are built on the complex path
-        self._run_blocks = run_blocks.RunBlocks(runs, self._coeffs.double().numpy(), self._offsets.double().numpy(), self.real_dtype)
+        blocks = run_blocks.RunBlocks(runs, self._coeffs.double().numpy(), self._offsets.double().numpy(), self.real_dtype)
         steps: list[tuple] = []
         singles = 0
         for step in self.steps:
@@ -265,9 +277,9 @@ class CircuitSimulator:
                 if op.matrix is None or not is_permutation(op.matrix.numpy()):
                     return None  # parametric multi-qubit gate, or a wide non-permuting one
                 steps.append(("perm", gate_permutation(op.matrix.numpy(), op.qubits, self.n_qubits), op.qubits))
-        program = Program(steps, self.n_qubits, self.real_dtype, max_group=self._run_blocks.max_group())
-        self._run_blocks.set_groups(program.groups)
-        return program
+        program = Program(steps, self.n_qubits, self.real_dtype, max_group=blocks.max_group(max_group))
+        blocks.set_groups(program.groups)
+        return program, blocks
 
     def _run_real(self, values: torch.Tensor, initial_state: torch.Tensor | None) -> torch.Tensor:
         """Final states ``[B, 2, 2**n]`` (real and imaginary parts) on the real engine."""
@@ -283,6 +295,32 @@ class CircuitSimulator:
             real = initial_state.to(self.real_dtype)
             initial = torch.stack([real, torch.zeros_like(real)], 1)
         return self.program.run(self._run_blocks(values), initial)
+
+    def probabilities_shared(self, values: torch.Tensor, initial: torch.Tensor) -> torch.Tensor | None:
+        """Probabilities ``[M, 2**n, R]`` of ``M`` circuits, each run on ``R`` real rows.
+
+        ``values`` (``[M, P]``) fixes each circuit's angles for all of its rows, so every gate
+        block is built once per circuit and applied to the rows together (see
+        :meth:`~finetune.quantum.real_engine.Program.run_shared`); ``initial`` is ``[M, 2**n, R]``.
+        Returns None where that does not apply (the complex path, or a backward that would keep
+        more than the engine's memory allowance): the caller then runs the rows one by one.
+        """
+        if self.program is None:
+            return None
+        if self._shared is None:
+            # Blocks built once per circuit cost nothing next to the register operations, so
+            # the shared program joins three runs per block (fewer, larger products).
+            self._shared = self._compile_real(max_group=SHARED_MAX_GROUP)
+        program, blocks = self._shared
+        m, dim, rows = initial.shape
+        self._check_values(values)
+        self.check_memory(m * rows)
+        keeps = torch.is_grad_enabled() and (initial.requires_grad or values.requires_grad)
+        if keeps and not program.keeps_states(m * rows, initial.element_size()):
+            return None
+        real = initial.to(self.real_dtype)
+        start = torch.stack([real, torch.zeros_like(real)], 1)  # [M, 2, 2**n, R]
+        return program.run_shared(blocks(values), start).pow(2).sum(1)
 
     def _plan_single_products(self, n_angles: int) -> None:
         """Index tables that let one batched product chain fuse every run of one-qubit gates.
@@ -382,6 +420,39 @@ class ExactBackendModule(torch.nn.Module):
         self.simulator = CircuitSimulator(circuit, ansatz.parameters, dtype=dtype, engine=engine)
         readout = torch.as_tensor(ansatz.readout_matrix, dtype=self.simulator.real_dtype)
         self.register_buffer("readout", readout, persistent=False)
+        self.readout_is_identity = bool(np.array_equal(ansatz.readout_matrix, np.eye(2**ansatz.n_qubits)))
+
+    @property
+    def weight_only(self) -> bool:
+        """True when the inputs enter through the amplitude preparation alone, so a circuit's
+        gates depend on its weights only and can be shared by every row (see :meth:`amplitude_readout`)."""
+        return self.closed_form_prep and not bool(self.simulator._coeffs[: self.n_inputs].any())
+
+    def amplitude_readout(self, vectors: torch.Tensor, weights: torch.Tensor) -> torch.Tensor | None:
+        """Readout ``[R, M, K]`` of ``M`` amplitude-encoded circuits on vectors ``[R, M, 2**n]``.
+
+        The same numbers as :meth:`forward` on the tree angles of each vector (the prepared state
+        is the vector normalised, an all-zero vector giving |0…0⟩) beside ``weights`` ``[M, W]``,
+        without the round trip through the angles and with each circuit's gates built once for
+        all rows. Returns None where the shared path does not apply (see :attr:`weight_only` and
+        :meth:`CircuitSimulator.probabilities_shared`).
+        """
+        if not self.weight_only:
+            return None
+        self.simulator.to(vectors.device)
+        dtype = self.simulator.real_dtype
+        vectors = vectors.to(dtype)
+        norm = vectors.norm(dim=-1, keepdim=True)
+        zero = torch.zeros_like(vectors)
+        zero[..., 0] = 1
+        states = torch.where(norm > 0, vectors / torch.where(norm > 0, norm, torch.ones_like(norm)), zero)
+        m = weights.shape[0]
+        values = torch.cat([torch.zeros((m, self.n_inputs), dtype=dtype, device=vectors.device), weights.to(dtype)], 1)
+        probs = self.simulator.probabilities_shared(values, states.permute(1, 2, 0))
+        if probs is None:
+            return None
+        probs = probs.permute(2, 0, 1)  # [R, M, 2**n]
+        return probs if self.readout_is_identity else probs @ self.readout
 
     def forward(self, values: torch.Tensor) -> torch.Tensor:
         # The compiled program follows its inputs (the head's device) the first time they move.

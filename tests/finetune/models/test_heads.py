@@ -39,6 +39,22 @@ def test_quantum_branch_gets_gradients_through_the_circuit():
     assert head.quantum.project.weight.grad.abs().sum() > 0
 
 
+def test_exact_amplitude_heads_share_each_circuit_across_the_batch_with_the_same_numbers(monkeypatch):
+    torch.manual_seed(0)
+    head = Head(HeadConfig(kind="quantum", in_features=16, n_classes=3, n_circuits=2, dropout=0.0,
+                           ansatz=AnsatzConfig(n_qubits=4, depth=2, encoding="amplitude", readout="probs")))
+    branch = head.quantum
+    calls = []
+    monkeypatch.setattr(type(branch.circuit), "forward",
+                        lambda self, values: calls.append(values) or pytest.fail("ran row by row"))
+    x = torch.randn(6, 16)
+    shared = branch(x)  # never reaches the row-by-row forward
+    monkeypatch.undo()
+    row_by_row = branch.scale * branch.circuit(branch.circuit_values(x)).reshape(6, -1)
+    assert not calls
+    assert torch.allclose(shared, row_by_row, atol=1e-4)
+
+
 @pytest.mark.parametrize("encoding", ["angle", "amplitude"])
 def test_circuit_weights_are_per_circuit(encoding):
     config = HeadConfig(kind="quantum", in_features=8, n_classes=2, n_circuits=3,

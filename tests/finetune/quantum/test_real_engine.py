@@ -145,3 +145,50 @@ def test_past_dense_folding_a_cx_ring_is_one_gather_and_a_layer_runs_in_pairs():
     kinds = [ins.kind for ins in program.instructions]
     assert kinds.count("gather") == 3  # two rings, and the rotation back at the end
     assert set(program.groups) == {2} and len(program.groups[2]) == 3 * 6
+
+
+def _per_row_readout(module: ExactBackendModule, vectors: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """The reference: tree angles of each vector beside its circuit's weights, row by row."""
+    from finetune.quantum.ansatz import amplitude_angles
+
+    rows, m, dim = vectors.shape
+    angles = amplitude_angles(vectors.reshape(rows * m, dim))
+    values = torch.cat([angles, weights.repeat(rows, 1)], 1)
+    return module(values).reshape(rows, m, -1)
+
+
+@pytest.mark.parametrize("readout", ["probs", "z", "zz"])
+@pytest.mark.parametrize("n_qubits,depth", [(3, 1), (4, 2), (6, 2)])
+def test_shared_weight_readout_equals_the_per_row_circuits_values_and_gradients(readout, n_qubits, depth):
+    ansatz = build_ansatz(AnsatzConfig(n_qubits=n_qubits, depth=depth, encoding="amplitude", readout=readout))
+    module = ExactBackendModule(ansatz, dtype=torch.complex128)
+    assert module.weight_only
+    generator = torch.Generator().manual_seed(n_qubits + depth)
+    vectors = torch.randn(5, 3, 2**n_qubits, dtype=torch.float64, generator=generator)
+    vectors[2, 1] = 0  # an all-zero vector prepares |0…0⟩ on both paths
+    vectors.requires_grad_()
+    weights = torch.randn(3, ansatz.config.n_weights, dtype=torch.float64, generator=generator, requires_grad=True)
+    shared = module.amplitude_readout(vectors, weights)
+    reference = _per_row_readout(module, vectors, weights)
+    assert shared is not None and shared.shape == reference.shape
+    np.testing.assert_allclose(shared.detach().numpy(), reference.detach().numpy(), atol=1e-12)
+    probe = torch.randn(reference.shape, dtype=torch.float64, generator=generator)
+    got = torch.autograd.grad((shared * probe).sum(), [vectors, weights])
+    want = torch.autograd.grad((reference * probe).sum(), [vectors, weights])
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-10)
+
+
+def test_shared_readout_declines_what_it_cannot_share():
+    angle = ExactBackendModule(build_ansatz(AnsatzConfig(n_qubits=3, depth=1, encoding="angle")))
+    assert not angle.weight_only  # inputs enter through gates: each row needs its own blocks
+    assert angle.amplitude_readout(torch.zeros(2, 1, 8), torch.zeros(1, angle.ansatz.config.n_weights)) is None
+    amplitude = ExactBackendModule(build_ansatz(AnsatzConfig(n_qubits=3, depth=1, encoding="amplitude")))
+    vectors = torch.randn(2, 1, 8, requires_grad=True)
+    weights = torch.zeros(1, amplitude.ansatz.config.n_weights)
+    assert amplitude.amplitude_readout(vectors, weights) is not None
+    shared_program, _ = amplitude.simulator._shared
+    shared_program.keep_bytes = 0  # a backward that would keep too much: row by row
+    assert amplitude.amplitude_readout(vectors, weights) is None
+    with torch.no_grad():  # inference keeps nothing, so it still shares
+        assert amplitude.amplitude_readout(vectors, weights) is not None
