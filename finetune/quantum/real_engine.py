@@ -269,11 +269,16 @@ class _RunProgram(torch.autograd.Function):
             else:
                 pair = (pair.reshape(2 * batch, -1) @ ins.inverse).reshape(2 * batch, 2, 2**n)
         grad_initial = pair[batch:] if ctx.needs_input_grad[0] else None
-        grad_blocks = [
-            torch.stack([g[i] for i in range(len(g))]) if ctx.needs_input_grad[3 + which] else None
-            for which, g in enumerate(grads)
-        ]
+        grad_blocks = _stacked(ctx, grads)
         return grad_initial, None, None, *grad_blocks
+
+
+def _stacked(ctx, grads: list[dict[int, torch.Tensor]]) -> list[torch.Tensor | None]:
+    """Per group size, the blocks' gradients in block order (None where no gradient is wanted)."""
+    return [
+        torch.stack([g[i] for i in range(len(g))]) if ctx.needs_input_grad[3 + which] else None
+        for which, g in enumerate(grads)
+    ]
 
 
 def _backward_kept(ctx, program: Program, blocks, inputs, grad: torch.Tensor):
@@ -298,10 +303,7 @@ def _backward_kept(ctx, program: Program, blocks, inputs, grad: torch.Tensor):
             grad = _gather(grad, ins.inverse)
         else:
             grad = (grad.reshape(batch, -1) @ ins.inverse).reshape(batch, 2, 2**n)
-    grad_blocks = [
-        torch.stack([g[i] for i in range(len(g))]) if ctx.needs_input_grad[3 + which] else None
-        for which, g in enumerate(grads)
-    ]
+    grad_blocks = _stacked(ctx, grads)
     return grad if ctx.needs_input_grad[0] else None, None, None, *grad_blocks
 
 
@@ -367,8 +369,5 @@ class _RunShared(torch.autograd.Function):
                 grad = grad.index_select(2, ins.inverse)
             else:
                 grad = torch.matmul(ins.index, grad.reshape(m, 2 * dim, rows)).reshape(m, 2, dim, rows)
-        grad_blocks = [
-            torch.stack([g[i] for i in range(len(g))]) if ctx.needs_input_grad[3 + which] else None
-            for which, g in enumerate(grads)
-        ]
+        grad_blocks = _stacked(ctx, grads)
         return grad if ctx.needs_input_grad[0] else None, None, None, *grad_blocks
