@@ -16,9 +16,9 @@ import typer
 from finetune.cli.console import echo_json, friendly_errors
 from finetune.cli.cost import guard_cost
 from finetune.cli.options import (
-    Backend, BatchSize, DeviceOption, DryRun, MaxQpuSeconds, Circuits, Data, DataDir, Depth, Dropout, Encoding, EncoderPath, EntityData, Epochs,
+    AddTrain, Backend, BatchSize, DeviceOption, DryRun, MaxQpuSeconds, Circuits, Data, DataDir, Depth, Dropout, Encoding, EncoderPath, EntityData, Epochs,
     HeadKind, Hidden, JsonOutput, LabelColumn, LabelSmoothing, Lora, LoraAlpha, LoraR, LoraTargets, Lr,
-    MaxLength, Out, Patience, Qubits, Readout, Seed, TestFolds, TextColumn, Threads, TrainFolds, ValFraction,
+    MaxLength, Out, Patience, Qubits, Readout, Seed, ShareAdapter, TestFolds, TextColumn, Threads, TrainFolds, ValFraction,
     WeightDecay, command_line, head_config, load_encoder, lora_settings, say, set_threads, training_arguments,
 )
 from finetune.runs.command import tracked_run, training_hooks
@@ -83,10 +83,13 @@ def _ner_plan(o: dict[str, Any]) -> Any:
 
 
 def _sentiment_data(o: dict[str, Any]) -> tuple[Any, None]:
-    from finetune.data.loaders import load_sentiment
+    from finetune.data.loaders import add_train_examples, load_sentiment
 
-    return load_sentiment(o["data"], data_dir=o["data_dir"], text_column=o["text_column"],
-                          label_column=o["label_column"], val_fraction=o["val_fraction"], seed=o["seed"]), None
+    dataset = load_sentiment(o["data"], data_dir=o["data_dir"], text_column=o["text_column"],
+                             label_column=o["label_column"], val_fraction=o["val_fraction"], seed=o["seed"])
+    if o.get("add_train"):
+        dataset = add_train_examples(dataset, o["add_train"], text_column=o["text_column"], label_column=o["label_column"])
+    return dataset, None
 
 
 @app.command("intents")
@@ -140,6 +143,8 @@ def sentiment(
     text_column: TextColumn = "text",
     label_column: LabelColumn = "label",
     val_fraction: ValFraction = 0.1,
+    add_train: AddTrain = None,
+    share_adapter: ShareAdapter = None,
     head: HeadKind = "hybrid", qubits: Qubits = 6, depth: Depth = 2, encoding: Encoding = "amplitude",
     readout: Readout = "probs", circuits: Circuits = 4, hidden: Hidden = 64, dropout: Dropout = 0.1,
     backend: Backend = "exact", epochs: Epochs = 30, batch_size: BatchSize = 64, lr: Lr = 3e-3,
@@ -151,6 +156,7 @@ def sentiment(
     soft_labels: Annotated[Path | None, typer.Option(help="Distillation: JSONL of texts with a teacher's probabilities (agent finetune soft-labels), trained on beside the labelled data.")] = None,
 ) -> dict[str, Any]:
     """Train a sentiment classifier (finance tweets by default; labels negative/positive/neutral)."""
+    _check_share_adapter(share_adapter, lora, max_length)
     dataset, _ = _sentiment_data(locals())
     return _train_classifier(ctx, "sentiment", dataset, None, locals())
 
@@ -167,7 +173,7 @@ def topics(
     text_column: TextColumn = "text",
     label_column: LabelColumn = "label",
     val_fraction: ValFraction = 0.1,
-    share_adapter: Annotated[Path | None, typer.Option(help="A model whose LoRA adapter the head reads, frozen (e.g. agent/assets/models/news-sentiment): the topic model then shares that model's encoder pass.")] = None,
+    share_adapter: ShareAdapter = None,
     train_limit: Annotated[int | None, typer.Option(min=1, help="Train on a seeded, label-stratified subsample of this many training examples (validation and test stay whole).")] = None,
     head: HeadKind = "hybrid", qubits: Qubits = 6, depth: Depth = 2, encoding: Encoding = "amplitude",
     readout: Readout = "probs", circuits: Circuits = 4, hidden: Hidden = 64, dropout: Dropout = 0.1,
@@ -179,23 +185,29 @@ def topics(
     json_output: JsonOutput = False, dry_run: DryRun = False, max_qpu_seconds: MaxQpuSeconds = None,
 ) -> dict[str, Any]:
     """Train a news-topic classifier (finance headlines, 20 topics, by default)."""
-    from finetune.errors import SettingError
-
     set_threads(threads)
-    if share_adapter is not None:
-        if lora:
-            raise SettingError("share_adapter", "--share-adapter trains on an existing adapter; drop --lora")
-        if not (share_adapter / "adapter" / "adapter_model.safetensors").is_file():
-            raise SettingError("share_adapter", f"{share_adapter} has no LoRA adapter (adapter/adapter_model.safetensors); "
-                                                "name a LoRA model such as agent/assets/models/news-sentiment")
-        from finetune.models.checkpoint import load_checkpoint
-
-        partner = load_checkpoint(share_adapter).encoder.get("max_length")
-        if partner != max_length:
-            raise SettingError("max_length", f"{share_adapter} reads texts at --max-length {partner}; "
-                                             f"use the same so both models share one encoder pass")
+    _check_share_adapter(share_adapter, lora, max_length)
     dataset, _ = _topics_data(locals())
     return _train_classifier(ctx, "topics", dataset, None, locals())
+
+
+def _check_share_adapter(share_adapter: Path | None, lora: bool, max_length: int) -> None:
+    """Refuse a --share-adapter that cannot share its model's encoder pass."""
+    from finetune.errors import SettingError
+
+    if share_adapter is None:
+        return
+    if lora:
+        raise SettingError("share_adapter", "--share-adapter trains on an existing adapter; drop --lora")
+    if not (share_adapter / "adapter" / "adapter_model.safetensors").is_file():
+        raise SettingError("share_adapter", f"{share_adapter} has no LoRA adapter (adapter/adapter_model.safetensors); "
+                                            "name a LoRA model such as agent/assets/models/news-sentiment")
+    from finetune.models.checkpoint import load_checkpoint
+
+    partner = load_checkpoint(share_adapter).encoder.get("max_length")
+    if partner != max_length:
+        raise SettingError("max_length", f"{share_adapter} reads texts at --max-length {partner}; "
+                                         f"use the same so both models share one encoder pass")
 
 
 def _train_classifier(ctx: typer.Context, task: str, dataset: Any, oos: Any, o: dict[str, Any]) -> dict[str, Any]:

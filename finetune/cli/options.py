@@ -27,6 +27,8 @@ Data = Annotated[str, typer.Option(help="Built-in data set name, a CSV/JSONL fil
 DataDir = Annotated[Path | None, typer.Option(help="Folder of the built-in data sets (default $QAGENT_DATA_DIR or ../shared/data).")]
 TextColumn = Annotated[str, typer.Option(help="Text column/key of user files.")]
 LabelColumn = Annotated[str, typer.Option(help="Label column/key of user files.")]
+AddTrain = Annotated[list[Path] | None, typer.Option("--add-train", help="More training examples: a CSV/JSONL file with the data set's labels (repeat for several). They join the training split only; validation and test stay the data set's own.")]
+ShareAdapter = Annotated[Path | None, typer.Option(help="A model whose LoRA adapter the head reads, frozen (e.g. agent/assets/models/news-sentiment): the new model then shares that model's encoder pass.")]
 ValFraction = Annotated[float, typer.Option(help="Share of train carved (stratified, seeded) as validation when the data has none.")]
 EntityData = Annotated[str, typer.Option(help="'nlupp' (NLU++ banking slots), a CoNLL or JSONL-with-spans file or folder, or a hub id.")]
 TrainFolds = Annotated[str, typer.Option(help="NLU++ folds to train on (validation is carved from them).")]

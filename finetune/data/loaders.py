@@ -15,7 +15,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from numbers import Integral
 from pathlib import Path
 from typing import Any, TypeVar
@@ -171,6 +171,33 @@ def load_topics(
                            list(names or []), source)
     labels = sorted({ex.label for ex in splits["train"]})
     return TextDataset(dataset.name, labels, splits["train"], splits["validation"], splits["test"], dataset.extra)
+
+
+def add_train_examples(
+    dataset: TextDataset,
+    paths: Sequence[str | Path],
+    *,
+    text_column: str = "text",
+    label_column: str = "label",
+    max_chars: int | None = 2000,
+) -> TextDataset:
+    """``dataset`` with the examples of ``paths`` (CSV/JSONL files) added to its train split.
+
+    Validation and test stay the source's own, so a model trained with the additions is scored
+    on the same held-out examples as one trained without them. Every added label must already
+    be one of ``dataset.labels`` (a new class would have no validation or test examples).
+    """
+    added: list[TextExample] = []
+    for source in paths:
+        path = Path(source).expanduser()
+        if not path.is_file() or path.suffix.lower() not in _TEXT_SUFFIXES:
+            raise DataError(f"added training data must be an existing CSV or JSONL file, got {source}")
+        examples = _read_text_file(path, text_column, label_column, max_chars)
+        unknown = sorted({ex.label for ex in examples} - set(dataset.labels))
+        if unknown:
+            raise DataError(f"{path}: labels {_few(unknown)} are not among {dataset.name}'s ({_few(dataset.labels)})")
+        added.extend(examples)
+    return replace(dataset, train=dataset.train + added)
 
 
 def limit_examples(examples: list[TextExample], limit: int, seed: int = 0) -> list[TextExample]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from text_data import OOS, TEXTS, write_csv
@@ -213,3 +214,42 @@ def test_topics_bad_input_is_one_line_and_exit_1(argv, message, tmp_path):
     # The encoder's own loading bar may come first; the error itself is one line.
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and message in errors[0]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--share-adapter", "{tmp}"], "has no LoRA adapter"),
+        (["--share-adapter", "agent/assets/models/news-sentiment", "--max-length", "128"], "reads texts at --max-length 64"),
+        (["--share-adapter", "agent/assets/models/news-sentiment", "--max-length", "64", "--lora"], "drop --lora"),
+        (["--add-train", "{tmp}/more.csv"], "labels 'bullish' are not among"),
+        (["--add-train", "{tmp}/none.csv"], "must be an existing CSV or JSONL file"),
+    ],
+)
+def test_sentiment_added_data_and_shared_adapter_refusals_are_one_line(extra, message, tmp_path):
+    rows = "".join(f'"news {i}",{("negative", "neutral", "positive")[i % 3]}\n' for i in range(60))
+    (tmp_path / "news.csv").write_text(f"text,label\n{rows}")
+    (tmp_path / "more.csv").write_text('text,label\n"up we go",bullish\n')
+    argv = ["finetune", "sentiment", "--data", str(tmp_path / "news.csv"), "--out", str(tmp_path / "m"),
+            *[a.replace("{tmp}", str(tmp_path)) for a in extra]]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], result.output
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.slow
+def test_sentiment_on_a_shared_adapter_with_added_data_keeps_the_adapter(tmp_path):
+    rows = "".join(f'"news {i}",{("negative", "neutral", "positive")[i % 3]}\n' for i in range(60))
+    (tmp_path / "news.csv").write_text(f"text,label\n{rows}")
+    (tmp_path / "more.csv").write_text("text,label\n" + "".join(f'"extra {i}",positive\n' for i in range(7)))
+    shared = Path("agent/assets/models/news-sentiment")
+    result = runner.invoke(app, ["finetune", "sentiment", "--data", str(tmp_path / "news.csv"), "--add-train",
+                                 str(tmp_path / "more.csv"), "--share-adapter", str(shared), "--max-length", "64",
+                                 "--head", "linear", "--epochs", "1", "--out", str(tmp_path / "m"), "--json"])
+    assert result.exit_code == 0, result.output
+    adapter = "adapter/adapter_model.safetensors"
+    assert (tmp_path / "m" / adapter).read_bytes() == (shared / adapter).read_bytes()
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert "--add-train" in config["command"]

@@ -16,6 +16,7 @@ from finetune.data.loaders import (
     DataWarning,
     Span,
     TaggedExample,
+    add_train_examples,
     bio_to_spans,
     load_entities,
     load_intents,
@@ -53,6 +54,32 @@ def test_single_csv_gives_stratified_seeded_splits(tmp_path: Path) -> None:
     assert len(texts) == 60  # nothing lost, nothing duplicated
     assert load_intents(str(path), seed=3).test == data.test
     assert load_intents(str(path), seed=4).test != data.test
+
+
+def test_added_training_examples_join_train_only(tmp_path: Path) -> None:
+    base = load_intents(str(write(tmp_path / "intents.csv", intent_csv())), seed=3)
+    extra = write(tmp_path / "more.jsonl", "\n".join(json.dumps({"q": f"extra {i}", "y": "refund"}) for i in range(5)))
+    more = add_train_examples(base, [extra], text_column="q", label_column="y")
+    assert more.train[: len(base.train)] == base.train
+    assert [ex.text for ex in more.train[len(base.train):]] == [f"extra {i}" for i in range(5)]
+    assert (more.validation, more.test, more.labels) == (base.validation, base.test, base.labels)
+    assert len(base.train) == 48  # the source data set is left as it was
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("more.csv", "text,label\nhello,weather\n", "labels 'weather' are not among"),
+        ("more.txt", "hello\n", "must be an existing CSV or JSONL file"),
+        ("more.csv", "words,label\nhello,refund\n", "no column"),
+    ],
+)
+def test_bad_added_training_file_is_one_clear_line(tmp_path: Path, name: str, content: str, message: str) -> None:
+    base = load_intents(str(write(tmp_path / "intents.csv", intent_csv())))
+    with pytest.raises(DataError, match=message):
+        add_train_examples(base, [write(tmp_path / name, content)])
+    with pytest.raises(DataError, match="must be an existing CSV or JSONL file"):
+        add_train_examples(base, [tmp_path / "missing.csv"])
 
 
 def test_jsonl_with_custom_columns_strips_text_and_stringifies_labels(tmp_path: Path) -> None:
