@@ -228,6 +228,25 @@ def load_rules(path: str | None) -> list[AlertRule]:
     return rules
 
 
+def check_learned_topics(rules: Sequence[AlertRule], labels: Sequence[str]) -> None:
+    """Refuse a rule whose ``learned_topics`` names a label the topic model never gives: it
+    would watch nothing, silently.
+
+    Raises:
+        ValueError: One line naming the rule, the unknown label and the closest label (or all of them).
+    """
+    from difflib import get_close_matches
+
+    by_folded = {label.casefold(): label for label in labels}
+    for rule in rules:
+        for topic in rule.learned_topics:
+            if topic in labels:
+                continue
+            close = get_close_matches(topic.casefold(), list(by_folded), n=1, cutoff=0.6)
+            hint = f"did you mean {by_folded[close[0]]!r}?" if close else f"the labels are: {', '.join(labels)}"
+            raise ValueError(f"rule {rule.name!r}: {topic!r} is not a label of the topic model; {hint}")
+
+
 def evaluate(store: MonitorStore, rules: Sequence[AlertRule], watched: set[str]) -> list[Alert]:
     """Evaluate ``rules`` for names mentioned by not-yet-evaluated items; store and return new alerts.
 

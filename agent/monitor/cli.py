@@ -3,9 +3,14 @@ alerts and learned topics, write reports."""
 
 from __future__ import annotations
 
+import functools
 import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -13,14 +18,44 @@ from finetune.cli.console import echo_json, friendly_errors
 from finetune.cli.options import DeviceOption
 
 if TYPE_CHECKING:
+    from agent.monitor.alerts import AlertRule
     from agent.monitor.scoring import ScoringConfig
 
+F = TypeVar("F", bound=Callable[..., Any])
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Score news feeds into a SQLite database and raise negative-news alerts.")
 
+# The options of 'score' that make its one alert rule; given none (and no --rules), the stored rules are kept.
+RULE_OPTIONS = ("window", "baseline", "metric", "method", "threshold", "min_count", "min_volume", "scope", "count", "kind")
+STORIES_SHOWN = 5  # evidence stories listed per alert in the table; the rest are counted
 Db = Annotated[Path, typer.Option("--db", help="The monitor's SQLite database file.")]
 JsonOutput = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 Since = Annotated[str | None, typer.Option(help="Only from this time: a duration back from now (24h, 7d) or an ISO date/time.")]
+
+
+def quiet_on_closed_pipe(command: F) -> F:
+    """End ``command`` quietly (exit 0) when the reader of its output goes away (``status | head``)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except BrokenPipeError:
+            # What is still buffered would fail again when Python flushes stdout at exit.
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except (OSError, ValueError):  # not a real file (a test's runner)
+                pass
+            raise typer.Exit(0) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def scoring_threads(threads: int) -> int | None:
+    """``--threads`` as the scoring config takes it: 0 (one per core) is None."""
+    if threads < 0:
+        raise ValueError(f"--threads must be 0 (one thread per core) or a number of threads, got {threads}")
+    return threads or None
 
 
 def scoring_device(device: str, runtime: str) -> str:
@@ -36,6 +71,7 @@ def scoring_device(device: str, runtime: str) -> str:
 @app.command("score")
 @friendly_errors
 def score(
+    ctx: typer.Context,
     feeds: Annotated[list[str], typer.Argument(help="JSONL/CSV/RSS/Atom files, folders of them, or - for standard input.")],
     db: Db,
     watchlist: Annotated[Path | None, typer.Option(help="Companies (name, ticker, aliases) and topics: JSON, YAML or CSV (default: the one the database last used).")] = None,
@@ -56,7 +92,7 @@ def score(
     topic_model: Annotated[str, typer.Option(help="Topic-classifier checkpoint directory, 'default' (the news topic model, on the same encoder pass), or 'none'.")] = "default",
     threads: Annotated[int, typer.Option(help="Threads per scoring process (0: one per core, fastest on an idle machine; 1 degrades least on a busy one).")] = 0,
     runtime: Annotated[str, typer.Option(help="Where the encoder runs: onnx-int8 (ONNX Runtime, int8 weights; fastest), onnx (float32) or torch.")] = "onnx-int8",
-    rules: Annotated[Path | None, typer.Option(help="Alert rules file (JSON/YAML, one rule or a list); replaces the options below.")] = None,
+    rules: Annotated[Path | None, typer.Option(help="Alert rules file (JSON/YAML, one rule or a list); replaces the options below. Without it or them: the rules the database last used.")] = None,
     window: Annotated[str, typer.Option(help="Rolling alert window (30m, 6h, 1d).")] = "6h",
     baseline: Annotated[str, typer.Option(help="Period before the window that sets each name's normal level.")] = "7d",
     metric: Annotated[str, typer.Option(help="share or count of negative items.")] = "share",
@@ -90,6 +126,8 @@ def score(
     from agent.monitor.watchlist import Watchlist, load_watchlist
 
     # Everything that can be checked is checked before the database is touched.
+    # Compared by name: typer bundles a click of its own, whose ParameterSource is not click's.
+    rule_options = [o for o in RULE_OPTIONS if ctx.get_parameter_source(o).name != "DEFAULT"]
     if rules is not None:
         rule_list = load_rules(str(rules))
     else:
@@ -103,7 +141,7 @@ def score(
         alert_every=alert_every, engine=engine, workers=workers, ray_address=ray_address,
         scoring=ScoringConfig(body=body, max_sentences=max_sentences, tag_body=tag_body, headline_weight=headline_weight,
                               min_entity_score=min_entity_score, sentiment_model=sentiment_model,
-                              ner_model=ner_model, topic_model=topic_model, threads=threads or None, runtime=runtime,
+                              ner_model=ner_model, topic_model=topic_model, threads=scoring_threads(threads), runtime=runtime,
                               device=scoring_device(device, runtime)),
         rules=tuple(rule_list), webhook=WebhookConfig(webhook, attempts=webhook_attempts) if webhook else None,
         stdout_alerts=stdout_alerts and not json_output, limit=limit,
@@ -111,12 +149,15 @@ def score(
     if engine == "ray" and not ray_engine.ray_available():
         raise ray_engine.EngineError(ray_engine.INSTALL_HINT)
     feed_files(config.feeds)
-    _check_topic_model(config.scoring)
+    _check_topic_model(config.scoring, config.rules)
     watch = load_watchlist(watchlist) if watchlist is not None else None
     with MonitorStore.open(db) as store:
         if watch is None:  # a scheduled run keeps watching what the database was last told to watch
             stored = store.get_meta("watchlist")
             watch = Watchlist.from_dict(json.loads(stored)) if stored else load_watchlist(None)
+        stored_rules = store.get_meta("rules")
+        if rules is None and not rule_options and stored_rules:  # ... and alerting with the rules it was last given
+            config = replace(config, rules=tuple(AlertRule.from_dict(r) for r in json.loads(stored_rules)))
         watching = watch
 
         def models() -> Scorer:  # loaded at the first new item: a run with nothing new loads nothing
@@ -128,18 +169,27 @@ def score(
         summary = run_monitor(config, store, watch, scorer=models, progress=not json_output, echo=typer.echo)
     if json_output:
         echo_json(summary)
-        return
-    typer.echo(format_summary(summary))
+    else:
+        typer.echo(format_summary(summary))
+    if summary["failed_feeds"]:  # each unreadable feed failed alone; say which, and exit 1 as any failure does
+        for failed in summary["failed_feeds"]:
+            typer.echo(f"error: {failed['error']} (fix or remove it; the other feeds were read)", err=True)
+        raise typer.Exit(1)
 
 
-def _check_topic_model(scoring: ScoringConfig) -> None:
-    """Refuse a --topic-model folder that is not a checkpoint, before anything is written."""
-    from agent.monitor.scoring import topic_model_dir
+def _check_topic_model(scoring: ScoringConfig, rules: Sequence[AlertRule] = ()) -> None:
+    """Refuse a --topic-model folder that is not a checkpoint, and rules naming learned topics
+    that model does not know, before anything is written."""
+    from agent.monitor.alerts import check_learned_topics
+    from agent.monitor.scoring import topic_labels, topic_model_dir
 
     path = topic_model_dir(scoring)
     if path is not None and not (path / "config.json").is_file():
         raise ValueError(f"--topic-model {path}: no model checkpoint there (config.json missing); "
                          "give a topic model folder, 'default' or 'none'")
+    labels = topic_labels(scoring)
+    if labels is not None:
+        check_learned_topics(rules, labels)
 
 
 def _say_topics_note(scoring: ScoringConfig) -> None:
@@ -154,8 +204,10 @@ def _say_topics_note(scoring: ScoringConfig) -> None:
 def format_summary(summary: dict) -> str:
     """The few lines ``agent monitor score`` prints."""
     other = summary.get("duplicates_other_feed", 0)
+    failed = len(summary.get("failed_feeds", []))
     lines = [
-        f"read {summary['read']} records from {summary['feeds']} feed(s): {summary['scored']} scored, "
+        f"read {summary['read']} records from {summary['feeds']} feed(s){f' ({failed} not readable)' if failed else ''}: "
+        f"{summary['scored']} scored, "
         f"{summary['duplicates']} duplicate(s){f' ({other} from another feed)' if other else ''}, "
         f"{summary['skipped']} skipped as malformed, {summary['alerts']} alert(s) raised",
     ]
@@ -173,6 +225,7 @@ def format_summary(summary: dict) -> str:
 
 @app.command("alerts")
 @friendly_errors
+@quiet_on_closed_pipe
 def alerts(
     db: Db,
     since: Since = None,
@@ -200,13 +253,18 @@ def alerts(
         typer.echo(f"{a.id:>4}  {a.kind:<7} {a.key[:24]:<24} {a.start:<20} {a.end:<20} "
                    f"{f'{a.negative_count}/{a.window_count}':>7} {a.unit:<7} {a.statistic:>6.1f}  "
                    f"{len(stories)} stories ({copies} copies)")
-        for s in stories[:5]:
+        for s in stories[:STORIES_SHOWN]:
             topic = f" [{s['topic']}]" if s.get("topic") else ""
-            typer.echo(f"{'':>6}{s['copies']} x {s['title'][:70]!r}{topic} ({', '.join(s['sources'][:4])})")
+            sources = ", ".join(s["sources"][:4])
+            sources += f", … and {len(s['sources']) - 4} more" if len(s["sources"]) > 4 else ""
+            typer.echo(f"{'':>6}{s['copies']} x {s['title'][:70]!r}{topic} ({sources})")
+        if len(stories) > STORIES_SHOWN:
+            typer.echo(f"{'':>6}… and {len(stories) - STORIES_SHOWN} more stories (--json lists them all)")
 
 
 @app.command("topics")
 @friendly_errors
+@quiet_on_closed_pipe
 def topics(
     db: Db,
     since: Since = None,
@@ -235,6 +293,7 @@ def topics(
 
 @app.command("report")
 @friendly_errors
+@quiet_on_closed_pipe
 def report(
     db: Db,
     out: Annotated[Path, typer.Option("--out", help="Folder for sentiment.png, topics.png and alerts.csv.")],
@@ -247,6 +306,7 @@ def report(
     from agent.monitor.report import write_report
     from agent.monitor.store import MonitorStore
 
+    _check_out_folder(out)
     with MonitorStore.open(db, create=False) as store:
         written = write_report(store, out, since=since, companies=company, bucket=bucket)
     if json_output:
@@ -257,8 +317,19 @@ def report(
                f"({written['alerts']} alerts)")
 
 
+def _check_out_folder(out: Path) -> None:
+    """Refuse an --out that is (or lies under) a file: files are written into a folder, made if missing,
+    and what an existing folder holds under the same names is replaced."""
+    for path in (out, *out.parents):
+        if path.exists():
+            if not path.is_dir():
+                raise ValueError(f"--out {out}: {path} is a file, not a folder; give a folder (it is created if missing)")
+            return
+
+
 @app.command("status")
 @friendly_errors
+@quiet_on_closed_pipe
 def status(db: Db, json_output: JsonOutput = False) -> None:
     """Row counts, duplicates skipped, feed cursors, recent runs, skipped lines and failed webhook deliveries."""
     from agent.monitor.sources import list_sources
@@ -337,9 +408,9 @@ def watch(
                          fetch=FetchConfig(timeout=timeout, max_bytes=max_bytes, max_redirects=max_redirects))
     rule_list = load_rules(str(rules)) if rules is not None else None
     watch_list = load_watchlist(watchlist) if watchlist is not None else None
-    scoring = ScoringConfig(body=body, threads=threads or None, runtime=runtime, topic_model=topic_model,
+    scoring = ScoringConfig(body=body, threads=scoring_threads(threads), runtime=runtime, topic_model=topic_model,
                             device=scoring_device(device, runtime))
-    _check_topic_model(scoring)
+    _check_topic_model(scoring, rule_list or ())
     with MonitorStore.open(db) as store:
         _say_topics_note(scoring)
         # Like a scheduled 'score': keep watching with what the database was last told.
@@ -371,6 +442,7 @@ def sample(
     """Write a generated feed with a known negative surge (and its watch-list) to try the monitor on."""
     from agent.monitor.sample import write_sample
 
+    _check_out_folder(out)
     written = write_sample(out)
     typer.echo(f"wrote {written['feed']} ({written['items']} items, {written['malformed']} malformed lines) "
                f"and {written['watchlist']}")

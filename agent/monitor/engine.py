@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from agent.monitor.feeds import Feed, feed_files
+from agent.monitor.feeds import Feed, FeedError, feed_files
 from agent.monitor.pipeline import MonitorConfig, Writer, chunks
 from agent.monitor.scoring import ItemScore, Scorer
 from agent.monitor.store import MonitorStore
@@ -40,7 +40,12 @@ def run_monitor(
 
     Returns:
         Counts (read, scored, duplicates, duplicates_other_feed, skipped, alerts,
-        webhook_sent/failed), the alerts raised, elapsed seconds and items per second.
+        webhook_sent/failed), the alerts raised, elapsed seconds and items per second, and
+        ``failed_feeds``: each feed that could not be read at all, with why. Such a feed fails
+        alone: the others are still read and the alert rules still evaluated.
+
+    Raises:
+        FeedError: No feed could be read at all (after the alert rules were evaluated).
     """
     from tqdm.auto import tqdm
 
@@ -64,6 +69,10 @@ def run_monitor(
         else:
             _score_locally(config, feeds, store, watchlist, writer, scorer)
         writer.run_alerts()
+        if writer.failed and len(writer.failed) == len(feeds):  # nothing could be read: the run failed
+            first = next(iter(writer.failed.values()))
+            more = f" (and {len(writer.failed) - 1} more unreadable feed(s))" if len(writer.failed) > 1 else ""
+            raise FeedError(first + more)
         status = "finished"
     except Exception:
         status = "failed"
@@ -76,6 +85,7 @@ def run_monitor(
         "db": str(store.path), "engine": config.engine, "feeds": len(feeds), **writer.counts,
         "elapsed_s": round(elapsed, 3), "items_per_s": round(writer.counts["scored"] / elapsed, 1) if elapsed else 0.0,
         "skipped_reasons": writer.reasons, "raised": [a.to_dict() for a in writer.alerts],
+        "failed_feeds": [{"feed": feed, "error": error} for feed, error in writer.failed.items()],
     }
 
 
@@ -87,23 +97,26 @@ def _score_locally(config: MonitorConfig, feeds: Sequence[str], store: MonitorSt
     seen: set[str] = set()
     remaining = config.limit
     for name in feeds:
-        with Feed(name, config.fmt, fields=config.fields, limits=config.limits) as feed:
-            for chunk in chunks(feed, store.cursor(name, feed.format), config.batch_size, remaining):
-                # Items stored by an earlier run, or met earlier in this one, are not scored again.
-                known = store.known_ids([i.key for i in chunk.items])
-                fresh, ids = [], set()
-                for item in chunk.items:
-                    if item.key not in known and item.key not in seen and item.key not in ids:
-                        fresh.append(item)
-                        ids.add(item.key)
-                seen |= ids
-                scores: list[ItemScore] = []
-                if fresh:
-                    if loaded is None:
-                        loaded = scorer() if callable(scorer) else load_scorer(config.scoring, watchlist)
-                    scores = loaded.score(fresh)
-                writer.commit(chunk, scores)
-                if remaining is not None:
-                    remaining -= chunk.read
-                    if remaining <= 0:
-                        return
+        try:
+            with Feed(name, config.fmt, fields=config.fields, limits=config.limits) as feed:
+                for chunk in chunks(feed, store.cursor(name, feed.format), config.batch_size, remaining):
+                    # Items stored by an earlier run, or met earlier in this one, are not scored again.
+                    known = store.known_ids([i.key for i in chunk.items])
+                    fresh, ids = [], set()
+                    for item in chunk.items:
+                        if item.key not in known and item.key not in seen and item.key not in ids:
+                            fresh.append(item)
+                            ids.add(item.key)
+                    seen |= ids
+                    scores: list[ItemScore] = []
+                    if fresh:
+                        if loaded is None:
+                            loaded = scorer() if callable(scorer) else load_scorer(config.scoring, watchlist)
+                        scores = loaded.score(fresh)
+                    writer.commit(chunk, scores)
+                    if remaining is not None:
+                        remaining -= chunk.read
+                        if remaining <= 0:
+                            return
+        except FeedError as exc:  # one unreadable file must not keep the others (and the alerts) from running
+            writer.fail(name, exc)

@@ -9,6 +9,7 @@ Items without an id get a stable one: the sha256 of their normalised source, tit
 time and body, so the same story read twice (a re-fetched RSS file, a re-run, another feed) is one
 item. An id the feed gives belongs to that feed: the item's stored :attr:`FeedItem.key` is
 ``FEED#ID``, so two feeds' ``guid 1`` are two items and no feed can claim another's ids.
+Standard input is no one feed from run to run, so its items always get the content id.
 
 Feeds are untrusted input. A line or entry that cannot become an item (bad JSON or bytes, a time
 that does not parse or lies outside :class:`FeedLimits`' window, a field over its size cap) is a
@@ -257,6 +258,8 @@ def read_xml(data: bytes, feed: str, fields: FieldMap, start: int = 0, limits: F
     from defusedxml.ElementTree import fromstring
     from xml.etree.ElementTree import ParseError
 
+    if not data.strip():
+        raise FeedError(f"{feed} is empty: no RSS or Atom document in it")
     try:
         root = fromstring(data)
     except ParseError as exc:

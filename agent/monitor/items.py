@@ -131,7 +131,8 @@ class FeedItem:
     """One news item, normalised.
 
     Attributes:
-        id: The feed's id, or ``sha256:<hex>`` of the normalised content when it has none.
+        id: The feed's id, or ``sha256:<hex>`` of the normalised content when it has none or
+            comes from standard input.
         feed: The feed it came from (resolved path, or ``-`` for standard input).
         position: Line number (JSONL/CSV, header is line 1) or entry number (XML), from 1.
         published: ISO 8601 UTC (``2026-01-31T09:30:00Z``), or None when the feed gave no time.
@@ -277,12 +278,17 @@ def _make_item(record: dict[str, Any], fields: FieldMap, feed: str, position: in
         return Malformed(feed, position, outside, _raw(record))
     source = _clean(fields.get(record, "source"))
     given = fields.get(record, "id")
-    if given not in (None, ""):
+    url = _clean(fields.get(record, "url"))
+    invalid = _invalid_unicode(title=title, body=body, source=source, url=url, id=str(given or ""))
+    if invalid:
+        return Malformed(feed, position, invalid, _raw(record))
+    # Standard input has no identity from one run to the next (every run's line 1 would be "-#1"),
+    # so its items are keyed by their content like items without an id.
+    if given not in (None, "") and feed != STDIN:
         item_id, content_id = str(given).strip(), False
     else:
         item_id, content_id = stable_id(source, title, published, body), True
-    return FeedItem(item_id, feed, position, published, source, title or _first_sentence(body), body,
-                    _clean(fields.get(record, "url")), content_id)
+    return FeedItem(item_id, feed, position, published, source, title or _first_sentence(body), body, url, content_id)
 
 
 OVERSIZE_EVIDENCE = "(not kept: over the size cap)"
@@ -323,6 +329,17 @@ def _clean(value: Any) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
+def _invalid_unicode(**texts: str) -> str | None:
+    """Why one of ``texts`` cannot be stored or tokenized (a lone surrogate such as ``\\udc80``, which
+    JSON escapes can spell but UTF-8 cannot encode), or None."""
+    for name, text in texts.items():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return f"{name} is not valid Unicode (lone surrogate {text[exc.start]!r} at character {exc.start + 1})"
+    return None
+
+
 def _normalise(text: str) -> str:
     return _SPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
 
@@ -338,7 +355,8 @@ def _raw(value: Any) -> str:
         value = value.decode("utf-8", "replace")
     elif isinstance(value, dict):
         value = json.dumps(value, ensure_ascii=False, default=str)
-    return str(value).strip()[:_RAW_LIMIT]
+    # Lone surrogates are escaped: the evidence must still encode to UTF-8 to be stored.
+    return str(value).strip()[:_RAW_LIMIT].encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 DEFAULT_LIMITS = FeedLimits()

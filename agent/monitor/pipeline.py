@@ -137,6 +137,7 @@ class Writer:
                        "alerts": 0, "webhook_sent": 0, "webhook_failed": 0}
         self.alerts: list[Alert] = []
         self.reasons: dict[str, int] = {}
+        self.failed: dict[str, str] = {}  # feed -> why it could not be read at all
         self._since_alerts = 0
         self._on_progress = on_progress
         self._echo = echo
@@ -165,6 +166,11 @@ class Writer:
             self.run_alerts()
         if self._on_progress is not None:
             self._on_progress(chunk.read, self.counts)
+
+    def fail(self, feed: str, error: Exception) -> None:
+        """Note a feed that cannot be read at all (XML that does not parse, an empty file); the
+        run goes on with the other feeds, and what that feed stored before is kept."""
+        self.failed[feed] = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
     def run_alerts(self) -> None:
         """Evaluate the rules on what is stored but not yet evaluated; notify what is new."""

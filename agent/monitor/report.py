@@ -8,7 +8,7 @@ to its last firing. ``topics.png`` draws the same panels per learned topic (the 
 of each headline; the topics with most items in the span, up to a dozen) with the alerts of
 ``learned_topic`` rules; it is written only when some item has a topic. ``alerts.csv`` lists every alert with its numbers and evidence: what it counted
 (``unit``: stories or items) and, for its evidence stories, how many copies from how many sources
-and the learned topics of the first three.
+and the learned topics of the first three (``evidence_titles_omitted``: how many more there are).
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from agent.monitor.stories import stories_of
 
 CSV_COLUMNS = ("id", "rule", "kind", "key", "start", "end", "raised_at", "window_count", "negative_count", "share",
                "baseline", "statistic", "peak", "evidence_count", "evidence_ids", "evidence_titles", "unit",
-               "evidence_copies", "evidence_sources", "evidence_topics")
+               "evidence_copies", "evidence_sources", "evidence_topics", "evidence_titles_omitted")
+TITLES_LISTED = 3  # evidence titles (and topics) per CSV row; evidence_titles_omitted counts the rest
 MAX_PANELS = 12  # past a dozen panels a page is unreadable; the CSV still has every alert
 
 
@@ -50,8 +51,8 @@ def write_report(store: MonitorStore, out: str | Path, *, since: str | None = No
     start = parse_since(since) if since else None
     alerts = list_alerts(store, since=since)
     csv_path = out / "alerts.csv"
-    titles = _titles(store, {i for a in alerts for i in a.evidence[:3]})
-    topics = _topics_of(store, {i for a in alerts for i in a.evidence[:3]})
+    listed = {i for a in alerts for i in a.evidence[:TITLES_LISTED]}
+    titles, topics = _titles(store, listed), _topics_of(store, listed)
     with csv_path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(CSV_COLUMNS)
@@ -59,10 +60,11 @@ def write_report(store: MonitorStore, out: str | Path, *, since: str | None = No
             stories = stories_of(store.db, list(a.evidence))  # each evidence story with all its copies
             writer.writerow([a.id, a.rule, a.kind, a.key, a.start, a.end, a.raised_at, a.window_count,
                              a.negative_count, a.share, a.baseline, a.statistic, a.peak, len(a.evidence),
-                             ";".join(a.evidence), " | ".join(titles.get(i, "") for i in a.evidence[:3]), a.unit,
-                             sum(s["copies"] for s in stories), len({src for s in stories for src in s["sources"]}),
-                             "; ".join(topics.get(i) or "" for i in a.evidence[:3])])  # labels hold " | "
-    names = companies or _watched(store) or _most_mentioned(store, 6)
+                             ";".join(a.evidence), " | ".join(titles.get(i, "") for i in a.evidence[:TITLES_LISTED]),
+                             a.unit, sum(s["copies"] for s in stories), len({src for s in stories for src in s["sources"]}),
+                             "; ".join(topics.get(i) or "" for i in a.evidence[:TITLES_LISTED]),  # labels hold " | "
+                             max(0, len(a.evidence) - TITLES_LISTED)])
+    names = _as_stored(store, companies) if companies else (_watched(store) or _most_mentioned(store, 6))
     png_path = out / "sentiment.png"
     plotted = _plot(store, "company", names[:MAX_PANELS], [a for a in alerts if a.kind == "company"], png_path, start,
                     bucket, "News sentiment per company (red: alert episodes)")
@@ -74,6 +76,16 @@ def write_report(store: MonitorStore, out: str | Path, *, since: str | None = No
               "News sentiment per learned topic (red: alert episodes)")
     return {"out": str(out), "alerts_csv": str(csv_path), "alerts": len(alerts), "plot": str(png_path),
             "companies": plotted, "topics_plot": str(topics_path) if learned else None, "topics": learned}
+
+
+def _as_stored(store: MonitorStore, names: list[str]) -> list[str]:
+    """Each company name as it is stored, matched without regard to case (as ``alerts --company`` is)."""
+    found = []
+    for name in names:
+        row = store.db.execute("SELECT key FROM entities WHERE kind = 'company' AND key = ? COLLATE NOCASE "
+                               "GROUP BY key ORDER BY COUNT(*) DESC LIMIT 1", (name,)).fetchone()
+        found.append(row[0] if row else name)
+    return found
 
 
 def _watched(store: MonitorStore) -> list[str]:

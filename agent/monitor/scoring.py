@@ -307,6 +307,16 @@ def topic_model_dir(config: ScoringConfig) -> Path | None:
     return path
 
 
+def topic_labels(config: ScoringConfig) -> list[str] | None:
+    """The labels the topic model of ``config`` gives (its ``labels.json``), or None without one."""
+    import json
+
+    path = topic_model_dir(config)
+    if path is None or not (path / "labels.json").is_file():
+        return None
+    return [str(label) for label in json.loads((path / "labels.json").read_text(encoding="utf-8"))]
+
+
 def topics_note(config: ScoringConfig) -> str | None:
     """One line to show once per run when the default topic model is missing, else None."""
     if config.topic_model == "default" and topic_model_dir(config) is None:

@@ -92,8 +92,13 @@ def format_topics(summary: TopicSummary) -> str:
     """The table ``agent monitor topics`` prints."""
     span = f"from {summary.since}" if summary.since else "all stored items"
     lines = [f"{summary.items} items ({span}), {summary.without_topic} without a topic"]
-    if not summary.topics:
+    if not summary.items and summary.since:  # topics may well be stored, just not in this stretch
+        lines.append(f"no items stored from {summary.since} on: give an earlier --since or a longer --window")
+    elif not summary.items:
+        lines.append("no items stored yet: score some feeds with 'agent monitor score' first")
+    elif not summary.topics:
         lines.append("no learned topics stored: score with a topic model (--topic-model) to fill them")
+    if not summary.topics:
         return "\n".join(lines)
     lines.append(f"{'topic':<30} {'items':>6} {'stories':>7} {'negative':>8} {'sentiment':>9} {'p(topic)':>8}")
     for t in summary.topics:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.monitor.engine import run_monitor
-from agent.monitor.feeds import feed_files
+from agent.monitor.feeds import FeedError, feed_files
 from agent.monitor.fetch import SCHEMES, FetchConfig, fetch, is_url
 from agent.monitor.pipeline import MonitorConfig
 from agent.monitor.scoring import ItemScore, Scorer
@@ -180,16 +180,21 @@ class Watcher:
         state = load_state(self.store, source, "url" if is_url(source) else "path")
         now = self.clock()
         state.last_poll, state.polls = iso(now), state.polls + 1
+        before = self._last_item()
         try:
             status, stored = self._read_url(state) if state.kind == "url" else self._read_path(state)
         except Exception as exc:  # one source's failure must not stop the others
             from finetune.errors import describe_error
 
+            # Batches committed before the failure stay stored: count them.
+            stored = self._last_item() - before
             state.failures += 1
+            state.items += stored
             state.last_error = describe_error(exc)
             wait = self.config.backoff(state.failures, self.rng)
-            result = PollResult(source, "failed", error=state.last_error, next_poll=self.clock() + wait)
-            self.log(f"{source}: {state.last_error} (failure {state.failures} in a row; next try in {wait:.0f} s)")
+            result = PollResult(source, "failed", stored, error=state.last_error, next_poll=self.clock() + wait)
+            self.log(f"{source}: {state.last_error} (failure {state.failures} in a row; next try in {wait:.0f} s)"
+                     + (f"; {stored} new item(s) stored before it" if stored else ""))
         else:
             state.failures, state.last_error, state.last_success = 0, "", iso(now)
             state.items += stored
@@ -218,7 +223,7 @@ class Watcher:
         partial = path.with_name(f".{path.name}.{os.getpid()}.part")
         partial.write_bytes(got.body)
         os.replace(partial, path)
-        stored = self._score(path)
+        stored = self._score(path, state.source)
         # Saved only once the body was read: a body that failed is fetched (and fails) again.
         state.etag, state.last_modified = got.etag, got.last_modified
         return "read", stored
@@ -228,14 +233,31 @@ class Watcher:
         signature = hashlib.sha256(repr([(f, *_stat(f)) for f in files]).encode()).hexdigest()[:16]
         if signature == state.etag:
             return "not modified", 0
-        stored = self._score(state.source)
+        stored = self._score(state.source, state.source)
         state.etag = signature
         return "read", stored
 
-    def _score(self, feed: str | Path) -> int:
+    def _score(self, feed: str | Path, source: str) -> int:
+        """Score ``feed`` (a local source, or the file holding a URL's body); the new items stored.
+
+        A file that cannot be read fails alone: the source's other files are read and it is
+        logged. Only when no file of the source could be read does the poll fail (FeedError).
+        """
         config = replace(self.monitor, feeds=(str(feed),))
-        summary = run_monitor(config, self.store, self.watchlist, scorer=self.scorer, echo=self.echo)
+        try:
+            summary = run_monitor(config, self.store, self.watchlist, scorer=self.scorer, echo=self.echo)
+        except FeedError as exc:
+            if not is_url(source):
+                raise
+            # A URL's errors name the URL, not the cache file its body was saved to.
+            raise FeedError(str(exc).replace(str(Path(feed).resolve()), source).replace(str(feed), source)) from exc
+        for failed in summary["failed_feeds"]:  # only some files of a folder: the poll read the others
+            self.log(f"{source}: skipped {failed['error']}")
         return int(summary["scored"])
+
+    def _last_item(self) -> int:
+        # Items are only ever added, each at the next rowid, so the difference counts the items stored.
+        return int(self.store.db.execute("SELECT COALESCE(MAX(rowid), 0) FROM items").fetchone()[0])
 
     def _cache_path(self, url: str) -> Path:
         # One name per URL, forever: items are keyed by feed name, so a new name would store them again.

@@ -1,3 +1,4 @@
+import io
 import json
 import shutil
 
@@ -5,6 +6,7 @@ import pytest
 
 from agent.monitor.engine import MonitorConfig, run_monitor
 from agent.monitor.pipeline import chunks
+from agent.monitor.sample import SURGE_COMPANY, sample_watchlist, write_sample
 from agent.monitor.feeds import Cursor, Feed
 from agent.monitor.store import MonitorStore
 from agent.monitor.watchlist import Watchlist
@@ -50,6 +52,34 @@ def test_resume_appended_lines_and_duplicates_across_files(tmp_path, keyword_sco
         assert (dup["read"], dup["scored"], dup["duplicates"], dup["duplicates_other_feed"]) == (5, 0, 5, 5)
         assert len(scorer.calls) == calls  # known items are not scored again
         assert store.counts()["items"] == 27
+
+
+def test_standard_input_items_are_keyed_by_content_across_runs(tmp_path, monkeypatch, keyword_scorer):
+    scorer = keyword_scorer(WATCH)
+
+    def from_stdin(store, *titles):
+        lines = "".join(json.dumps({"id": "1", "title": t, "published": "2026-01-01T10:00:00Z"}) + "\n" for t in titles)
+        monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(lines.encode())))
+        return run_monitor(MonitorConfig(feeds=("-",)), store, WATCH, scorer=scorer)
+
+    with MonitorStore.open(tmp_path / "m.db") as store:
+        first = from_stdin(store, "Acme falls")
+        other = from_stdin(store, "Acme rises")  # line 1, id "1" again: another story all the same
+        same = from_stdin(store, "Acme rises", "Acme rises")
+        assert [(r["scored"], r["duplicates"]) for r in (first, other, same)] == [(1, 0), (1, 0), (0, 2)]
+        assert sorted(r["title"] for r in store.rows("SELECT title FROM items")) == ["Acme falls", "Acme rises"]
+
+
+def test_an_unreadable_feed_fails_alone_and_alerts_are_still_evaluated(tmp_path, keyword_scorer):
+    write_sample(tmp_path / "feeds")
+    (tmp_path / "feeds" / "a-broken.xml").write_text("<rss><channel><item><title>cut off")  # read before news.jsonl
+    watchlist = Watchlist.from_dict(sample_watchlist())
+    with MonitorStore.open(tmp_path / "m.db") as store:
+        summary = run_monitor(MonitorConfig(feeds=(str(tmp_path / "feeds"),)), store, watchlist,
+                              scorer=keyword_scorer(watchlist))
+    assert [f["feed"] for f in summary["failed_feeds"]] == [str((tmp_path / "feeds" / "a-broken.xml").resolve())]
+    assert "is not well-formed XML" in summary["failed_feeds"][0]["error"]
+    assert summary["scored"] == 168 and SURGE_COMPANY in [a["key"] for a in summary["raised"]]
 
 
 def test_limit_stops_early_and_the_next_run_goes_on(tmp_path, keyword_scorer):

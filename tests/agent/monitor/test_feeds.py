@@ -38,7 +38,7 @@ def test_jsonl_items_malformed_lines_and_positions():
     data = (b'{"id": "a", "title": "Acme sued", "published": "2026-01-01T10:00:00Z"}\n\nnot json\n'
             b'{"title": "no id", "body": "Body.", "published": "Mon, 05 Jan 2026 16:45:00 +0200"}\n'
             b'{"title": "bad time", "published": "yesterday"}\n[1, 2]\n{"published": "2026-01-01"}\n')
-    records = list(read_feed("-", stream=io.BytesIO(data)))
+    records = list(read_feed("news.jsonl", stream=io.BytesIO(data)))
     good = items(records)
     assert [i.id for i in good] == ["a", stable_id("", "no id", "2026-01-05T14:45:00Z", "Body.")]
     assert good[1].published == "2026-01-05T14:45:00Z"
@@ -109,6 +109,25 @@ def test_lines_that_do_not_decode_as_json_values_are_bad_lines():
                  '{"title": "huge number", "x": ' + "7" * 5000 + "}", {"title": "next"})
     records = list(read_feed("-", stream=io.BytesIO(data)))
     assert [i.title for i in items(records)] == ["next"] and [p for p, _ in reasons(records)] == [1, 2]
+
+
+@pytest.mark.parametrize("field", ["title", "body", "source", "id"])
+def test_a_lone_surrogate_is_a_bad_line_and_the_feed_goes_on(tmp_path, keyword_scorer, field):
+    # JSON escapes can spell "\\udc80", which no UTF-8 encoder (the tokenizer's, SQLite's) accepts.
+    bad = '{"title": "Acme falls", "body": "Body.", "%s": "bad \\udc80 text"}' % field
+    data = jsonl(bad, {"id": "ok", "title": "Acme next line"})
+    records = list(read_feed("f.jsonl", stream=io.BytesIO(data)))
+    assert [i.title for i in items(records)] == ["Acme next line"]
+    assert reasons(records) == [(1, f"{field} is not valid Unicode (lone surrogate '\\udc80' at character 5)")]
+    feed = tmp_path / "f.jsonl"
+    feed.write_bytes(data)
+    watchlist = Watchlist.from_dict({"companies": [{"name": "Acme"}]})
+    with MonitorStore.open(tmp_path / "m.db") as store:
+        summary = run_monitor(MonitorConfig(feeds=(str(feed),)), store, watchlist, scorer=keyword_scorer(watchlist))
+        assert (summary["scored"], summary["skipped"]) == (1, 1)
+        assert summary["skipped_reasons"] == {f"{field} is not valid Unicode": 1}
+        (reject,) = store.rows("SELECT reason, raw FROM rejects")
+        assert "\\udc80" in reject["raw"]  # the evidence is kept, escaped so that it can be stored
 
 
 def test_oversized_lines_and_fields_are_rejected_and_the_feed_goes_on():
@@ -196,8 +215,8 @@ def test_stable_id_ignores_case_and_spacing_but_not_content():
 def test_resuming_from_a_cursor_reads_only_what_follows():
     lines = [json.dumps({"id": str(n), "title": f"t{n}"}) for n in range(5)]
     data = ("\n".join(lines) + "\n").encode()
-    records = list(read_feed("-", stream=io.BytesIO(data)))
-    rest = list(read_feed("-", stream=io.BytesIO(data), start=records[1].cursor))
+    records = list(read_feed("news.jsonl", stream=io.BytesIO(data)))
+    rest = list(read_feed("news.jsonl", stream=io.BytesIO(data), start=records[1].cursor))
     assert [r.entry.id for r in rest] == ["2", "3", "4"]
     assert [r.entry.position for r in rest] == [3, 4, 5]
 

@@ -239,6 +239,53 @@ def test_local_files_are_watched_too(make_watcher, tmp_path):
     assert titles(tmp_path / "m.db") == ["one", "two"]
 
 
+def test_a_bad_file_in_a_watched_folder_fails_alone(make_watcher, tmp_path):
+    folder = tmp_path / "feeds"
+    folder.mkdir()
+    (folder / "a.jsonl").write_bytes(jsonl("one"))
+    (folder / "b-broken.xml").write_bytes(b"<rss><channel><item><title>cut off")
+    (folder / "c-empty.rss").write_bytes(b"")
+    (folder / "d.rss").write_bytes(rss("two"))
+    watcher = make_watcher(str(folder))
+    logged = []
+    watcher.log = logged.append
+    result = watcher.poll(str(folder))
+    assert (result.status, result.stored) == ("read", 2)
+    assert titles(tmp_path / "m.db") == ["one", "two"]
+    skipped = [line for line in logged if "skipped" in line]
+    assert len(skipped) == 2 and "b-broken.xml is not well-formed XML" in skipped[0] and "c-empty.rss" in skipped[1]
+    assert state(tmp_path / "m.db", str(folder))["failures"] == 0
+    assert watcher.poll(str(folder)).status == "not modified"  # not read (and failed) again until it changes
+
+
+def test_an_unreadable_url_body_is_named_by_its_url(server, make_watcher, tmp_path):
+    server.routes["/bad.rss"] = {"body": b"<rss><channel><item><title>cut off"}
+    bad = server.url("/bad.rss")
+    result = make_watcher(bad).poll(bad)
+    assert result.status == "failed" and result.error.startswith(f"{bad} is not well-formed XML")
+    assert ".watch" not in result.error  # not the cache file the body was saved to
+
+
+def test_items_stored_before_a_source_fails_are_counted(tmp_path, keyword_scorer):
+    class FailsSecond:
+        def __init__(self):
+            self.scorer, self.calls = keyword_scorer(WATCHLIST), 0
+
+        def score(self, items):
+            self.calls += 1
+            if self.calls == 2:
+                raise RuntimeError("scorer crashed")
+            return self.scorer.score(items)
+
+    feed = tmp_path / "news.jsonl"
+    feed.write_bytes(jsonl("one", "two"))
+    with MonitorStore.open(tmp_path / "m.db") as store, \
+            Watcher(WatchConfig((str(feed),)), MonitorConfig(feeds=(str(feed),), batch_size=1), store, WATCHLIST,
+                    scorer=FailsSecond(), log=lambda line: None) as watcher:
+        assert watcher.run(once=True) == {"polls": 1, "failed": 1, "stored": 1}
+    assert state(tmp_path / "m.db", str(feed))["items"] == 1 and titles(tmp_path / "m.db") == ["one"]
+
+
 def test_sources_are_checked_before_anything_runs(tmp_path):
     with pytest.raises(ValueError, match="only http and https URLs are watched, not ftp"):
         WatchConfig(("ftp://127.0.0.1/feed.rss",))
