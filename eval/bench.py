@@ -40,6 +40,7 @@ def bench_exact_vs_torchconnector(
     repeats: int = DEFAULT_REPEATS,
     seed: int = 0,
     reference_repeats: int = DEFAULT_REFERENCE_REPEATS,
+    reference: bool = True,
 ) -> dict[str, Any]:
     """Time forward + backward of one ansatz with our simulator and with TorchConnector.
 
@@ -51,6 +52,7 @@ def bench_exact_vs_torchconnector(
         repeats: Timed runs of ours (after a warm-up); the median is reported.
         seed: Seed of the random inputs, weights and loss coefficients.
         reference_repeats: Timed runs of TorchConnector (each takes seconds).
+        reference: Time TorchConnector at all; without it only ours is timed (no comparison keys).
 
     Returns:
         ``ours_ms`` and ``torchconnector_ms`` (medians), ``speedup``, ``max_abs_output_diff``,
@@ -75,24 +77,33 @@ def bench_exact_vs_torchconnector(
         (out * coefficients).sum().backward()
         return out.detach(), x.grad, w.grad
 
-    reference_step = _reference_step(ansatz, StatevectorEstimator(), inputs, weights, coefficients, 0.0)
-
     for _ in range(WARMUP):
         ours_step()
     ours_times, ours_result = _time(ours_step, repeats)
-    reference_times, reference_result = _time(reference_step, reference_repeats)
-
     ours_ms = statistics.median(ours_times) * 1e3
-    reference_ms = statistics.median(reference_times) * 1e3
-    out, x_grad, w_grad = (t.double() for t in ours_result)
-    ref_out, ref_x_grad, ref_w_grad = (t.double() for t in reference_result)
-    return {
+    result = {
         "config": config.to_dict(),
         "batch": batch,
         "seed": seed,
         "n_parameters": config.n_inputs + config.n_weights,
         "ours_ms": ours_ms,
         "ours_ms_min": min(ours_times) * 1e3,
+        "ours_dtype": str(ours.simulator.dtype).removeprefix("torch."),
+        "repeats": repeats,
+        "torch_threads": torch.get_num_threads(),
+        "versions": {
+            name: version(name) for name in ("qiskit", "qiskit-machine-learning", "torch", "numpy")
+        },
+    }
+    if not reference:
+        return result
+    reference_step = _reference_step(ansatz, StatevectorEstimator(), inputs, weights, coefficients, 0.0)
+    reference_times, reference_result = _time(reference_step, reference_repeats)
+    reference_ms = statistics.median(reference_times) * 1e3
+    out, x_grad, w_grad = (t.double() for t in ours_result)
+    ref_out, ref_x_grad, ref_w_grad = (t.double() for t in reference_result)
+    return {
+        **result,
         "torchconnector_ms": reference_ms,
         "torchconnector_runs_ms": [t * 1e3 for t in reference_times],
         "speedup": reference_ms / ours_ms,
@@ -109,13 +120,7 @@ def bench_exact_vs_torchconnector(
         ),
         "max_abs_input_grad_diff": float((x_grad - ref_x_grad).abs().max()),
         "max_abs_weight_grad_diff": float((w_grad - ref_w_grad).abs().max()),
-        "ours_dtype": str(ours.simulator.dtype).removeprefix("torch."),
-        "repeats": repeats,
         "torchconnector_repeats": reference_repeats,
-        "torch_threads": torch.get_num_threads(),
-        "versions": {
-            name: version(name) for name in ("qiskit", "qiskit-machine-learning", "torch", "numpy")
-        },
     }
 
 
@@ -172,10 +177,9 @@ def format_table(results: dict[str, Any] | Sequence[dict[str, Any]]) -> str:
             str(r["batch"]),
             r["config"]["readout"],
             f"{r['ours_ms']:.2f}",
-            f"{r['torchconnector_ms']:.0f}",
-            f"{r['speedup']:.0f}x",
-            f"{r['max_abs_grad_diff']:.1e}",
-            f"{r['max_abs_output_diff']:.1e}",
+            # "-": TorchConnector not timed (--no-torchconnector)
+            *((f"{r['torchconnector_ms']:.0f}", f"{r['speedup']:.0f}x", f"{r['max_abs_grad_diff']:.1e}",
+               f"{r['max_abs_output_diff']:.1e}") if "torchconnector_ms" in r else ("-",) * 4),
         )
         for r in rows
     ]
@@ -185,9 +189,10 @@ def format_table(results: dict[str, Any] | Sequence[dict[str, Any]]) -> str:
     if rows:
         r = rows[0]
         versions = ", ".join(f"{k} {v}" for k, v in r["versions"].items())
+        reference = (f"TorchConnector: median of {r['torchconnector_repeats']}" if "torchconnector_repeats" in r
+                     else "TorchConnector: not timed")
         lines.append(
-            f"ours: {r['ours_dtype']}, median of {r['repeats']}; TorchConnector: median of "
-            f"{r['torchconnector_repeats']}; torch threads {r['torch_threads']}; {versions}"
+            f"ours: {r['ours_dtype']}, median of {r['repeats']}; {reference}; torch threads {r['torch_threads']}; {versions}"
         )
     return "\n".join(lines)
 
@@ -199,8 +204,10 @@ def bench_aer_vs_torchconnector(
     batch: int = 16,
     readout: str = "z",
     seed: int = 0,
+    reference: bool = True,
 ) -> dict[str, Any]:
-    """One training step on Aer: our :class:`CircuitLayer` against TorchConnector + Aer EstimatorV2.
+    """One training step on Aer: our :class:`CircuitLayer` against TorchConnector + Aer EstimatorV2
+    (``reference=False``: ours alone).
 
     Both use parameter-shift gradients for inputs and weights on the same circuit and values.
     Ours sends the batch and all its shifted rows as one job (Aer ``EstimatorV2`` without shots;
@@ -224,23 +231,18 @@ def bench_aer_vs_torchconnector(
         (out * coefficients).sum().backward()
         return out.detach(), x.grad, w.grad
 
+    ours_step()  # warm-up: transpiles and caches the circuit once, as training does
+    ours_times, ours_result = _time(ours_step, 1)
+    result = {"backend": spec, "config": config.to_dict(), "batch": batch, "ours_ms": ours_times[0] * 1e3}
+    if not reference:
+        return result
     precision = 0.0 if shots is None else 1 / np.sqrt(shots)
     estimator = AerEstimator(options={"default_precision": precision, "run_options": {"seed": seed + 1}})
     reference_step = _reference_step(ansatz, estimator, inputs, weights, coefficients, precision)
-
-    ours_step()  # warm-up: transpiles and caches the circuit once, as training does
-    ours_times, ours_result = _time(ours_step, 1)
     reference_times, reference_result = _time(reference_step, 1)
     out, x_grad, w_grad = (t.double() for t in ours_result)
     ref_out, ref_x_grad, ref_w_grad = (t.double() for t in reference_result)
-    result = {
-        "backend": spec,
-        "config": config.to_dict(),
-        "batch": batch,
-        "ours_ms": ours_times[0] * 1e3,
-        "torchconnector_ms": reference_times[0] * 1e3,
-        "speedup": reference_times[0] / ours_times[0],
-    }
+    result.update(torchconnector_ms=reference_times[0] * 1e3, speedup=reference_times[0] / ours_times[0])
     if shots is None:  # with shots both sides are noisy: only exact values can be compared
         result["max_abs_output_diff"] = float((out - ref_out).abs().max())
         result["max_abs_grad_diff"] = float(max((x_grad - ref_x_grad).abs().max(), (w_grad - ref_w_grad).abs().max()))
@@ -258,7 +260,11 @@ def run_quantum_benchmarks(
     peers: bool = False,
     include_torchconnector: bool = True,
 ) -> dict[str, Any]:
-    """Everything ``agent bench quantum`` reports: exact simulator, then Aer without and with shots."""
+    """Everything ``agent bench quantum`` reports: exact simulator, then Aer without and with shots.
+
+    Our simulator's rows are always timed; ``include_torchconnector=False`` only leaves out the
+    TorchConnector reference beside them (minutes per step), ``include_aer=False`` the Aer rows.
+    """
     import sys
 
     def say(text: str) -> None:
@@ -275,14 +281,16 @@ def run_quantum_benchmarks(
         else:
             say(f"PennyLane peers: {n_qubits} qubits, depth {depth}, batch {batch}…")
             results["peers"] = bench_peers(n_qubits, depth, batch, readout)
-    if include_torchconnector:
-        say(f"exact: {n_qubits} qubits, depth {depth}, batch {batch} (the TorchConnector step takes minutes)…")
-        results["exact"] = bench_exact_vs_torchconnector(n_qubits, depth, batch, readout)
+    reference = include_torchconnector
+    say(f"exact: {n_qubits} qubits, depth {depth}, batch {batch}"
+        + (" (the TorchConnector step takes minutes)…" if reference else "…"))
+    results["exact"] = bench_exact_vs_torchconnector(n_qubits, depth, batch, readout, reference=reference)
     if include_aer:
         results["aer"] = []
         for shots in (None, 1024):
             say(f"aer shots={shots}: batch {aer_batch}…")
-            results["aer"].append(bench_aer_vs_torchconnector(shots, n_qubits, depth, aer_batch, readout))
+            results["aer"].append(bench_aer_vs_torchconnector(shots, n_qubits, depth, aer_batch, readout,
+                                                              reference=reference))
     return results
 
 
@@ -299,9 +307,10 @@ def format_results(results: dict[str, Any]) -> str:
         lines += ["exact simulator vs TorchConnector(EstimatorQNN, StatevectorEstimator)", format_table(results["exact"])]
     for row in results.get("aer", []):
         lines.append("")
+        reference = (f", TorchConnector + Aer EstimatorV2 {row['torchconnector_ms']:.0f} ms, speed-up {row['speedup']:.1f}x"
+                     if "torchconnector_ms" in row else " (TorchConnector not timed)")
         lines.append(
-            f"training step on {row['backend']} (batch {row['batch']}): ours {row['ours_ms']:.0f} ms, "
-            f"TorchConnector + Aer EstimatorV2 {row['torchconnector_ms']:.0f} ms, speed-up {row['speedup']:.1f}x"
+            f"training step on {row['backend']} (batch {row['batch']}): ours {row['ours_ms']:.0f} ms{reference}"
             + (f", max|Δgrad| {row['max_abs_grad_diff']:.1e}" if "max_abs_grad_diff" in row else "")
         )
     return "\n".join(lines)

@@ -3,7 +3,8 @@
 Copies the model to ``--out`` first (unless it is calibrated in place), fits on validation data
 (:func:`eval.calibration.fit_calibration`) and stores the entry in the copy's ``calibration.json``,
 recording its checksums again. ``default`` names the shipped intents model, which is never
-written unless ``--out`` points at it.
+written unless ``--out`` points at it. On an ``ibm:`` backend, ``--dry-run`` and
+``--max-qpu-seconds`` estimate the fit's one scoring pass first (:mod:`finetune.cli.cost`).
 """
 
 from __future__ import annotations
@@ -16,10 +17,27 @@ from typing import Annotated, Any
 import typer
 
 from finetune.cli.console import echo_json, friendly_errors
-from finetune.cli.options import Data, DataDir, JsonOutput, say
+from finetune.cli.cost import guard_cost
+from finetune.cli.options import Data, DataDir, DeviceOption, DryRun, JsonOutput, MaxQpuSeconds, say
+
+
+def _calibrate_plan(o: dict[str, Any]) -> tuple:
+    """What ``--dry-run`` counts: the head scores the fit's queries (and out-of-scope ones) once."""
+    from agent.shipped import model_path
+    from finetune.models.checkpoint import load_checkpoint
+    from finetune.quantum.cost import eval_workload
+
+    _check_split(o["split"])
+    checkpoint = load_checkpoint(model_path(o["model"], "intents"))
+    eval_data, _ = _fit_data(checkpoint.task, checkpoint.labels, checkpoint.config, o)
+    limit = o["limit"]
+    examples = sum(len(part) if limit is None else min(limit, len(part)) for part in (eval_data.examples, eval_data.oos))
+    head = checkpoint.head.config
+    return head, [eval_workload(examples, head.n_circuits)]
 
 
 @friendly_errors
+@guard_cost(_calibrate_plan)
 def calibrate(
     model: Annotated[str, typer.Argument(help="Classifier checkpoint directory, or 'default' (the shipped intents model).")],
     backend: Annotated[str, typer.Option(help="Backend to calibrate for, e.g. aer:noise=fake_sherbrooke,shots=1024.")],
@@ -33,19 +51,19 @@ def calibrate(
     oos_recall: Annotated[float | None, typer.Option(help="Threshold rule: lowest threshold reaching this out-of-scope recall (default: the model's own rule, from its recorded command).")] = None,
     val_fraction: Annotated[float | None, typer.Option(help="Validation share carved from train (default: the model's own, from its recorded command).")] = None,
     json_output: JsonOutput = False,
+    dry_run: DryRun = False, max_qpu_seconds: MaxQpuSeconds = None, device: DeviceOption = "cpu",
 ) -> dict[str, Any]:
     """Fit temperature scaling and the out-of-scope threshold of a classifier for one backend."""
     from agent.shipped import model_path
     from eval.calibration import fit_calibration
-    from eval.classification import load_eval_data
-    from finetune.data.loaders import OUT_OF_SCOPE
     from finetune.models.calibration import backend_key, write_calibration
     from finetune.models.checkpoint import CheckpointError, read_json
+    from finetune.models.device import resolve_device
     from finetune.models.files import CONFIG
     from finetune.models.loading import load_classifier
 
-    if split == "test":
-        raise ValueError("calibrate on validation data, not test (the test split must stay unseen)")
+    _check_split(split)
+    resolved = resolve_device(device)
     key = backend_key(backend)  # one-line error for a bad spec before anything is copied
     source = model_path(model, "intents")
     if not (source / CONFIG).is_file():
@@ -66,14 +84,8 @@ def calibrate(
     classifier = load_classifier(out)
     if not hasattr(classifier, "logits"):
         raise ValueError(f"{out} is an ensemble; calibrate each member instead")
-    recorded = _recorded_options(config.get("command"))
-    if oos_recall is None and "--oos-recall" in recorded:
-        oos_recall = float(recorded["--oos-recall"])
-    if val_fraction is None:
-        val_fraction = float(recorded.get("--val-fraction", 0.1))
-    with_oos = classifier.task == "intents" and OUT_OF_SCOPE in classifier.labels
-    eval_data = load_eval_data(classifier.task, data, split, data_dir=data_dir, val_fraction=val_fraction,
-                               oos_source=oos_data if with_oos else None)
+    classifier.to(resolved)
+    eval_data, oos_recall = _fit_data(classifier.task, classifier.labels, config, locals())
     if not json_output:
         say(f"fitting {key} on {min(limit or len(eval_data.examples), len(eval_data.examples))} "
             f"{eval_data.name} {split} queries …")
@@ -92,6 +104,30 @@ def calibrate(
                    f"{entry.threshold}, clarify margin {entry.clarify_margin}; ECE on the fit data {entry.ece_before:.3f} -> {entry.ece_after:.3f} "
                    f"({entry.n} queries, {entry.n_oos} out-of-scope)")
     return summary
+
+
+def _check_split(split: str) -> None:
+    if split == "test":
+        raise ValueError("calibrate on validation data, not test (the test split must stay unseen)")
+
+
+def _fit_data(task: str, labels: list[str], config: dict[str, Any], o: dict[str, Any]) -> tuple[Any, float | None]:
+    """The queries the fit reads (out-of-scope ones for a model with that class) and the threshold
+    rule, each the model's own (its recorded command) unless the options say otherwise."""
+    from eval.classification import load_eval_data
+    from finetune.data.loaders import OUT_OF_SCOPE
+
+    recorded = _recorded_options(config.get("command"))
+    oos_recall = o["oos_recall"]
+    if oos_recall is None and "--oos-recall" in recorded:
+        oos_recall = float(recorded["--oos-recall"])
+    val_fraction = o["val_fraction"]
+    if val_fraction is None:
+        val_fraction = float(recorded.get("--val-fraction", 0.1))
+    with_oos = task == "intents" and OUT_OF_SCOPE in labels
+    eval_data = load_eval_data(task, o["data"], o["split"], data_dir=o["data_dir"], val_fraction=val_fraction,
+                               oos_source=o["oos_data"] if with_oos else None)
+    return eval_data, oos_recall
 
 
 def _recorded_options(command: str | None) -> dict[str, str]:

@@ -171,8 +171,11 @@ def format_report(report: dict[str, Any]) -> str:
         oos = report["oos"]
         lines.append(f"  in-scope accuracy {oos['in_scope_accuracy']:.4f}   out-of-scope recall "
                      f"{oos['oos_recall']:.4f} ({oos['n_out_of_scope']} out-of-scope queries)")
-    worst = sorted(report["per_class"].items(), key=lambda item: item[1]["f1"])[:5]
-    lines.append("  weakest classes: " + ", ".join(f"{name} {row['f1']:.2f}" for name, row in worst))
+    # A class with no test example (support 0, e.g. under --limit) has F1 0 by convention, not by mistake.
+    scored = [(name, row) for name, row in report["per_class"].items() if row.get("support", 1) > 0]
+    worst = sorted(scored, key=lambda item: item[1]["f1"])[:5]
+    if worst:
+        lines.append("  weakest classes: " + ", ".join(f"{name} {row['f1']:.2f}" for name, row in worst))
     for name, path in report.get("files", {}).items():
         lines.append(f"  {name}: {path}")
     return "\n".join(lines)

@@ -24,7 +24,7 @@ def bench_quantum(
     readout: Annotated[str, typer.Option(help="Readout: z, zz or probs.")] = "z",
     aer: Annotated[bool, typer.Option("--aer/--no-aer", help="Also time a training step on Aer against TorchConnector with Aer's EstimatorV2.")] = True,
     aer_batch: Annotated[int, typer.Option(help="Rows of the Aer training-step comparison (TorchConnector + Aer takes minutes per step at 64).")] = 16,
-    peers: Annotated[bool, typer.Option("--peers", help="Also time PennyLane (default.qubit backprop, lightning.qubit adjoint) when installed: pip install -e '.[bench]'.")] = False,
+    peers: Annotated[bool, typer.Option("--peers", help="Also time PennyLane (default.qubit backprop, lightning.qubit adjoint) when installed: pip install -e '.\\[bench]'.")] = False,
     torchconnector: Annotated[bool, typer.Option("--torchconnector/--no-torchconnector", help="Time TorchConnector(EstimatorQNN) (minutes per step).")] = True,
     scaling: Annotated[bool, typer.Option("--scaling", help="Instead: time a step against qubits (4-16, batch 64) and batch (1-1,024, 6 qubits) for ours and the installed peers; writes scaling.json and scaling.png to --out.")] = False,
     out: Annotated[Path, typer.Option(help="Folder for --scaling's scaling.json and scaling.png.")] = Path("qagent-eval/scaling"),
@@ -233,15 +233,17 @@ def _eval_plan(task: str):
     def plan(o: dict) -> tuple:
         from agent.shipped import model_path
         from eval.classification import load_eval_data
-        from finetune.models.checkpoint import load_checkpoint
+        from finetune.cli.cost import model_heads
         from finetune.quantum.cost import eval_workload
 
-        head = load_checkpoint(model_path(o["model"], task)).head.config
+        heads = model_heads(model_path(o["model"], task))
         data = load_eval_data(task, o["data"], o["split"], data_dir=o["data_dir"], text_column=o["text_column"],
                               label_column=o["label_column"], oos_source=o.get("oos_data"))
         limit = o["limit"]
         examples = sum(len(part) if limit is None else min(limit, len(part)) for part in (data.examples, data.oos))
-        return head, [eval_workload(examples, head.n_circuits)]
+        if isinstance(heads, dict):  # an ensemble: every member scores every example
+            return {member: (head, [eval_workload(examples, head.n_circuits)]) for member, head in heads.items()}
+        return heads, [eval_workload(examples, heads.n_circuits)]
 
     return plan
 
@@ -323,6 +325,7 @@ def _evaluate(task, model, data, data_dir, split, oos_data, backend, limit, seed
     from eval.classification import evaluate_classifier, format_report, load_eval_data
     from finetune.models.encoder import FeatureCache
     from agent.shipped import model_path
+    from finetune.models.calibration import missing_calibration
     from finetune.models.loading import load_classifier
 
     resolved = _eval_device(device, runtime)
@@ -330,6 +333,9 @@ def _evaluate(task, model, data, data_dir, split, oos_data, backend, limit, seed
     if classifier.task != task:
         raise ValueError(f"{model} is a {classifier.task} model; use `agent eval {classifier.task}`")
     classifier.use_runtime(runtime)
+    note = missing_calibration(classifier, backend)  # said once, before the (slow) scoring starts
+    if note:
+        typer.echo(f"warning: {note}", err=True)
     eval_data = load_eval_data(task, data, split, data_dir=data_dir, text_column=text_column,
                                label_column=label_column, oos_source=oos_data, topic_names=topic_names)
     report = evaluate_classifier(
@@ -411,6 +417,7 @@ def eval_assistant(
     backend: Annotated[str, typer.Option(help="Where the quantum heads run, e.g. aer:noise=fake_sherbrooke,shots=1024 (the intents model's calibration for it is used, if any).")] = "exact",
     out: Annotated[Path, typer.Option(help="Where to write assistant_report.json, route_confusion.png, flows_report.json and flows_by_tag.png.")] = Path("qagent-eval/assistant"),
     json_output: Annotated[bool, typer.Option("--json", help="Print the report (without per-turn rows) as JSON.")] = False,
+    device: DeviceOption = "cpu",
 ) -> None:
     """Run the scripted conversations through the whole assistant: routes, intents, grounding, latency;
     then the flow conversations: routes, collected details, cases opened, card numbers kept out."""
@@ -434,10 +441,11 @@ def eval_assistant(
     # Checked before the models load, so a broken file fails in a second, not after minutes.
     flow_scripted = load_flow_conversations(flows_conversations or DEFAULT_FLOW_CONVERSATIONS)[:limit] if flows else []
     from finetune.models.calibration import backend_key
+    from finetune.models.device import resolve_device
 
     backend_key(backend)  # a bad spec fails with one line before the models load
     assistant = load_assistant(AssistantSettings(llm=llm, max_new_tokens=max_new_tokens, threads=threads, store="none",
-                                                 intents_dir=intents, backend=backend),
+                                                 intents_dir=intents, backend=backend, device=resolve_device(device)),
                                quiet=json_output)
     report = evaluate_assistant(assistant, scripted, progress=not json_output)
     report["backend"] = backend

@@ -25,6 +25,12 @@ class SettingError(ValueError):
         return "--" + self.setting.replace("_", "-")
 
 
+class RunCancelled(BaseException):
+    """The run got SIGTERM (``agent jobs cancel``). A BaseException, like KeyboardInterrupt, so
+    that library code catching ``Exception`` does not swallow it. Its message, once the run has
+    recorded itself cancelled, is the line the user sees (where the checkpoint is)."""
+
+
 KNOWN_PACKAGES = ("finetune", "agent", "retrieval", "eval", "ui")
 
 

@@ -183,6 +183,7 @@ def topics(
     lora_targets: LoraTargets = "query,value", encoder: EncoderPath = "default", max_length: MaxLength = 64,
     threads: Threads = None,
     json_output: JsonOutput = False, dry_run: DryRun = False, max_qpu_seconds: MaxQpuSeconds = None,
+    device: DeviceOption = "cpu",
 ) -> dict[str, Any]:
     """Train a news-topic classifier (finance headlines, 20 topics, by default)."""
     set_threads(threads)
@@ -266,7 +267,7 @@ def ner(
     lora_targets: LoraTargets = "query,key,value,dense", encoder: EncoderPath = "default", max_length: MaxLength = 128,
     threads: Threads = None,
     augment: Annotated[int, typer.Option(help="Mention-replaced copies of each training sentence with entities (0: none; validation and test are never augmented).")] = 0,
-    mentions: Annotated[str | None, typer.Option(help="More mentions for --augment to draw half its replacements from: 'faker' (made-up people's and company names) or a JSON file {entity type: [mentions]}, e.g. your payees and merchants.")] = None,
+    mentions: Annotated[str | None, typer.Option(help="More mentions for --augment to draw half its replacements from: 'faker' (made-up people's and company names) or a JSON file {entity type: \\[mentions]}, e.g. your payees and merchants.")] = None,
     share_mentions: Annotated[list[str] | None, typer.Option(help="Entity types that are one kind of mention in different roles, comma-separated, e.g. date,date_from,date_to: --augment swaps in mentions of any of them. Repeat for more groups.")] = None,
     json_output: JsonOutput = False, dry_run: DryRun = False, max_qpu_seconds: MaxQpuSeconds = None,
     device: DeviceOption = "cpu",
@@ -321,6 +322,7 @@ def joint(
     sentiment_out: Annotated[Path, typer.Option(help="Sentiment checkpoint directory to write.")],
     ner_out: Annotated[Path, typer.Option(help="Entity tagger checkpoint directory to write.")],
     sentiment_data: Annotated[str, typer.Option(help="Sentiment data: 'fin_tweets', a CSV/JSONL file or folder, or a hub id.")] = "fin_tweets",
+    add_sentiment_train: Annotated[list[Path] | None, typer.Option("--add-sentiment-train", help="More sentiment training examples: a CSV/JSONL file with the sentiment labels (repeat for several; a file given twice counts twice). They join the training split only.")] = None,
     ner_data: Annotated[str, typer.Option(help="Entity data: 'nlupp', a CoNLL or JSONL-with-spans file or folder, or a hub id.")] = "nlupp",
     topics_out: Annotated[Path | None, typer.Option(help="Also train a news-topic classifier on the shared adapter, into this directory (three models, one encoder pass).")] = None,
     topics_data: Annotated[str, typer.Option(help="Topic data (with --topics-out): 'fin_topics', a CSV/JSONL file or folder (labels as topic ids or names), or a hub id.")] = "fin_topics",
@@ -357,7 +359,7 @@ def joint(
     encoder itself learns finance polarity and topics. Writes ordinary checkpoints, one per model.
     """
     from finetune.data.folds import nlupp_folds
-    from finetune.data.loaders import load_entities, load_sentiment, load_topics
+    from finetune.data.loaders import add_train_examples, load_entities, load_sentiment, load_topics
     from finetune.data.tagging import recorded_data_warnings
     from finetune.errors import SettingError
     from finetune.models.tagger import EntityTagger
@@ -373,7 +375,10 @@ def joint(
     columns = {"data_dir": data_dir, "text_column": text_column, "label_column": label_column,
                "val_fraction": val_fraction, "seed": seed}
     o = locals()
-    tasks = [SentenceTask("sentiment", load_sentiment(sentiment_data, **columns), sentiment_out,
+    sentiment = load_sentiment(sentiment_data, **columns)
+    if add_sentiment_train:
+        sentiment = add_train_examples(sentiment, add_sentiment_train, text_column=text_column, label_column=label_column)
+    tasks = [SentenceTask("sentiment", sentiment, sentiment_out,
                           head_config(o, sentiment_head), smoothing=label_smoothing)]
     if topics_out is not None:
         tasks.append(SentenceTask("topics", load_topics(topics_data, **columns), topics_out,
@@ -500,12 +505,15 @@ def soft_labels(
     limit: Annotated[int | None, typer.Option(help="Label only a seeded sample of this many texts.", min=1)] = None,
     seed: Seed = 0,
     threads: Threads = None,
+    device: DeviceOption = "cpu",
 ) -> None:
     """Label texts with a teacher's class probabilities, for a student's --soft-labels (distillation)."""
+    from finetune.models.device import resolve_device
     from finetune.training.distill import label_file
 
     set_threads(threads)
-    count = label_file(teacher, texts, out, text_column=text_column, limit=limit, seed=seed)
+    count = label_file(teacher, texts, out, text_column=text_column, limit=limit, seed=seed,
+                       device=resolve_device(device))
     typer.echo(f"{count} texts labelled by {teacher} -> {out}")
 
 

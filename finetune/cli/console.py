@@ -1,8 +1,8 @@
 """How commands talk to the terminal: one-line errors and JSON output.
 
 Every ``agent`` command is wrapped in :func:`friendly_errors`, so a user sees what went wrong
-and how to fix it in one line with exit code 1, never a traceback. ``QAGENT_DEBUG=1`` brings the
-traceback back for bug reports.
+and how to fix it in one line with exit code 1, never a traceback (Ctrl-C: 130, SIGTERM: 143,
+the shells' 128 + signal number). ``QAGENT_DEBUG=1`` brings the traceback back for bug reports.
 """
 
 from __future__ import annotations
@@ -15,10 +15,13 @@ from typing import Any, TypeVar
 
 import typer
 
+from finetune.errors import RunCancelled
 from finetune.errors import describe_error as describe
 from finetune.strict_json import dumps
 
 F = TypeVar("F", bound=Callable[..., Any])
+# Exit statuses of a command stopped by a signal: 128 + SIGINT (2) or SIGTERM (15), as shells report them.
+INTERRUPTED_EXIT, TERMINATED_EXIT = 130, 143
 
 
 def friendly_errors(command: F) -> F:
@@ -32,7 +35,10 @@ def friendly_errors(command: F) -> F:
             raise
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
-            raise typer.Exit(130) from None
+            raise typer.Exit(INTERRUPTED_EXIT) from None
+        except RunCancelled as exc:  # SIGTERM during a recorded run (agent jobs cancel)
+            typer.echo(str(exc) or "cancelled (SIGTERM)", err=True)
+            raise typer.Exit(TERMINATED_EXIT) from None
         except Exception as exc:  # the whole point: nothing escapes as a traceback
             if os.environ.get("QAGENT_DEBUG"):
                 raise

@@ -102,8 +102,8 @@ def load_encoder(o: Mapping[str, Any]) -> Encoder:
     from finetune.models.device import resolve_device
     from finetune.models.encoder import Encoder, EncoderConfig
 
-    encoder = Encoder.load(EncoderConfig(model=o["encoder"], max_length=o["max_length"]))
-    return encoder.to(resolve_device(o.get("device", "cpu")))
+    device = resolve_device(o.get("device", "cpu"))  # a bad --device fails before the encoder loads
+    return Encoder.load(EncoderConfig(model=o["encoder"], max_length=o["max_length"])).to(device)
 
 
 def set_threads(threads: int | None) -> None:

@@ -126,6 +126,20 @@ def parse_calibrations(raw: dict[str, Any], source: Path | str = CALIBRATION) ->
         raise CheckpointError(f"{source}: invalid calibration entry ({exc}); run agent finetune calibrate again") from None
 
 
+def missing_calibration(model: Any, backend: str | None) -> str:
+    """One line when ``model`` (a classifier, or an ensemble of them) has no calibration for
+    ``backend``: its confidences and threshold are then the exact backend's. Empty on the exact
+    backend, or when the model (any member) has one for it."""
+    if backend is None or backend_key(backend) == "exact":
+        return ""
+    key = backend_key(backend)
+    models = getattr(model, "members", None) or [model]
+    if any(key in (getattr(m, "calibrations", None) or {}) for m in models):
+        return ""
+    return (f"no calibration for {backend} in this model: confidences and the out-of-scope threshold are the "
+            f"exact backend's; fit one with agent finetune calibrate MODEL --backend {backend} --out DIR")
+
+
 def read_calibrations(directory: str | Path) -> dict[str, Calibration]:
     """The calibrations stored in a model directory (``{}`` without ``calibration.json``)."""
     path = Path(directory) / CALIBRATION

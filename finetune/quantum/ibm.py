@@ -29,7 +29,14 @@ from finetune.quantum.device import (
     compile_for_device,
     fake_device,
 )
-from finetune.quantum.ibm_errors import IBMFailure, classify_ibm_error, ibm_error_message, redact
+from finetune.quantum.ibm_errors import (
+    IBMFailure,
+    account_file,
+    account_settings_problem,
+    classify_ibm_error,
+    ibm_error_message,
+    redact,
+)
 from finetune.quantum.jobs import JobStore, RuntimeJobStore, job_key, run_job
 
 if TYPE_CHECKING:
@@ -158,13 +165,18 @@ def open_service() -> Any:
     """``QiskitRuntimeService()`` from the saved account or the environment.
 
     Raises:
-        BackendConfigError: One line telling apart no account, a refused token and no connection
-            (see :func:`finetune.quantum.ibm_errors.ibm_error_message`); never the token.
+        BackendConfigError: One line telling apart no account, settings that cannot work (an account
+            file that is not JSON, a malformed instance CRN), a refused token and no connection (see
+            :mod:`finetune.quantum.ibm_errors`); never the token.
     """
     from qiskit_ibm_runtime import QiskitRuntimeService
 
+    path = account_file()
+    problem = account_settings_problem(path)  # offline: a broken file or CRN is named, not sent to IBM
+    if problem is not None:
+        raise BackendConfigError(problem)
     try:
-        return QiskitRuntimeService()
+        return QiskitRuntimeService(filename=str(path))
     except Exception as exc:  # the library wraps network and token failures alike
         message = ibm_error_message(exc)
     raise BackendConfigError(message) from None

@@ -7,14 +7,20 @@ valid API token.")`` for *any* failure of IBM Cloud's instance search (0.51), a 
 ``ConnectionError``, DNS, timeout) alike, with the real cause chained below it. Later calls wrap
 HTTP failures in ``IBMNotAuthorizedError`` (401) or ``RequestsApiError`` (``status_code``, -1 when
 no answer came). :func:`classify_ibm_error` walks the chain to the cause.
+
+Settings that cannot work are found before anything is sent (:func:`account_settings_problem`):
+the library reports a saved account file that is not JSON as a bare ``JSONDecodeError``, and
+sends a malformed instance CRN to IBM, whose answer says nothing about the CRN.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
 from enum import Enum
+from pathlib import Path
 
 # IAM answers 400 (BXNIM0415E "Provided API key could not be found", BXNIM0408E expired) for a bad
 # key; the runtime API answers 401/403 for a token it does not accept.
@@ -23,6 +29,10 @@ REFUSED_STATUSES = (400, 401, 403)
 # environment's token (a saved account's key), at the cost of masking other long identifiers.
 _KEY_LIKE = re.compile(r"[A-Za-z0-9_\-]{32,}")
 _MAX_CHAIN = 20
+# crn:v1:<cname>:<ctype>:quantum-computing:<region>:a/<account id>:<instance id>:: (IBM Cloud's ten fields).
+_CRN = re.compile(r"crn:v1:[^:]+:[^:]+:quantum-computing:[^:]*:a/[^:]+:[^:]+::")
+CRN_FORM = "crn:v1:bluemix:public:quantum-computing:<region>:a/<account id>:<instance id>::"
+_SAVE_AGAIN = "QiskitRuntimeService.save_account(token=..., instance=..., overwrite=True)"
 
 
 class IBMFailure(Enum):
@@ -82,6 +92,53 @@ def ibm_error_message(exc: BaseException) -> str:
         f"IBM Quantum answered with an error ({type(exc).__name__}: {redact(str(exc))}); try again later, "
         "or check the account saved with QiskitRuntimeService.save_account or QISKIT_IBM_TOKEN"
     )
+
+
+def account_file() -> Path:
+    """Where qiskit-ibm-runtime saves accounts: ``~/.qiskit/qiskit-ibm.json`` (read at call time)."""
+    return Path.home() / ".qiskit" / "qiskit-ibm.json"
+
+
+def account_settings_problem(path: Path | None = None) -> str | None:
+    """What is wrong with the IBM account settings, found offline, as one line with the fix; None
+    when nothing is (no account at all is left to the library, which says so itself).
+
+    Checks that the saved account file ``path`` (default :func:`account_file`) is a JSON object of
+    accounts, and that the instance the library would use (``QISKIT_IBM_INSTANCE`` or the saved
+    account's), when written as a CRN, has the CRN's form. An instance *name* is not checked.
+    """
+    path = path if path is not None else account_file()
+    if path.is_file():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            return (f"the saved IBM Quantum account file {path} is not valid JSON ({exc.msg} at line {exc.lineno}, "
+                    f"column {exc.colno}): fix it, or delete it and run {_SAVE_AGAIN}")
+        except (OSError, UnicodeDecodeError) as exc:
+            return f"the saved IBM Quantum account file {path} cannot be read ({exc}): fix it or delete it"
+        if not isinstance(data, dict) or not all(isinstance(account, dict) for account in data.values()):
+            return (f"the saved IBM Quantum account file {path} is not a JSON object of named accounts: "
+                    f"delete it and run {_SAVE_AGAIN}")
+    instance, where = _instance_in_use(path)
+    if instance and instance.startswith("crn:") and not _CRN.fullmatch(instance):
+        return (f"the IBM Quantum instance {redact(instance)!r} ({where}) is not a valid CRN: expected {CRN_FORM}, "
+                "as copied from the instance's page on quantum.cloud.ibm.com (or give the instance's name)")
+    return None
+
+
+def _instance_in_use(path: Path) -> tuple[str | None, str]:
+    """The instance qiskit-ibm-runtime would use, and where it is set (nothing is sent anywhere)."""
+    from qiskit_ibm_runtime.accounts import AccountManager
+
+    try:
+        account = AccountManager.get(filename=str(path))
+    except Exception:  # noqa: BLE001 - no or unusable account: QiskitRuntimeService says which
+        return None, ""
+    instance = getattr(account, "instance", None)
+    if not isinstance(instance, str):
+        return None, ""
+    from_env = os.environ.get("QISKIT_IBM_TOKEN") and os.environ.get("QISKIT_IBM_INSTANCE") == instance
+    return instance, "set in QISKIT_IBM_INSTANCE" if from_env else f"saved in {path}"
 
 
 def redact(text: str) -> str:

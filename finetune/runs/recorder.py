@@ -25,6 +25,7 @@ from typing import Any, TextIO
 
 import typer
 
+from finetune.errors import RunCancelled
 from finetune.quantum.jobs import UNUSABLE, recording_jobs
 from finetune.runs.lock import RunLock
 from finetune.runs.registry import CHECKPOINTS, LOG, RunError, RunRecord, RunRegistry, now
@@ -32,11 +33,6 @@ from finetune.runs.registry import CHECKPOINTS, LOG, RunError, RunRecord, RunReg
 # Progress is written at most this often (seconds); checkpoints, epochs and jobs at once.
 SAVE_INTERVAL = 1.0
 DEFAULT_CHECKPOINT_EVERY = 50
-
-
-class RunCancelled(BaseException):
-    """The run got SIGTERM (``agent jobs cancel``). A BaseException, like KeyboardInterrupt, so
-    that library code catching ``Exception`` does not swallow it."""
 
 
 class ActiveRun:
@@ -138,6 +134,13 @@ class ActiveRun:
             record.progress.pop("eta_seconds", None)
         self.save()
         self.note(f"run {record.id} {status}" + (f": {error}" if error else ""))
+
+    def cancelled_line(self) -> str:
+        """What a cancelled run tells the user: where its last checkpoint is and how to go on."""
+        checkpoint = self.resume_point
+        where = (f"last checkpoint (step {self.record.progress.get('checkpoint_step')}) at {checkpoint}"
+                 if checkpoint is not None else "no checkpoint was saved")
+        return f"run {self.id} cancelled (SIGTERM); {where}; continue with `agent jobs resume {self.id}`"
 
     # --- messages --------------------------------------------------------------------------
 
@@ -269,7 +272,7 @@ def run_record(
                 yield run
             except RunCancelled:
                 run.finish("cancelled", error="cancelled (SIGTERM, e.g. `agent jobs cancel`)")
-                raise
+                raise RunCancelled(run.cancelled_line()) from None
             except KeyboardInterrupt:
                 run.finish("cancelled", error="interrupted (Ctrl-C)")
                 raise

@@ -59,10 +59,10 @@ def soft_cross_entropy(label_smoothing: float = 0.0):
 
 
 def label_file(teacher: str | Path, texts: str | Path, out: str | Path, *, text_column: str = "text",
-               limit: int | None = None, seed: int = 0) -> int:
+               limit: int | None = None, seed: int = 0, device: str = "cpu") -> int:
     """Label the texts of a file (:func:`~finetune.data.soft_labels.read_texts`) with the teacher
-    checkpoint's probabilities and write them to ``out``; a seeded sample of ``limit`` when given.
-    Returns how many texts were written."""
+    checkpoint's probabilities (run on ``device``) and write them to ``out``; a seeded sample of
+    ``limit`` when given. Returns how many texts were written."""
     import random
 
     from finetune.data.soft_labels import read_texts, write_soft_labels
@@ -71,5 +71,5 @@ def label_file(teacher: str | Path, texts: str | Path, out: str | Path, *, text_
     rows = read_texts(texts, text_column)
     if limit is not None and limit < len(rows):
         rows = random.Random(seed).sample(rows, limit)
-    model = load_classifier(teacher)
+    model = load_classifier(teacher).to(device)
     return write_soft_labels(out, teacher_soft_labels(model, rows, progress=True))

@@ -61,3 +61,21 @@ def test_format_table_shows_one_row_per_result(tiny_result):
 def test_bench_refuses_zero_repeats():
     with pytest.raises(ValueError, match="repeats must be >= 1"):
         bench_exact_vs_torchconnector(n_qubits=1, depth=1, batch=1, repeats=0)
+
+
+@pytest.mark.parametrize("aer", ["--no-aer", "--aer"])
+def test_our_rows_print_without_torchconnector(aer):
+    from typer.testing import CliRunner
+
+    from agent.cli import app
+
+    result = CliRunner().invoke(app, ["bench", "quantum", "--no-torchconnector", aer, "--qubits", "2", "--depth", "1",
+                                      "--batch", "4", "--aer-batch", "2"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    (row,) = [line for line in lines if line.split()[:4] == ["2", "1", "4", "z"]]
+    assert float(row.split()[4]) > 0 and row.split()[5:] == ["-"] * 4  # ours timed, TorchConnector not
+    assert "TorchConnector: not timed" in result.stdout
+    aer_rows = [line for line in lines if line.startswith("training step on aer")]
+    assert len(aer_rows) == (2 if aer == "--aer" else 0)
+    assert all("ours" in line and "TorchConnector not timed" in line for line in aer_rows)

@@ -72,3 +72,41 @@ def test_an_existing_out_folder_is_not_overwritten(model, tmp_path):
     result = runner.invoke(app, ["finetune", "calibrate", str(model), "--backend", "exact", "--out", str(taken)])
     assert result.exit_code == 1 and "already exists" in result.output
     assert [p.name for p in taken.iterdir()] == ["notes.txt"]
+
+
+def test_calibrate_dry_run_estimates_the_fit_and_copies_nothing(model, intents_csv, tmp_path):
+    out = tmp_path / "calibrated"
+    argv = ["finetune", "calibrate", str(model), "--backend", "ibm:fake_manila,shots=100", "--data", str(intents_csv),
+            "--limit", "3", "--out", str(out)]
+    result = runner.invoke(app, [*argv, "--dry-run", "--json"])
+    assert result.exit_code == 0, result.output
+    (fit,) = json.loads(result.stdout)["circuits"]
+    assert fit["rows"] == 3 and fit["shots"] == 100  # one circuit scores the 3 queries once
+    refused = runner.invoke(app, [*argv, "--max-qpu-seconds", "0.001"])
+    assert refused.exit_code == 2 and "exceed --max-qpu-seconds" in refused.output
+    assert not out.exists()
+
+
+def test_calibrate_runs_on_the_device_asked_for(model, intents_csv, tmp_path):
+    argv = ["finetune", "calibrate", str(model), "--backend", "exact", "--data", str(intents_csv), "--limit", "3"]
+    result = runner.invoke(app, [*argv, "--out", str(tmp_path / "cpu"), "--device", "cpu", "--json"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, [*argv, "--out", str(tmp_path / "tpu"), "--device", "tpu"])
+    assert result.exit_code == 1 and "device must be auto, cpu or cuda" in result.output
+    assert not (tmp_path / "tpu").exists()
+
+
+def test_eval_says_once_when_the_model_has_no_calibration_for_the_backend(model, intents_csv, tmp_path):
+    from finetune.models.calibration import Calibration, backend_key, write_calibration
+
+    argv = ["eval", "intents", str(model), "--data", str(intents_csv), "--backend", "aer:shots=64", "--limit", "2",
+            "--json", "--out", str(tmp_path / "report")]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("no calibration for aer:shots=64") == 1
+    assert "agent finetune calibrate MODEL --backend aer:shots=64" in result.stderr
+    write_calibration(model, Calibration(backend=backend_key("aer:shots=64"), temperature=1.5))
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 0, result.output
+    assert "no calibration" not in result.stderr
+    assert json.loads(result.stdout)["calibration"]["temperature"] == 1.5

@@ -130,3 +130,14 @@ def test_news_sentiment_model_scores_on_fin_tweets_valid(data_dir, base_encoder)
                                  cache=FeatureCache())
     # The monitor's model, trained with the news tagger and topics on one adapter: measured 0.8626 (BENCHMARKS.md, News topics).
     assert report["n"] == 2388 and report["accuracy"] >= 0.85
+
+
+def test_weakest_classes_leave_out_classes_without_test_examples():
+    per_class = {"balance": {"f1": 0.5, "support": 4}, "card_lost": {"f1": 0.0, "support": 0},
+                 "transfer": {"f1": 0.9, "support": 3}}
+    report = {"task": "intents", "model": "m", "data": "tiny", "split": "test", "n": 7, "backend": "exact",
+              "accuracy": 0.7, "macro_f1": 0.7, "ece": 0.1, "per_class": per_class}
+    (line,) = [line for line in format_report(report).splitlines() if "weakest classes" in line]
+    assert line.strip() == "weakest classes: balance 0.50, transfer 0.90"
+    per_class["balance"]["support"] = per_class["transfer"]["support"] = 0
+    assert "weakest classes" not in format_report(report)

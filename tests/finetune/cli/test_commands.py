@@ -77,14 +77,17 @@ def test_finetune_joint_writes_two_models_and_decoding_refits(tmp_path, monkeypa
     tweets = tmp_path / "tweets.csv"
     write_csv(tweets, labels={"positive": TEXTS["balance"], "negative": TEXTS["card_lost"], "neutral": OOS + ["ok", "fine"]})
     sentiment, ner = tmp_path / "sentiment", tmp_path / "ner"
+    news = tmp_path / "news.csv"
+    news.write_text("text,label\nThe lender's profit beat forecasts.,positive\nThe carrier cut 900 jobs.,negative\n")
     result = runner.invoke(app, ["finetune", "joint", "--sentiment-data", str(tweets), "--ner-data", str(tiny_entities_dir),
-                                 "--sentiment-head", "linear", "--epochs", "1", "--lora-r", "2", "--lora-alpha", "4",
+                                 "--add-sentiment-train", str(news), "--sentiment-head", "linear", "--epochs", "1", "--lora-r", "2", "--lora-alpha", "4",
                                  "--sentiment-out", str(sentiment), "--ner-out", str(ner), "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["sentiment_model"] == str(sentiment) and set(summary["val"]) == {
         "sentiment_accuracy", "sentiment_macro_f1", "entity_f1"}
     assert json.loads((ner / "config.json").read_text())["command"].startswith("agent finetune joint ")
+    assert "--add-sentiment-train" in json.loads((sentiment / "config.json").read_text())["command"]
     (ner / "decoding.json").unlink()
     result = runner.invoke(app, ["finetune", "decoding", str(ner), "--data", str(tiny_entities_dir)])
     assert result.exit_code == 0, result.output
@@ -100,6 +103,16 @@ def test_finetune_joint_warm_start_needs_a_teacher(tmp_path):
     result = runner.invoke(app, ["finetune", "joint", "--sentiment-out", str(tmp_path / "s"), "--ner-out", str(tmp_path / "n"),
                                  "--warm-start"])
     assert result.exit_code != 0 and "--warm-start needs --teacher" in result.output
+
+
+def test_finetune_joint_refuses_added_sentiment_examples_with_unknown_labels(tmp_path):
+    tweets = tmp_path / "tweets.csv"
+    tweets.write_text("text,label\n" + "".join(f'"post {i}",{("negative", "neutral", "positive")[i % 3]}\n' for i in range(60)))
+    (tmp_path / "more.csv").write_text('text,label\n"up we go",bullish\n')
+    result = runner.invoke(app, ["finetune", "joint", "--sentiment-data", str(tweets), "--sentiment-out", str(tmp_path / "s"),
+                                 "--ner-out", str(tmp_path / "n"), "--add-sentiment-train", str(tmp_path / "more.csv")])
+    assert result.exit_code == 1 and "bullish" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "s").exists()
 
 
 def test_finetune_joint_names_a_missing_teacher(tmp_path):
@@ -253,3 +266,19 @@ def test_sentiment_on_a_shared_adapter_with_added_data_keeps_the_adapter(tmp_pat
     assert (tmp_path / "m" / adapter).read_bytes() == (shared / adapter).read_bytes()
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert "--add-train" in config["command"]
+
+
+@pytest.mark.parametrize("command", [
+    ["finetune", "topics", "--out", "{tmp}/topics", "--epochs", "1"],
+    ["finetune", "calibrate", "default", "--backend", "exact", "--out", "{tmp}/calibrated"],
+    ["finetune", "soft-labels", "default", "{tmp}/texts.txt", "--out", "{tmp}/soft.jsonl"],
+    ["eval", "assistant", "--limit", "1", "--out", "{tmp}/assistant"],
+])
+def test_device_is_taken_and_checked_by_every_model_command(command, tmp_path):
+    (tmp_path / "texts.txt").write_text("shares fell\n")
+    argv = [arg.format(tmp=tmp_path) for arg in command]
+    result = runner.invoke(app, [*argv, "--device", "tpu"])
+    assert result.exit_code == 1, result.output
+    last = result.output.splitlines()[-1]  # (after the progress of whatever loaded before the check)
+    assert last.startswith("error: ") and "device must be auto, cpu or cuda" in last
+    assert "Traceback" not in result.output

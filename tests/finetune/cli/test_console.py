@@ -1,8 +1,13 @@
+import os
+import signal
+import time
+
 import pytest
 import typer
 from typer.testing import CliRunner
 
 from finetune.cli.console import describe, friendly_errors
+from finetune.runs.command import tracked_run
 
 app = typer.Typer()
 
@@ -15,6 +20,17 @@ def run(kind: str) -> None:
     if kind == "bug":
         raise KeyError("oops")
     typer.echo("fine")
+
+
+cancel_app = typer.Typer()
+
+
+@cancel_app.command()
+@friendly_errors
+@tracked_run("eval")
+def cancelled() -> None:
+    os.kill(os.getpid(), signal.SIGTERM)  # `agent jobs cancel` during the run
+    time.sleep(5)  # interrupted by the signal
 
 
 def test_errors_become_one_line_and_exit_code_1():
@@ -34,6 +50,13 @@ def test_debug_mode_keeps_the_traceback(monkeypatch):
     monkeypatch.setenv("QAGENT_DEBUG", "1")
     result = CliRunner().invoke(app, ["bug"])
     assert isinstance(result.exception, KeyError)
+
+
+def test_sigterm_prints_one_line_and_exits_143():
+    result = CliRunner().invoke(cancel_app, [])
+    assert result.exit_code == 143, result.output
+    assert result.output.count("\n") == 1 and "Traceback" not in result.output
+    assert "cancelled (SIGTERM); no checkpoint was saved; continue with `agent jobs resume" in result.output
 
 
 def test_success_passes_through():

@@ -78,3 +78,24 @@ def test_ner_dry_run_counts_the_tagger_rows_per_word(tiny_entities_dir, tmp_path
     refused = runner.invoke(app, ["finetune", "ner", "--data", str(tiny_entities_dir), "--frozen", *SMALL,
                                   "--backend", FAKE, "--out", str(tmp_path / "t"), "--max-qpu-seconds", "0.001"])
     assert refused.exit_code == 2 and "exceed --max-qpu-seconds" in refused.output
+
+
+def test_eval_dry_run_on_an_ensemble_estimates_each_member(intents_csv, tmp_path):
+    from finetune.models.ensemble import write_ensemble
+    from finetune.models.loading import load_classifier
+
+    model = tmp_path / "model"
+    assert runner.invoke(app, ["finetune", "intents", "--data", str(intents_csv), *SMALL, "--epochs", "1",
+                               "--out", str(model)]).exit_code == 0
+    labels = load_classifier(model).labels
+    ensemble = write_ensemble([model, model], tmp_path / "ensemble", "intents", labels, [1.0, 1.0])
+    argv = ["eval", "intents", str(ensemble), "--data", str(intents_csv), "--backend", FAKE, "--limit", "2"]
+    result = runner.invoke(app, [*argv, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "member members/1-model" in result.output and "member members/2-model" in result.output
+    assert "Traceback" not in result.output and "is an ensemble of models" not in result.output
+    data = json.loads(runner.invoke(app, [*argv, "--dry-run", "--json"]).stdout)
+    assert [c["member"] for c in data["circuits"]] == ["members/1-model", "members/2-model"]
+    assert data["qpu_seconds"] == pytest.approx(2 * data["members"]["members/1-model"]["qpu_seconds"])
+    refused = runner.invoke(app, [*argv, "--max-qpu-seconds", "0.001"])
+    assert refused.exit_code == 2 and "exceed --max-qpu-seconds" in refused.output

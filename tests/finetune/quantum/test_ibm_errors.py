@@ -13,6 +13,7 @@ import logging
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -228,3 +229,56 @@ def test_backends_list_tells_no_connection_apart(unreachable_iam):
     assert result.exit_code == 0, result.output
     note = json.loads(result.output)["ibm_note"]
     assert note.startswith("IBM Quantum could not be reached") and unreachable_iam not in result.output
+
+
+@pytest.fixture()
+def account_json(tmp_path, monkeypatch) -> Path:
+    """The account file of a temporary HOME, no IBM settings in the environment, and IAM at a closed
+    loopback port (nothing could reach the network even if a check let the settings through)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("IAM_URL", f"http://127.0.0.1:{port}")
+    for name in ("QISKIT_IBM_TOKEN", "QISKIT_IBM_INSTANCE", "QISKIT_IBM_CHANNEL"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / ".qiskit").mkdir()
+    return tmp_path / ".qiskit" / "qiskit-ibm.json"
+
+
+def _saved_account(instance: str) -> str:
+    return json.dumps({"default-ibm-quantum-platform": {
+        "channel": "ibm_quantum_platform", "token": TOKEN, "instance": instance, "is_default_account": True}})
+
+
+def test_a_saved_account_file_that_is_not_json_is_named(account_json):
+    account_json.write_text('{"default-ibm-quantum-platform": {"token": "x",\n')
+    with pytest.raises(BackendConfigError) as info:
+        get_backend("ibm:ibm_brisbane")
+    message = str(info.value)
+    assert f"{account_json} is not valid JSON" in message and "line 2, column 1" in message, message
+    assert "save_account" in message and "try again later" not in message and "\n" not in message
+
+
+@pytest.mark.parametrize("where", ["file", "env"])
+def test_a_malformed_instance_crn_is_named_before_anything_is_sent(account_json, monkeypatch, where):
+    if where == "file":
+        account_json.write_text(_saved_account("crn:v1:bluemix:public:quantum-computing:us-east:a/123"))
+    else:
+        monkeypatch.setenv("QISKIT_IBM_TOKEN", TOKEN)
+        monkeypatch.setenv("QISKIT_IBM_INSTANCE", "crn:bogus")
+    with pytest.raises(BackendConfigError) as info:
+        get_backend("ibm:ibm_brisbane")
+    message = str(info.value)
+    assert "is not a valid CRN: expected crn:v1:bluemix:public:quantum-computing:<region>" in message, message
+    assert (str(account_json) if where == "file" else "QISKIT_IBM_INSTANCE") in message
+    assert "could not be reached" not in message and TOKEN not in message
+
+
+def test_well_formed_crns_and_instance_names_pass_the_offline_check(account_json):
+    from finetune.quantum.ibm_errors import account_settings_problem
+
+    crn = "crn:v1:bluemix:public:quantum-computing:us-east:a/b947c1c5a9378d64aed96696e4d76e8e:a3a7f181-35aa-42c8::"
+    for instance in (crn, "my-instance"):
+        account_json.write_text(_saved_account(instance))
+        assert account_settings_problem(account_json) is None
