@@ -2,7 +2,8 @@
 
 ``news`` (``eval/news_sentences.csv``) is for final measurement; ``news-dev``
 (``eval/news_sentences_dev.csv``) is the set to choose candidates by. The labelling rule is in
-``eval/news_sentences.md``.
+``eval/news_sentences.md``. ``news_sentences_train.csv`` (``NEWS_TRAIN``) holds training sentences
+written apart from both.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from finetune.data.loaders import DataError, TextExample
 
 HERE = Path(__file__).resolve().parent
 NEWS_SETS = {"news": HERE / "news_sentences.csv", "news-dev": HERE / "news_sentences_dev.csv"}
+# Training sentences in the same styles, kept apart from both sets above (never an --data set).
+NEWS_TRAIN = HERE / "news_sentences_train.csv"
 LABELS = ("negative", "neutral", "positive")
 COLUMNS = ("text", "label", "source_style", "form")
 

@@ -176,7 +176,8 @@ def open_service() -> Any:
     if problem is not None:
         raise BackendConfigError(problem)
     try:
-        return QiskitRuntimeService(filename=str(path))
+        # Without a saved file the library reads its environment variables as it always did.
+        return QiskitRuntimeService(filename=str(path)) if path.is_file() else QiskitRuntimeService()
     except Exception as exc:  # the library wraps network and token failures alike
         message = ibm_error_message(exc)
     raise BackendConfigError(message) from None

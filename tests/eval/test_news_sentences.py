@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from eval.classification import load_eval_data
-from eval.news_sentences import COLUMNS, LABELS, NEWS_SETS, load_news_sentences, read_news_rows
+from eval.news_sentences import COLUMNS, LABELS, NEWS_SETS, NEWS_TRAIN, load_news_sentences, read_news_rows
 from finetune.data.loaders import DataError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,9 +28,9 @@ def test_each_set_is_big_enough_balanced_and_has_the_columns(name, least):
     assert {row["form"] for row in rows} == {"plain", "mixed", "hedged"}
 
 
-@pytest.mark.parametrize("name", sorted(NEWS_SETS))
-def test_sentences_are_news_not_tweets(name):
-    for row in read_news_rows(NEWS_SETS[name]):
+@pytest.mark.parametrize("path", [*NEWS_SETS.values(), NEWS_TRAIN], ids=lambda path: path.name)
+def test_sentences_are_news_not_tweets(path):
+    for row in read_news_rows(path):
         assert not TWEET_MARKS.search(row["text"]), row["text"]
         assert row["text"][0].isupper() and row["text"].rstrip()[-1] in ".\"'", row["text"]
 
@@ -42,9 +42,25 @@ def test_the_sets_share_no_sentence_and_hold_no_duplicates():
     assert not set(test) & set(dev)
 
 
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def test_the_training_sentences_are_balanced_and_kept_apart_from_both_sets():
+    train = read_news_rows(NEWS_TRAIN)
+    counts = Counter(row["label"] for row in train)
+    assert len(train) >= 1000 and min(counts.values()) >= 0.3 * len(train), counts
+    held_out = [_words(row["text"]) for name in NEWS_SETS for row in read_news_rows(NEWS_SETS[name])]
+    texts = [row["text"].lower() for row in train]
+    assert len(set(texts)) == len(texts)
+    for row in train:  # no copy and no near copy (more than 60 % of the words shared) of an evaluation sentence
+        words = _words(row["text"])
+        assert all(len(words & other) / len(words | other) <= 0.6 for other in held_out), row["text"]
+
+
 def test_the_sets_and_their_rule_ship_with_the_package():
     pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
-    for name in ("news_sentences.csv", "news_sentences_dev.csv", "news_sentences.md"):
+    for name in ("news_sentences.csv", "news_sentences_dev.csv", "news_sentences_train.csv", "news_sentences.md"):
         assert f'"{name}"' in pyproject
     assert "Mixed sentences" in (ROOT / "eval" / "news_sentences.md").read_text(encoding="utf-8")
 

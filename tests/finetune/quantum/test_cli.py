@@ -52,6 +52,9 @@ def test_list_with_an_ibm_account_shows_its_devices(monkeypatch):
         name, num_qubits = "ibm_test", 127
 
     class Service:
+        def __init__(self, **options):  # open_service names the saved account file
+            pass
+
         def backends(self):
             return [Device()]
 
