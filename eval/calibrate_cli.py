@@ -50,21 +50,28 @@ def calibrate(
     oos_data: Annotated[str | None, typer.Option(help="Out-of-scope validation queries for the threshold (models with an out_of_scope class).")] = "clinc150",
     oos_recall: Annotated[float | None, typer.Option(help="Threshold rule: lowest threshold reaching this out-of-scope recall (default: the model's own rule, from its recorded command).")] = None,
     val_fraction: Annotated[float | None, typer.Option(help="Validation share carved from train (default: the model's own, from its recorded command).")] = None,
+    adapt_head: Annotated[bool, typer.Option(help="Also retrain the head's output layers for this backend's noise: a noise model fitted on the same validation run, drawn on the model's training queries (exact readouts; no more circuits on the backend). Wins back queries the noise flips, which a temperature cannot.")] = False,
+    adapt_epochs: Annotated[int, typer.Option(min=1, max=100, help="Epochs of --adapt-head over the training queries.")] = 5,
     json_output: JsonOutput = False,
     dry_run: DryRun = False, max_qpu_seconds: MaxQpuSeconds = None, device: DeviceOption = "cpu",
 ) -> dict[str, Any]:
-    """Fit temperature scaling and the out-of-scope threshold of a classifier for one backend."""
+    """Fit temperature scaling and the out-of-scope threshold of a classifier for one backend
+    (--adapt-head: and its output layers, for that backend's noise)."""
     from agent.shipped import model_path
     from eval.calibration import fit_calibration
-    from finetune.models.calibration import backend_key, write_calibration
+    from finetune.models.calibration import backend_key, read_calibrations, write_calibration
     from finetune.models.checkpoint import CheckpointError, read_json
     from finetune.models.device import resolve_device
     from finetune.models.files import CONFIG
     from finetune.models.loading import load_classifier
+    from finetune.models.noise_adapt import AdaptConfig
 
     _check_split(split)
+    adapt = AdaptConfig(epochs=adapt_epochs) if adapt_head else None
     resolved = resolve_device(device)
     key = backend_key(backend)  # one-line error for a bad spec before anything is copied
+    if adapt is not None and key == "exact":
+        raise ValueError("--adapt-head retrains the head for a noisy backend; the exact backend has no noise")
     source = model_path(model, "intents")
     if not (source / CONFIG).is_file():
         raise CheckpointError(f"model directory not found or not a single classifier: {source} "
@@ -75,6 +82,9 @@ def calibrate(
                              f"--out {source} writes into the shipped assets")
         out = source
     config = read_json(source / CONFIG)
+    if adapt is not None and (config.get("head") or {}).get("kind") not in ("quantum", "hybrid"):
+        raise ValueError("--adapt-head needs a head with circuits (quantum or hybrid): this one has none, "
+                         "so device noise cannot change it")
     if out.resolve() != source.resolve():
         if out.exists() and any(out.iterdir()):
             raise ValueError(f"{out} already exists and is not empty; choose another --out "
@@ -86,6 +96,7 @@ def calibrate(
         raise ValueError(f"{out} is an ensemble; calibrate each member instead")
     classifier.to(resolved)
     eval_data, oos_recall = _fit_data(classifier.task, classifier.labels, config, locals())
+    adapt_examples = _training_examples(classifier.task, classifier.labels, config, locals()) if adapt else None
     if not json_output:
         say(f"fitting {key} on {min(limit or len(eval_data.examples), len(eval_data.examples))} "
             f"{eval_data.name} {split} queries …")
@@ -93,9 +104,11 @@ def calibrate(
 
     # The router's clarify margin is re-chosen only for intents models: it reads their probabilities.
     clarify_below = RouterConfig.load().clarify_below if classifier.task == "intents" else None
-    entry = fit_calibration(classifier, eval_data, backend, limit=limit, seed=seed, min_oos_recall=oos_recall,
-                            progress=not json_output, clarify_below=clarify_below)
-    write_calibration(out, entry)
+    entry, head_weights = fit_calibration(classifier, eval_data, backend, limit=limit, seed=seed,
+                                          min_oos_recall=oos_recall, progress=not json_output,
+                                          clarify_below=clarify_below, adapt=adapt, adapt_examples=adapt_examples)
+    write_calibration(out, entry, head_weights)
+    entry = read_calibrations(out)[entry.backend]
     summary = {"model": str(out), **entry.to_dict()}
     if json_output:
         echo_json(summary)
@@ -103,6 +116,11 @@ def calibrate(
         typer.echo(f"{out}: calibrated for {entry.backend}: temperature {entry.temperature:.3f}, threshold "
                    f"{entry.threshold}, clarify margin {entry.clarify_margin}; ECE on the fit data {entry.ece_before:.3f} -> {entry.ece_after:.3f} "
                    f"({entry.n} queries, {entry.n_oos} out-of-scope)")
+        if entry.head_weights:
+            gains = ", ".join(f"{g:.2f}" for g in entry.noise["gain"])
+            typer.echo(f"  output layers retrained on {entry.adapted_on} training queries under the fitted noise "
+                       f"(signal kept per circuit: {gains}); accuracy on the fit queries "
+                       f"{entry.accuracy_before:.3f} -> {entry.accuracy:.3f}")
     return summary
 
 
@@ -128,6 +146,20 @@ def _fit_data(task: str, labels: list[str], config: dict[str, Any], o: dict[str,
     eval_data = load_eval_data(task, o["data"], o["split"], data_dir=o["data_dir"], val_fraction=val_fraction,
                                oos_source=o["oos_data"] if with_oos else None)
     return eval_data, oos_recall
+
+
+def _training_examples(task: str, labels: list[str], config: dict[str, Any], o: dict[str, Any]) -> list:
+    """The model's training queries for --adapt-head: the train split of --data (less the model's
+    validation carve) and, for a model with an out_of_scope class, as many out-of-scope training
+    queries as it was trained with (a seeded subsample)."""
+    from eval.classification import _subsample
+
+    train = _fit_data(task, labels, config, {**o, "split": "train"})[0]
+    extra: list = []
+    if train.oos:
+        count = (config.get("settings", {}).get("oos") or {}).get("train_examples") or len(train.examples) // len(labels)
+        extra = _subsample(train.oos, int(count), 0)
+    return list(train.examples) + extra
 
 
 def _recorded_options(command: str | None) -> dict[str, str]:

@@ -167,6 +167,9 @@ def format_report(report: dict[str, Any]) -> str:
         cal = report["calibration"]
         lines.append(f"  calibrated for {cal['backend']}: temperature {cal['temperature']:.3f}, threshold "
                      f"{cal['threshold']} (ECE without it {cal['ece_uncalibrated']:.4f})")
+        if cal.get("head_weights"):
+            lines.append(f"  output layers retrained for its noise on {cal['adapted_on']} training queries "
+                         f"({cal['head_weights']})")
     if "oos" in report:
         oos = report["oos"]
         lines.append(f"  in-scope accuracy {oos['in_scope_accuracy']:.4f}   out-of-scope recall "
@@ -193,6 +196,7 @@ def _calibration_summary(classifier: TextClassifier, probs: np.ndarray, y_true: 
     raw /= raw.sum(-1, keepdims=True)
     return {"backend": found.backend, "temperature": found.temperature, "threshold": classifier.threshold,
             "fitted": found.date, "fit_data": found.data, "fit_n": found.n,
+            "head_weights": found.head_weights, "adapted_on": found.adapted_on,
             "ece_uncalibrated": metrics.expected_calibration_error(raw, [t == p for t, p in zip(y_true, argmax)])}
 
 

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from agent.monitor.pipeline import Chunk, MonitorConfig, Writer, chunks
-from agent.monitor.feeds import STDIN, Cursor, Feed, FeedLimits, FieldMap
+from agent.monitor.feeds import STDIN, Cursor, Feed, FeedError, FeedLimits, FieldMap
 from agent.monitor.scoring import ItemScore, ScoringConfig, load_scorer
 from agent.monitor.store import MonitorStore
 from agent.monitor.watchlist import Watchlist
@@ -50,9 +50,9 @@ class ChunkScorer:
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         scores = []
         for text in batch["chunk"]:
-            chunk = Chunk.from_dict(json.loads(text))
-            scores.append(json.dumps([s.to_dict() for s in self.scorer.score(chunk.items)] if chunk.items else []))
-        return {"order": batch["order"], "chunk": batch["chunk"], "scores": scores}
+            chunk = Chunk.from_dict(json.loads(text)) if text else None  # "": a feed's failure, nothing to score
+            scores.append(json.dumps([s.to_dict() for s in self.scorer.score(chunk.items)] if chunk and chunk.items else []))
+        return {**batch, "scores": scores}
 
 
 def _cut(fmt: str, fields: FieldMap, starts: dict[str, tuple[int, int]], batch_size: int, order: dict[str, int],
@@ -61,10 +61,17 @@ def _cut(fmt: str, fields: FieldMap, starts: dict[str, tuple[int, int]], batch_s
 
     def cut(row: dict[str, Any]) -> list[dict[str, Any]]:
         name = _feed_name(row["path"], order)
-        with Feed(name, fmt, fields=fields, stream=io.BytesIO(row["bytes"]), limits=limits) as feed:
-            start = Cursor(*starts.get(name, (0, 0)))
-            return [{"order": order[name] * 1_000_000_000 + n, "chunk": json.dumps(c.to_dict())}
-                    for n, c in enumerate(chunks(feed, start, batch_size))]
+        base, rows = order[name] * 1_000_000_000, []
+        try:
+            with Feed(name, fmt, fields=fields, stream=io.BytesIO(row["bytes"]), limits=limits) as feed:
+                start = Cursor(*starts.get(name, (0, 0)))
+                for chunk in chunks(feed, start, batch_size):
+                    rows.append({"order": base + len(rows), "feed": name, "chunk": json.dumps(chunk.to_dict()), "error": ""})
+        except FeedError as exc:
+            # As in the local engine, the feed fails alone and what it gave before the error is kept:
+            # its chunks so far, then a row the driver turns into the feed's failure.
+            rows.append({"order": base + len(rows), "feed": name, "chunk": "", "error": str(exc)})
+        return rows
 
     return cut
 
@@ -88,14 +95,23 @@ def score_with_ray(config: MonitorConfig, feeds: Sequence[str], store: MonitorSt
     except ImportError:
         raise EngineError(INSTALL_HINT) from None
 
-    files = [f for f in feeds if f != STDIN]
+    files: list[str] = []
     starts: dict[str, tuple[int, int]] = {}
-    for name in files:
-        with Feed(name, config.fmt, fields=config.fields) as feed:
-            cursor = store.cursor(name, feed.format)
-            starts[name] = (cursor.offset, cursor.position)
+    for name in feeds:
+        if name == STDIN:
+            continue
+        try:
+            with Feed(name, config.fmt, fields=config.fields) as feed:
+                cursor = store.cursor(name, feed.format)
+                starts[name] = (cursor.offset, cursor.position)
+        except FeedError as exc:  # a feed that cannot be opened fails alone, as in the local engine
+            writer.fail(name, exc)
+            continue
+        files.append(name)
     order = {name: n for n, name in enumerate(feeds)}
     stdin_bytes = sys.stdin.buffer.read() if STDIN in feeds else None
+    if not files and stdin_bytes is None:
+        return
 
     started_here = not ray.is_initialized()
     if started_here:
@@ -124,6 +140,9 @@ def score_with_ray(config: MonitorConfig, feeds: Sequence[str], store: MonitorSt
         )
         rows = sorted(scored.iter_rows(), key=lambda r: r["order"]) if len(parts) > 1 else scored.iter_rows()
         for row in rows:
+            if row["error"]:
+                writer.fail(row["feed"], FeedError(row["error"]))
+                continue
             chunk = Chunk.from_dict(json.loads(row["chunk"]))
             writer.commit(chunk, [ItemScore.from_dict(s) for s in json.loads(row["scores"])])
     finally:

@@ -69,7 +69,15 @@ class Calibration:
         data: Data set and split of the fit (``banking77 validation``).
         date: Day of the fit (ISO).
         ece_before: ECE of the in-scope fit examples with T = 1; ``ece_after`` with the fitted T.
-        accuracy: Argmax accuracy of the in-scope fit examples (the temperature does not change it).
+        accuracy: Argmax accuracy of the in-scope fit examples (the temperature does not change it;
+            with adapted output layers, theirs).
+        head_weights: File in the model folder holding the head's output layers retrained for this
+            backend's noise (:mod:`finetune.models.noise_adapt`); None keeps the checkpoint's.
+        noise: The fitted noise model those layers were retrained under (gain and effective shots
+            per circuit).
+        adapted_on: Training queries the output layers were retrained on.
+        accuracy_before: Argmax accuracy of the in-scope fit examples with the checkpoint's own
+            output layers (only with ``head_weights``).
     """
 
     backend: str
@@ -83,6 +91,10 @@ class Calibration:
     ece_before: float | None = None
     ece_after: float | None = None
     accuracy: float | None = None
+    head_weights: str | None = None
+    noise: dict[str, Any] | None = None
+    adapted_on: int = 0
+    accuracy_before: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.temperature, (int, float)) or not math.isfinite(self.temperature) \
@@ -92,6 +104,9 @@ class Calibration:
             raise ValueError(f"threshold must lie in [0, 1], got {self.threshold!r}")
         if self.clarify_margin is not None and not 0.0 <= self.clarify_margin <= 1.0:
             raise ValueError(f"clarify_margin must lie in [0, 1], got {self.clarify_margin!r}")
+        if self.head_weights is not None and (not isinstance(self.head_weights, str)
+                                              or Path(self.head_weights).name != self.head_weights):
+            raise ValueError(f"head_weights must be a file name in the model folder, got {self.head_weights!r}")
 
     def describe(self) -> str:
         """One line for logs and the CLI: which calibration is in use and what it sets."""
@@ -100,6 +115,8 @@ class Calibration:
             parts.append(f"out-of-scope threshold {self.threshold:g}")
         if self.clarify_margin is not None:
             parts.append(f"clarify margin {self.clarify_margin:g}")
+        if self.head_weights:
+            parts.append(f"output layers retrained for its noise on {self.adapted_on} training queries")
         fitted = f"; fitted {self.date} on {self.n} {self.data} queries" if self.data else ""
         return f"using calibration for {self.backend}: {', '.join(parts)}{fitted}"
 
@@ -146,18 +163,34 @@ def read_calibrations(directory: str | Path) -> dict[str, Calibration]:
     return parse_calibrations(read_json(path), path) if path.is_file() else {}
 
 
-def write_calibration(directory: str | Path, calibration: Calibration) -> Path:
+def write_calibration(directory: str | Path, calibration: Calibration, head_weights: dict[str, Any] | None = None) -> Path:
     """Add (or replace) one backend's entry in ``directory``'s ``calibration.json`` and record the
-    checksums again, so the model still passes its integrity check; returns the file's path."""
+    checksums again, so the model still passes its integrity check; returns the file's path.
+
+    ``head_weights`` (output layers retrained for the backend, :mod:`finetune.models.noise_adapt`)
+    are written beside it and named in the entry; an entry replaced without them drops the file the
+    old one named.
+    """
+    from dataclasses import replace
+
     from finetune.models.integrity import record_checksums, verify_checksums
 
     path = Path(directory)
     verify_checksums(path)  # never re-record over a corrupted folder
     entries = read_calibrations(path)
+    old = entries.get(calibration.backend)
+    if head_weights is not None:
+        from finetune.models.noise_adapt import save_weights
+
+        calibration = replace(calibration, head_weights=save_weights(path, calibration.backend, head_weights))
+    elif calibration.head_weights is not None and not (path / calibration.head_weights).is_file():
+        raise CheckpointError(f"{path / calibration.head_weights}: the adapted head weights the entry names are missing")
     entries[calibration.backend] = calibration
     file = path / CALIBRATION
     write_json(file, {"format": FORMAT, "backends": {key: {k: v for k, v in entry.to_dict().items() if k != "backend"}
                                                      for key, entry in sorted(entries.items())}})
+    if old is not None and old.head_weights and old.head_weights != calibration.head_weights:
+        (path / old.head_weights).unlink(missing_ok=True)
     if (path / MANIFEST).is_file():
         record_checksums(path)
     return file

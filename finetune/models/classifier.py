@@ -142,10 +142,34 @@ class TextClassifier(CheckpointModel):
 
     def _apply_calibration(self, backend: str) -> None:
         found = self.calibrations.get(backend_key(backend)) if self.calibrations else None
+        self._use_output_layers(found)
         self.calibration = found
         self.threshold = found.threshold if found is not None and found.threshold is not None else self.model_threshold
         if found is not None:
             logger.info(found.describe())
+
+    def _use_output_layers(self, entry: Calibration | None) -> None:
+        """The head's output layers for this backend: retrained ones when its calibration names
+        them (read once, then kept), the checkpoint's own otherwise."""
+        from finetune.models.noise_adapt import load_output_layers, output_layers, read_weights
+
+        wanted = entry.head_weights if entry is not None else None
+        if wanted == getattr(self, "_output_layers_in_use", None):
+            return
+        if not hasattr(self, "_own_output_layers"):
+            self._own_output_layers = output_layers(self.head)
+            self._adapted_output_layers: dict[str, dict[str, torch.Tensor]] = {}
+        if wanted is None:
+            load_output_layers(self.head, self._own_output_layers)
+        else:
+            if wanted not in self._adapted_output_layers:
+                self._adapted_output_layers[wanted] = read_weights(self.checkpoint.path, wanted)
+            try:
+                load_output_layers(self.head, self._adapted_output_layers[wanted])
+            except ValueError as exc:
+                raise CheckpointError(f"{self.checkpoint.path / wanted}: {exc}; "
+                                      "run agent finetune calibrate … --adapt-head again") from None
+        self._output_layers_in_use = wanted
 
     def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[Prediction]:
         """Predict every text (empty strings are fine; long texts are truncated with a warning)."""

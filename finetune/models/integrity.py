@@ -99,6 +99,8 @@ def model_files(directory: str | Path) -> list[str]:
                 names.append(f"{member}/{MANIFEST}")
         return names
     names = [n for n in (CONFIG, LABELS, WEIGHTS, METRICS, DECODING, CALIBRATION) if (path / n).is_file()]
+    # Output layers retrained for one backend's noise (finetune.models.noise_adapt), named by calibration.json.
+    names += sorted(p.name for p in path.glob("calibration-*.safetensors") if p.is_file())
     if (path / ADAPTER).is_dir():
         names += sorted(f"{ADAPTER}/{p.name}" for p in (path / ADAPTER).iterdir()
                         if p.is_file() and not p.name.startswith("."))

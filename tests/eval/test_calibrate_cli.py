@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from agent.cli import app
@@ -110,3 +111,59 @@ def test_eval_says_once_when_the_model_has_no_calibration_for_the_backend(model,
     assert result.exit_code == 0, result.output
     assert "no calibration" not in result.stderr
     assert json.loads(result.stdout)["calibration"]["temperature"] == 1.5
+
+
+def test_adapt_head_stores_output_layers_used_on_that_backend_only(model, intents_csv, tmp_path):
+    from finetune.models.classifier import TextClassifier
+    from finetune.models.noise_adapt import output_layers, read_weights
+
+    out, backend = tmp_path / "adapted", "aer:shots=64"
+    argv = ["finetune", "calibrate", str(model), "--backend", backend, "--data", str(intents_csv), "--limit", "4",
+            "--adapt-head", "--adapt-epochs", "2", "--out", str(out), "--json"]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["head_weights"].startswith("calibration-") and (out / summary["head_weights"]).is_file()
+    assert summary["adapted_on"] > 0 and 0.0 <= summary["accuracy_before"] <= 1.0
+    assert len(summary["noise"]["gain"]) == 1 and summary["noise"]["readout"] == "probs"
+    manifest = json.loads((out / "checksums.json").read_text())["sha256"]
+    assert summary["head_weights"] in manifest
+    assert runner.invoke(app, ["finetune", "checksums", str(out)]).exit_code == 0
+
+    adapted = read_weights(out, summary["head_weights"])
+    own = output_layers(TextClassifier.load(model).head)
+    classifier = TextClassifier.load(out, backend=backend)
+    assert "output layers retrained" in classifier.calibration.describe()
+    assert all(torch.equal(v, adapted[k]) for k, v in output_layers(classifier.head).items())
+    assert any(not torch.equal(adapted[k], own[k]) for k in own)
+    classifier.set_backend("exact")  # no entry for exact: the checkpoint's own layers come back
+    assert all(torch.equal(v, own[k]) for k, v in output_layers(classifier.head).items())
+
+    result = runner.invoke(app, ["eval", "intents", str(out), "--data", str(intents_csv), "--backend", backend,
+                                 "--limit", "2", "--json", "--out", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["calibration"]["head_weights"] == summary["head_weights"]
+
+    # Fitted again without --adapt-head: the entry drops the layers and their file goes with it.
+    result = runner.invoke(app, ["finetune", "calibrate", str(out), "--backend", backend, "--data", str(intents_csv),
+                                 "--limit", "4", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["head_weights"] is None
+    assert not list(out.glob("calibration-*.safetensors"))
+    assert runner.invoke(app, ["finetune", "checksums", str(out)]).exit_code == 0
+
+
+def test_adapt_head_is_refused_where_there_is_no_noise_or_no_circuit(model, intents_csv, tmp_path):
+    result = runner.invoke(app, ["finetune", "calibrate", str(model), "--backend", "exact", "--adapt-head",
+                                 "--data", str(intents_csv), "--out", str(tmp_path / "a")])
+    assert result.exit_code == 1 and "exact backend has no noise" in result.output
+    assert result.output.count("\n") == 1 and not (tmp_path / "a").exists()
+    linear = tmp_path / "linear"
+    trained = runner.invoke(app, ["finetune", "intents", "--data", str(intents_csv), "--head", "linear", "--epochs", "1",
+                                  "--batch-size", "8", "--out", str(linear), "--json"])
+    assert trained.exit_code == 0, trained.output
+    result = runner.invoke(app, ["finetune", "calibrate", str(linear), "--backend", "aer:shots=64", "--adapt-head",
+                                 "--data", str(intents_csv), "--limit", "3"])
+    assert result.exit_code == 1 and "needs a head with circuits" in result.output
+    assert result.output.count("\n") == 1
+    assert "calibration.json" not in [p.name for p in linear.iterdir()]

@@ -148,6 +148,7 @@ def test_the_ray_engine_stores_exactly_what_the_local_engine_stores(tmp_path, mo
     small.mkdir()
     (small / "a.jsonl").write_text("\n".join(lines[:40]) + "\n")  # holds one malformed line
     (small / "b.jsonl").write_text("\n".join(lines[35:70]) + "\n")  # overlaps a.jsonl: duplicates
+    (small / "c-broken.xml").write_text("<rss><channel><item><title>cut off")  # fails alone in both engines
     watchlist = Watchlist.from_dict(sample_watchlist())
     config = MonitorConfig(feeds=(str(small),), batch_size=16)
     with MonitorStore.open(tmp_path / "local.db") as store:
@@ -161,10 +162,12 @@ def test_the_ray_engine_stores_exactly_what_the_local_engine_stores(tmp_path, mo
                                      "--ner-model", str(NER_ASSETS), "--topic-model", str(TOPICS or "none")])
     finally:
         ray.shutdown()
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # the broken feed, named on stderr; the others were read
+    assert "is not well-formed XML" in result.stderr and "the other feeds were read" in result.stderr
     remote = json.loads(result.stdout)
-    for key in ("read", "scored", "duplicates", "skipped", "alerts"):
+    for key in ("read", "scored", "duplicates", "skipped", "alerts", "failed_feeds"):
         assert remote[key] == local[key], key
+    assert [Path(f["feed"]).name for f in local["failed_feeds"]] == ["c-broken.xml"]
     # The 5 overlapping lines: 3 without an id are the same content ids in both feeds (one item,
     # counted as a duplicate from another feed); 2 carry an id, which is scoped by feed (new items).
     assert (local["duplicates"], local["duplicates_other_feed"], local["skipped"]) == (3, 3, 2)
