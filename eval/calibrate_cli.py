@@ -64,14 +64,12 @@ def calibrate(
     from finetune.models.device import resolve_device
     from finetune.models.files import CONFIG
     from finetune.models.loading import load_classifier
-    from finetune.models.noise_adapt import AdaptConfig
+    from finetune.models.noise_adapt import AdaptConfig, check_adaptable
 
     _check_split(split)
     adapt = AdaptConfig(epochs=adapt_epochs) if adapt_head else None
     resolved = resolve_device(device)
     key = backend_key(backend)  # one-line error for a bad spec before anything is copied
-    if adapt is not None and key == "exact":
-        raise ValueError("--adapt-head retrains the head for a noisy backend; the exact backend has no noise")
     source = model_path(model, "intents")
     if not (source / CONFIG).is_file():
         raise CheckpointError(f"model directory not found or not a single classifier: {source} "
@@ -82,9 +80,8 @@ def calibrate(
                              f"--out {source} writes into the shipped assets")
         out = source
     config = read_json(source / CONFIG)
-    if adapt is not None and (config.get("head") or {}).get("kind") not in ("quantum", "hybrid"):
-        raise ValueError("--adapt-head needs a head with circuits (quantum or hybrid): this one has none, "
-                         "so device noise cannot change it")
+    if adapt is not None:  # before anything is copied
+        check_adaptable((config.get("head") or {}).get("kind", ""), key)
     if out.resolve() != source.resolve():
         if out.exists() and any(out.iterdir()):
             raise ValueError(f"{out} already exists and is not empty; choose another --out "

@@ -14,7 +14,6 @@ noise, and the head's output layers are retrained under it on the model's traini
 from __future__ import annotations
 
 from datetime import date as Date
-
 from typing import Any
 
 import numpy as np
@@ -27,7 +26,7 @@ from finetune.data.oos import choose_threshold
 from finetune.models.calibration import Calibration, backend_key
 from finetune.models.classifier import TextClassifier
 from finetune.models.encoder import FeatureCache
-from finetune.models.noise_adapt import AdaptConfig, adapt_output_layers, adapted_logits, fit_noise_model
+from finetune.models.noise_adapt import AdaptConfig, adapt_output_layers, adapted_logits, check_adaptable, fit_noise_model
 from finetune.training.temperature import fit_temperature
 
 
@@ -73,17 +72,17 @@ def fit_calibration(
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be a positive number of examples, got {limit}")
     key = backend_key(backend)  # a bad spec fails here, before the encoder pass
-    if adapt is not None:
-        _check_adaptable(classifier, key, adapt_examples)
     labels = classifier.labels
+    if adapt is not None:
+        check_adaptable(classifier.head.config.kind, key)
+        if not adapt_examples:
+            raise DataError("--adapt-head needs the model's training queries; none were found")
+        _check_labels(adapt_examples, labels, "the training queries")
     examples = _subsample(data.examples, limit, seed)
     oos = _subsample(data.oos, limit, seed) if OUT_OF_SCOPE in labels else []
     if not examples:
         raise DataError(f"{data.name} {data.split}: no examples to calibrate on")
-    unknown = sorted({ex.label for ex in examples} - set(labels))
-    if unknown:
-        raise DataError(f"{data.name} {data.split} has labels the model does not know: "
-                        f"{', '.join(map(repr, unknown[:5]))}; wrong --data or model?")
+    _check_labels(examples, labels, f"{data.name} {data.split}")
     everything = examples + oos
     features = classifier.encode([ex.text for ex in everything], cache=cache, progress=progress)
     classifier.calibrations.pop(key, None)  # fitted again from the checkpoint's own head
@@ -95,12 +94,12 @@ def fit_calibration(
         raw_logits = logits
     else:
         raw_logits, noisy = _logits_and_readouts(classifier, features)
-        exact = _exact_readouts(classifier, features, backend)
-        noise = fit_noise_model(classifier.head, exact, noisy)
         train_features = classifier.encode([ex.text for ex in adapt_examples], cache=cache, progress=progress)
         train_targets = torch.tensor([labels.index(ex.label) for ex in adapt_examples])
-        weights = adapt_output_layers(classifier.head, train_features,
-                                      _exact_readouts(classifier, train_features, backend), train_targets, noise, adapt)
+        # One switch to the exact simulator for both sets: rebuilding a noisy backend is not free.
+        exact = _exact_readouts(classifier, torch.cat([features, train_features]), backend)
+        noise = fit_noise_model(classifier.head, exact[:len(features)], noisy)
+        weights = adapt_output_layers(classifier.head, train_features, exact[len(features):], train_targets, noise, adapt)
         logits = adapted_logits(classifier.head, weights, features, noisy)
     temperature = fit_temperature(logits, targets)
 
@@ -140,17 +139,10 @@ def fit_calibration(
     return entry, weights
 
 
-def _check_adaptable(classifier: TextClassifier, key: str, examples: list[TextExample] | None) -> None:
-    if classifier.head.quantum is None:
-        raise ValueError("--adapt-head needs a head with circuits (quantum or hybrid): this one has none, "
-                         "so device noise cannot change it")
-    if key == "exact":
-        raise ValueError("--adapt-head retrains the head for a noisy backend; the exact backend has no noise")
-    if not examples:
-        raise DataError("--adapt-head needs the model's training queries; none were found")
-    unknown = sorted({ex.label for ex in examples} - set(classifier.labels))
+def _check_labels(examples: list[TextExample], labels: list[str], what: str) -> None:
+    unknown = sorted({ex.label for ex in examples} - set(labels))
     if unknown:
-        raise DataError(f"the training queries have labels the model does not know: "
+        raise DataError(f"{what} has labels the model does not know: "
                         f"{', '.join(map(repr, unknown[:5]))}; wrong --data or model?")
 
 
@@ -166,8 +158,7 @@ def _logits_and_readouts(classifier: TextClassifier, features: torch.Tensor) -> 
     return logits, torch.cat(captured)
 
 
-def _exact_readouts(classifier: TextClassifier, features: torch.Tensor, backend: str,
-                    batch_size: int = 256) -> torch.Tensor:
+def _exact_readouts(classifier: TextClassifier, features: torch.Tensor, backend: str) -> torch.Tensor:
     """The circuits' readouts of ``features`` on the exact simulator; the head returns to ``backend``."""
     classifier.head.set_backend("exact")
     try:

@@ -78,6 +78,12 @@ class TextClassifier(CheckpointModel):
         self.calibrations: dict[str, Calibration] = parse_calibrations(
             checkpoint.calibration, checkpoint.path / CALIBRATION)
         self.calibration: Calibration | None = None  # the entry in use, for the head's backend
+        # Output layers retrained for a backend's noise (calibration entries with head_weights):
+        # the file in use (None: the checkpoint's own), those read so far, and a copy of the own
+        # ones, taken the first time another set is swapped in.
+        self._output_layers_in_use: str | None = None
+        self._adapted_output_layers: dict[str, dict[str, torch.Tensor]] = {}
+        self._own_output_layers: dict[str, torch.Tensor] | None = None
         self.backend = backend
         self._apply_calibration(backend)
 
@@ -154,11 +160,10 @@ class TextClassifier(CheckpointModel):
         from finetune.models.noise_adapt import load_output_layers, output_layers, read_weights
 
         wanted = entry.head_weights if entry is not None else None
-        if wanted == getattr(self, "_output_layers_in_use", None):
+        if wanted == self._output_layers_in_use:
             return
-        if not hasattr(self, "_own_output_layers"):
+        if self._own_output_layers is None:
             self._own_output_layers = output_layers(self.head)
-            self._adapted_output_layers: dict[str, dict[str, torch.Tensor]] = {}
         if wanted is None:
             load_output_layers(self.head, self._own_output_layers)
         else:

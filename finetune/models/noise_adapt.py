@@ -36,6 +36,19 @@ ADAPTED_LAYERS = ("linear", "quantum_out")
 WEIGHTS_PREFIX = "calibration-"
 
 
+def check_adaptable(head_kind: str, backend_key: str) -> None:
+    """Refuse to adapt where there is nothing to adapt to: a head without circuits, or no noise.
+
+    Raises:
+        ValueError: One line saying which.
+    """
+    if head_kind not in ("quantum", "hybrid"):
+        raise ValueError("--adapt-head needs a head with circuits (quantum or hybrid): this one has none, "
+                         "so device noise cannot change it")
+    if backend_key == "exact":
+        raise ValueError("--adapt-head retrains the head for a noisy backend; the exact backend has no noise")
+
+
 @dataclass(frozen=True)
 class NoiseModel:
     """What a backend does to each circuit's readouts (see the module docstring).
