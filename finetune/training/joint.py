@@ -213,15 +213,54 @@ def _warm_start(encoder: Encoder, teacher: EntityTagger | None, tags: list[str],
     """Give ``encoder`` a trainable copy of the teacher's adapter; return its LoRA shape and a copy of its head."""
     if teacher is None or teacher.checkpoint.adapter_dir is None:
         raise ValueError("warm_start needs a teacher tagger that has a LoRA adapter")
+    head = _warm_start_head(teacher, tags, backend, encoder)
+    encoder.load_adapter(teacher.checkpoint.adapter_dir, trainable=True)
+    return _lora_of(teacher.checkpoint.settings), head
+
+
+def _lora_of(settings: dict[str, Any]) -> LoraSettings:
+    """The LoRA shape a checkpoint's settings record."""
+    lora = settings.get("lora", {})
+    return LoraSettings(**{k: v for k, v in lora.items() if k in ("r", "alpha", "dropout", "target_modules")})
+
+
+def _warm_start_head(teacher: EntityTagger | None, tags: list[str], backend: str, encoder: Encoder) -> Head:
+    """A trainable copy of the teacher's tagger head, on the run's device."""
+    if teacher is None:
+        raise ValueError("warm_start needs a teacher tagger")
     if list(teacher.tags) != list(tags):
         raise ValueError(f"warm_start needs a teacher with the entity data's tags; the teacher has "
                          f"{len(teacher.tags)} tags, the data {len(tags)}")
-    encoder.load_adapter(teacher.checkpoint.adapter_dir, trainable=True)
     head = Head(teacher.head.config, backend=backend)
     head.load_state_dict(teacher.head.state_dict())
-    head.to(encoder.device)  # the run's device (see build_head)
-    settings = teacher.checkpoint.settings.get("lora", {})
-    return LoraSettings(**{k: v for k, v in settings.items() if k in ("r", "alpha", "dropout", "target_modules")}), head
+    return head.to(encoder.device)  # the run's device (see build_head)
+
+
+def _init_from(encoder: Encoder, model: TextClassifier, tasks: Sequence[SentenceTask], labels: dict[str, list[str]],
+               heads: list[Head]) -> LoraSettings:
+    """Give ``encoder`` a trainable copy of ``model``'s adapter and start the head of ``model``'s task
+    (same labels) from ``model``'s own; return the adapter's LoRA shape."""
+    if model.checkpoint.adapter_dir is None:
+        raise ValueError(f"--init-from needs a classifier with a LoRA adapter; {model.checkpoint.path} has none")
+    task = model.checkpoint.task
+    names = [t.task for t in tasks]
+    if task not in names:
+        raise ValueError(f"--init-from {model.checkpoint.path} is a {task} model; the run trains {', '.join(names)}")
+    k = names.index(task)
+    if sorted(model.labels) != labels[task]:
+        raise ValueError(f"--init-from {model.checkpoint.path} has other {task} labels than the data "
+                         f"({len(model.labels)} against {len(labels[task])})")
+    if model.head.config != heads[k].config:
+        raise ValueError(f"--init-from {model.checkpoint.path} has another head shape than --{task}-head and the circuit options ask for")
+    encoder.load_adapter(model.checkpoint.adapter_dir, trainable=True)
+    # The saved head orders its classes as the model's labels; the run orders them sorted.
+    order = [model.labels.index(name) for name in labels[task]]
+    state = model.head.state_dict()
+    per_class = ("linear.weight", "linear.bias", "quantum_out.weight", "quantum_out.bias", "mlp.2.weight", "mlp.2.bias")
+    for key in [name for name in state if name.endswith(per_class)]:
+        state[key] = state[key][order]
+    heads[k].load_state_dict(state)
+    return _lora_of(model.checkpoint.settings)
 
 
 def pseudo_tag_rows(teacher: EntityTagger, texts: Sequence[str], tags: Sequence[str], *, progress: bool = False) -> list[Any]:
@@ -277,6 +316,7 @@ def train_joint(
     skipped_spans: int = 0,
     teacher: EntityTagger | None = None,
     warm_start: bool = False,
+    init_from: TextClassifier | None = None,
     callbacks: Sequence[TrainerCallback | Callable[[dict[str, float]], None]] = (),
     checkpointing: Checkpointing | None = None,
 ) -> TrainedJoint:
@@ -302,6 +342,10 @@ def train_joint(
         warm_start: Start the shared adapter and the tagger head from the teacher's own (a LoRA
             tagger with the same tags and head shape): training then begins from a model that
             already tags as the teacher does, and ``spec.lora`` and ``spec.tagger_head`` are not used.
+        init_from: A LoRA classifier of one of the tasks (e.g. a topic model trained alone): the
+            shared adapter starts as its adapter and that task's head as its head, so the run
+            begins from what the adapter already knows. With ``warm_start`` too, only the tagger
+            head comes from the teacher.
         callbacks, checkpointing: Passed to the :class:`~finetune.training.trainer.Trainer`.
     """
     start = time.perf_counter()
@@ -316,7 +360,11 @@ def train_joint(
     heads = [build_head(t.head, encoder, len(labels[t.task]), backend, seed=args.seed + k) for k, t in enumerate(tasks)]
     tagger_head = build_head(spec.tagger_head, encoder, len(tags), backend)
     lora = spec.lora
-    if warm_start:
+    if init_from is not None:
+        lora = _init_from(encoder, init_from, tasks, labels, heads)
+        if warm_start:
+            tagger_head = _warm_start_head(teacher, tags, backend, encoder)
+    elif warm_start:
         lora, tagger_head = _warm_start(encoder, teacher, tags, backend)
     else:
         add_adapter(encoder, lora)
@@ -367,6 +415,7 @@ def train_joint(
         "sentence_tasks": {t.task: {"data": t.data.name, "smoothing": t.smoothing, "weight": t.weight} for t in tasks},
         "entity_data": entity_data.name,
         "teacher": str(teacher.checkpoint.path) if teacher else None, "warm_start": warm_start,
+        "init_from": str(init_from.checkpoint.path) if init_from is not None else None,
         "pseudo_tagging_weight": spec.pseudo_tagging_weight if teacher else 0.0,
         "pseudo_tagged_texts": len(pseudo), "pseudo_entities": sum(len(bio_to_spans(w, t)) for _, w, t in pseudo),
     })

@@ -238,3 +238,46 @@ def test_three_tasks_share_one_adapter_and_one_pass(tiny_entities_dir, tmp_path,
     assert len(passes) == 1
     assert [a.topic.label for a in together] == [p.label for p in alone]
     assert together[0].topic.label == "Energy | Oil"
+
+
+@pytest.mark.slow
+def test_init_from_begins_from_a_classifiers_adapter_and_head(tiny_joint, tiny_entities_dir, tmp_path):
+    from finetune.data.loaders import TextDataset, TextExample, load_entities
+    from finetune.models.encoder import Encoder
+    from finetune.models.heads import HeadConfig
+    from finetune.training.joint import train_joint
+    from finetune.training.trainer import TrainingArguments
+
+    start = TextClassifier.load(tiny_joint.paths["sentiment"])
+    rows = [TextExample("shares soar", "positive"), TextExample("shares plunge", "negative"),
+            TextExample("board meets", "neutral")]
+    sentiment = TextDataset("tiny-sentiment", ["negative", "neutral", "positive"], rows, rows, rows)
+    args = TrainingArguments(epochs=1, batch_size=16, lr=1e-12, patience=1, progress=False)  # too small to move anything
+    task = SentenceTask("sentiment", sentiment, tmp_path / "sentiment", HeadConfig(kind="linear"))
+    trained = train_joint([task], load_entities(str(tiny_entities_dir)), JointSpec(tagger_head=HeadConfig(kind="linear")),
+                          args, Encoder.load(), tmp_path / "ner", init_from=start)
+    settings = trained.classifiers["sentiment"].checkpoint.settings
+    assert settings["lora"]["r"] == 2 and settings["joint"]["init_from"] == str(start.checkpoint.path)
+    texts = ["company beats estimates and raises guidance", "stock slumps on weak sales", "board names new chair"]
+    got, want = trained.classifiers["sentiment"].predict(texts), start.predict(texts)
+    assert [p.label for p in got] == [p.label for p in want]
+    assert [p.confidence for p in got] == pytest.approx([p.confidence for p in want], abs=1e-5)
+
+
+@pytest.mark.slow
+def test_init_from_refuses_a_model_of_another_task_or_labels(tiny_joint, tiny_entities_dir, tmp_path):
+    from finetune.data.loaders import TextDataset, TextExample, load_entities
+    from finetune.models.encoder import Encoder
+    from finetune.models.heads import HeadConfig
+    from finetune.training.joint import train_joint
+    from finetune.training.trainer import TrainingArguments
+
+    start = TextClassifier.load(tiny_joint.paths["sentiment"])
+    rows = [TextExample("shares soar", "up"), TextExample("shares plunge", "down")]
+    data = TextDataset("d", ["down", "up"], rows, rows, rows)
+    args = TrainingArguments(epochs=1, progress=False)
+    for task, match in (("topics", "is a sentiment model"), ("sentiment", "other sentiment labels")):
+        with pytest.raises(ValueError, match=match):
+            train_joint([SentenceTask(task, data, tmp_path / task, HeadConfig(kind="linear"))],
+                        load_entities(str(tiny_entities_dir)), JointSpec(), args, Encoder.load(), tmp_path / "n",
+                        init_from=start)
