@@ -176,6 +176,17 @@ class Head(nn.Module):
             nn.init.zeros_(self.quantum_out.weight)
             nn.init.zeros_(self.quantum_out.bias)
 
+    def reorder_classes(self, order: list[int]) -> None:
+        """Make class ``i`` the old class ``order[i]``: every output layer's rows follow."""
+        if sorted(order) != list(range(self.config.n_classes)):
+            raise ValueError(f"a class order must list each of the {self.config.n_classes} classes once")
+        index = torch.tensor(order)
+        outputs = [self.linear, self.mlp[-1] if self.mlp is not None else None, self.quantum_out]
+        with torch.no_grad():
+            for layer in (layer for layer in outputs if layer is not None):
+                layer.weight.copy_(layer.weight[index.to(layer.weight.device)])
+                layer.bias.copy_(layer.bias[index.to(layer.bias.device)])
+
     def set_backend(self, backend: str, gradient: str = "auto") -> None:
         """Move the circuits to another backend; ``gradient`` as in :class:`QuantumBranch`."""
         if self.quantum is not None:

@@ -253,13 +253,9 @@ def _init_from(encoder: Encoder, model: TextClassifier, tasks: Sequence[Sentence
     if model.head.config != heads[k].config:
         raise ValueError(f"--init-from {model.checkpoint.path} has another head shape than --{task}-head and the circuit options ask for")
     encoder.load_adapter(model.checkpoint.adapter_dir, trainable=True)
+    heads[k].load_state_dict(model.head.state_dict())
     # The saved head orders its classes as the model's labels; the run orders them sorted.
-    order = [model.labels.index(name) for name in labels[task]]
-    state = model.head.state_dict()
-    per_class = ("linear.weight", "linear.bias", "quantum_out.weight", "quantum_out.bias", "mlp.2.weight", "mlp.2.bias")
-    for key in [name for name in state if name.endswith(per_class)]:
-        state[key] = state[key][order]
-    heads[k].load_state_dict(state)
+    heads[k].reorder_classes([model.labels.index(name) for name in labels[task]])
     return _lora_of(model.checkpoint.settings)
 
 

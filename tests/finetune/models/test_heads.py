@@ -25,6 +25,21 @@ def test_token_features_fold_into_the_batch(kind):
     assert torch.allclose(head(tokens).reshape(14, 4), head(tokens.reshape(14, 16)), atol=1e-6)
 
 
+@pytest.mark.parametrize("kind", HEAD_KINDS)
+def test_reordered_classes_move_the_logit_columns_with_them(kind):
+    torch.manual_seed(0)
+    head = Head(HeadConfig(kind=kind, in_features=16, n_classes=4, ansatz=SMALL, n_circuits=2, dropout=0.0)).eval()
+    with torch.no_grad():
+        for parameter in head.parameters():  # the hybrid's circuit branch starts at zero
+            parameter.add_(0.1 * torch.randn_like(parameter))
+    x = torch.randn(5, 16)
+    before = head(x)
+    head.reorder_classes([2, 0, 3, 1])
+    assert torch.allclose(head(x), before[:, [2, 0, 3, 1]], atol=1e-6)
+    with pytest.raises(ValueError, match="each of the 4 classes once"):
+        head.reorder_classes([0, 0, 1, 2])
+
+
 def test_hybrid_starts_as_its_linear_path():
     torch.manual_seed(0)
     hybrid = Head(HeadConfig(kind="hybrid", in_features=16, n_classes=3, ansatz=SMALL, dropout=0.0)).eval()
