@@ -346,7 +346,7 @@ def joint(
     teacher: Annotated[Path | None, typer.Option(help="A tagger trained alone (e.g. agent/assets/models/ner) whose entities on the sentence texts become their tagging targets, so the shared adapter keeps tagging news text.")] = None,
     pseudo_weight: Annotated[float, typer.Option(help="Weight of the tagging loss on the teacher's pseudo-labels.")] = 0.5,
     warm_start: Annotated[bool, typer.Option(help="Start the shared adapter and the tagger head from the teacher's (same tags and head shape; --lora-* and --ner-head then come from the teacher).")] = False,
-    init_from: Annotated[Path | None, typer.Option(help="A LoRA classifier of one of the tasks (e.g. a topic model trained alone): the shared adapter and that task's head start from it (--lora-* then come from it; with --warm-start only the tagger head comes from the teacher).")] = None,
+    init_from: Annotated[list[Path] | None, typer.Option("--init-from", help="A LoRA model of one of the tasks (e.g. a topic model trained alone): the shared adapter and that task's head start from it (--lora-* then come from it). Repeat to start several heads, e.g. every checkpoint of an earlier joint run (they must share one adapter); with --warm-start the tagger head comes from the teacher unless a tagger is given here.")] = None,
     seed: Seed = 0, lora_r: LoraR = 16, lora_alpha: LoraAlpha = 32,
     lora_targets: LoraTargets = "query,key,value,dense", encoder: EncoderPath = "default", max_length: MaxLength = 64,
     threads: Threads = None,
@@ -364,6 +364,7 @@ def joint(
     from finetune.data.tagging import recorded_data_warnings
     from finetune.errors import SettingError
     from finetune.models.classifier import TextClassifier
+    from finetune.models.loading import model_task
     from finetune.models.tagger import EntityTagger
     from finetune.training.joint import JointSpec, SentenceTask, train_joint
 
@@ -374,7 +375,8 @@ def joint(
     if warm_start and teacher is None:
         raise SettingError("warm_start", "--warm-start needs --teacher (the tagger to start from)")
     teacher_model = EntityTagger.load(teacher) if teacher is not None else None
-    init_model = TextClassifier.load(init_from) if init_from is not None else None
+    init_models = [EntityTagger.load(path) if model_task(path) == "ner" else TextClassifier.load(path)
+                   for path in init_from or []]
     columns = {"data_dir": data_dir, "text_column": text_column, "label_column": label_column,
                "val_fraction": val_fraction, "seed": seed}
     o = locals()
@@ -397,7 +399,7 @@ def joint(
     args = training_arguments(o, sentiment_out, label_smoothing=0.0)  # each sentence task smooths its own loss
     trained = train_joint(tasks, entities, spec, args, load_encoder(o), ner_out, backend=backend,
                           command=command_line(ctx), skipped_spans=len(skipped), teacher=teacher_model,
-                          warm_start=warm_start, init_from=init_model, **training_hooks(ctx))
+                          warm_start=warm_start, init_from=init_models, **training_hooks(ctx))
     summary = {key: value for key, value in trained.metrics.items() if key != "history"}
     summary = {**{f"{task}_model": str(path) for task, path in trained.paths.items()}, **folds, **summary}
     if json_output:

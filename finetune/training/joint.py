@@ -229,34 +229,63 @@ def _warm_start_head(teacher: EntityTagger | None, tags: list[str], backend: str
     if teacher is None:
         raise ValueError("warm_start needs a teacher tagger")
     if list(teacher.tags) != list(tags):
-        raise ValueError(f"warm_start needs a teacher with the entity data's tags; the teacher has "
-                         f"{len(teacher.tags)} tags, the data {len(tags)}")
+        raise ValueError(f"the tagger head can start only from a tagger with the entity data's tags; "
+                         f"{teacher.checkpoint.path} has {len(teacher.tags)} tags, the data {len(tags)}")
     head = Head(teacher.head.config, backend=backend)
     head.load_state_dict(teacher.head.state_dict())
     return head.to(encoder.device)  # the run's device (see build_head)
 
 
-def _init_from(encoder: Encoder, model: TextClassifier, tasks: Sequence[SentenceTask], labels: dict[str, list[str]],
-               heads: list[Head]) -> LoraSettings:
-    """Give ``encoder`` a trainable copy of ``model``'s adapter and start the head of ``model``'s task
-    (same labels) from ``model``'s own; return the adapter's LoRA shape."""
-    if model.checkpoint.adapter_dir is None:
-        raise ValueError(f"--init-from needs a classifier with a LoRA adapter; {model.checkpoint.path} has none")
-    task = model.checkpoint.task
+def _init_from(encoder: Encoder, models: Sequence[TextClassifier | EntityTagger], tasks: Sequence[SentenceTask],
+               labels: dict[str, list[str]], heads: list[Head], tags: list[str], backend: str) -> tuple[LoraSettings, Head | None]:
+    """Give ``encoder`` a trainable copy of the models' adapter and start each model's head (a sentence
+    task's, same labels, or the tagger's, same tags) from its own; return the adapter's LoRA shape
+    and the tagger head when one of the models is a tagger.
+
+    Several models must share one adapter (the checkpoints of one joint run do), so a run can go on
+    from where a joint run ended with a fresh schedule."""
     names = [t.task for t in tasks]
-    if task not in names:
-        raise ValueError(f"--init-from {model.checkpoint.path} is a {task} model; the run trains {', '.join(names)}")
-    k = names.index(task)
-    if sorted(model.labels) != labels[task]:
-        raise ValueError(f"--init-from {model.checkpoint.path} has other {task} labels than the data "
-                         f"({len(model.labels)} against {len(labels[task])})")
-    if model.head.config != heads[k].config:
-        raise ValueError(f"--init-from {model.checkpoint.path} has another head shape than --{task}-head and the circuit options ask for")
-    encoder.load_adapter(model.checkpoint.adapter_dir, trainable=True)
-    heads[k].load_state_dict(model.head.state_dict())
-    # The saved head orders its classes as the model's labels; the run orders them sorted.
-    heads[k].reorder_classes([model.labels.index(name) for name in labels[task]])
-    return _lora_of(model.checkpoint.settings)
+    seen: set[str] = set()
+    tagger_head = None
+    for model in models:
+        path, task = model.checkpoint.path, model.checkpoint.task
+        if model.checkpoint.adapter_dir is None:
+            raise ValueError(f"--init-from needs models with a LoRA adapter; {path} has none")
+        if task in seen:
+            raise ValueError(f"--init-from gives two {task} models; give each task at most once")
+        seen.add(task)
+        if isinstance(model, EntityTagger):
+            tagger_head = _warm_start_head(model, tags, backend, encoder)
+            continue
+        if task not in names:
+            raise ValueError(f"--init-from {path} is a {task} model; the run trains {', '.join(names)}")
+        k = names.index(task)
+        if sorted(model.labels) != labels[task]:
+            raise ValueError(f"--init-from {path} has other {task} labels than the data "
+                             f"({len(model.labels)} against {len(labels[task])})")
+        if model.head.config != heads[k].config:
+            raise ValueError(f"--init-from {path} has another head shape than --{task}-head and the circuit options ask for")
+        heads[k].load_state_dict(model.head.state_dict())
+        # The saved head orders its classes as the model's labels; the run orders them sorted.
+        heads[k].reorder_classes([model.labels.index(name) for name in labels[task]])
+    first = models[0].checkpoint
+    for model in models[1:]:
+        if _adapter_digest(model.checkpoint.adapter_dir) != _adapter_digest(first.adapter_dir):
+            raise ValueError(f"--init-from models must share one adapter (the checkpoints of one joint run); "
+                             f"{model.checkpoint.path} and {first.path} have different ones")
+    encoder.load_adapter(first.adapter_dir, trainable=True)
+    return _lora_of(first.settings), tagger_head
+
+
+def _adapter_digest(folder: Path | None) -> str:
+    """One SHA-256 over an adapter folder's files (names and bytes)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for file in sorted(p for p in Path(folder or ".").rglob("*") if p.is_file()):
+        digest.update(file.name.encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
 
 
 def pseudo_tag_rows(teacher: EntityTagger, texts: Sequence[str], tags: Sequence[str], *, progress: bool = False) -> list[Any]:
@@ -312,7 +341,7 @@ def train_joint(
     skipped_spans: int = 0,
     teacher: EntityTagger | None = None,
     warm_start: bool = False,
-    init_from: TextClassifier | None = None,
+    init_from: Sequence[TextClassifier | EntityTagger] = (),
     callbacks: Sequence[TrainerCallback | Callable[[dict[str, float]], None]] = (),
     checkpointing: Checkpointing | None = None,
 ) -> TrainedJoint:
@@ -338,10 +367,11 @@ def train_joint(
         warm_start: Start the shared adapter and the tagger head from the teacher's own (a LoRA
             tagger with the same tags and head shape): training then begins from a model that
             already tags as the teacher does, and ``spec.lora`` and ``spec.tagger_head`` are not used.
-        init_from: A LoRA classifier of one of the tasks (e.g. a topic model trained alone): the
-            shared adapter starts as its adapter and that task's head as its head, so the run
-            begins from what the adapter already knows. With ``warm_start`` too, only the tagger
-            head comes from the teacher.
+        init_from: LoRA models of the run's tasks (e.g. a topic model trained alone, or every
+            checkpoint of an earlier joint run): the shared adapter starts as theirs (they must
+            share one) and each one's task head as its head, so the run begins from what the
+            adapter already knows. With ``warm_start`` too, the tagger head comes from the teacher
+            unless a tagger is among them.
         callbacks, checkpointing: Passed to the :class:`~finetune.training.trainer.Trainer`.
     """
     start = time.perf_counter()
@@ -356,9 +386,13 @@ def train_joint(
     heads = [build_head(t.head, encoder, len(labels[t.task]), backend, seed=args.seed + k) for k, t in enumerate(tasks)]
     tagger_head = build_head(spec.tagger_head, encoder, len(tags), backend)
     lora = spec.lora
-    if init_from is not None:
-        lora = _init_from(encoder, init_from, tasks, labels, heads)
-        if warm_start:
+    if init_from:
+        if warm_start and any(isinstance(m, EntityTagger) for m in init_from):
+            raise ValueError("--init-from gives a tagger, so the tagger head starts from it; drop --warm-start")
+        lora, started = _init_from(encoder, init_from, tasks, labels, heads, tags, backend)
+        if started is not None:
+            tagger_head = started
+        elif warm_start:
             tagger_head = _warm_start_head(teacher, tags, backend, encoder)
     elif warm_start:
         lora, tagger_head = _warm_start(encoder, teacher, tags, backend)
@@ -411,7 +445,7 @@ def train_joint(
         "sentence_tasks": {t.task: {"data": t.data.name, "smoothing": t.smoothing, "weight": t.weight} for t in tasks},
         "entity_data": entity_data.name,
         "teacher": str(teacher.checkpoint.path) if teacher else None, "warm_start": warm_start,
-        "init_from": str(init_from.checkpoint.path) if init_from is not None else None,
+        "init_from": [str(m.checkpoint.path) for m in init_from],
         "pseudo_tagging_weight": spec.pseudo_tagging_weight if teacher else 0.0,
         "pseudo_tagged_texts": len(pseudo), "pseudo_entities": sum(len(bio_to_spans(w, t)) for _, w, t in pseudo),
     })

@@ -255,9 +255,9 @@ def test_init_from_begins_from_a_classifiers_adapter_and_head(tiny_joint, tiny_e
     args = TrainingArguments(epochs=1, batch_size=16, lr=1e-12, patience=1, progress=False)  # too small to move anything
     task = SentenceTask("sentiment", sentiment, tmp_path / "sentiment", HeadConfig(kind="linear"))
     trained = train_joint([task], load_entities(str(tiny_entities_dir)), JointSpec(tagger_head=HeadConfig(kind="linear")),
-                          args, Encoder.load(), tmp_path / "ner", init_from=start)
+                          args, Encoder.load(), tmp_path / "ner", init_from=[start])
     settings = trained.classifiers["sentiment"].checkpoint.settings
-    assert settings["lora"]["r"] == 2 and settings["joint"]["init_from"] == str(start.checkpoint.path)
+    assert settings["lora"]["r"] == 2 and settings["joint"]["init_from"] == [str(start.checkpoint.path)]
     texts = ["company beats estimates and raises guidance", "stock slumps on weak sales", "board names new chair"]
     got, want = trained.classifiers["sentiment"].predict(texts), start.predict(texts)
     assert [p.label for p in got] == [p.label for p in want]
@@ -280,4 +280,64 @@ def test_init_from_refuses_a_model_of_another_task_or_labels(tiny_joint, tiny_en
         with pytest.raises(ValueError, match=match):
             train_joint([SentenceTask(task, data, tmp_path / task, HeadConfig(kind="linear"))],
                         load_entities(str(tiny_entities_dir)), JointSpec(), args, Encoder.load(), tmp_path / "n",
-                        init_from=start)
+                        init_from=[start])
+
+
+@pytest.mark.slow
+def test_init_from_every_checkpoint_of_a_joint_run_goes_on_from_it(tiny_joint, tiny_entities_dir, tmp_path):
+    from finetune.data.loaders import TextDataset, TextExample, load_entities
+    from finetune.models.encoder import Encoder
+    from finetune.models.heads import HeadConfig
+    from finetune.training.joint import train_joint
+    from finetune.training.trainer import TrainingArguments
+
+    sentiment, tagger = TextClassifier.load(tiny_joint.paths["sentiment"]), EntityTagger.load(tiny_joint.ner_path)
+    rows = [TextExample("shares soar", "positive"), TextExample("shares plunge", "negative"),
+            TextExample("board meets", "neutral")]
+    data = TextDataset("tiny-sentiment", ["negative", "neutral", "positive"], rows, rows, rows)
+    args = TrainingArguments(epochs=1, batch_size=16, lr=1e-12, patience=1, progress=False)  # too small to move anything
+    trained = train_joint([SentenceTask("sentiment", data, tmp_path / "sentiment", HeadConfig(kind="linear"))],
+                          load_entities(str(tiny_entities_dir)), JointSpec(tagger_head=HeadConfig(kind="mlp")), args,
+                          Encoder.load(), tmp_path / "ner", init_from=[tagger, sentiment])
+    assert trained.tagger.head.config == tagger.head.config  # the tagger's own head, not the spec's
+    assert trained.tagger.checkpoint.settings["joint"]["init_from"] == [str(tiny_joint.ner_path),
+                                                                        str(tiny_joint.paths["sentiment"])]
+    texts = ["send 20 pounds to Anna tomorrow", "wire 100 dollars to Maria next week", "stock slumps on weak sales"]
+    spans = lambda found: [[(e.type, e.start, e.end) for e in es] for es in found]  # noqa: E731
+    assert spans(trained.tagger.predict(texts)) == spans(tagger.predict(texts)) != [[], [], []]
+    got, want = trained.classifiers["sentiment"].predict(texts), sentiment.predict(texts)
+    assert [p.confidence for p in got] == pytest.approx([p.confidence for p in want], abs=1e-5)
+
+
+@pytest.mark.slow
+def test_init_from_refuses_two_models_of_a_task_other_adapters_and_a_second_tagger_start(
+        tiny_joint, tiny_entities_dir, tmp_path, monkeypatch):
+    from finetune.data.loaders import TextDataset, TextExample, load_entities
+    from finetune.models.encoder import Encoder
+    from finetune.models.heads import HeadConfig
+    from finetune.training import joint
+    from finetune.training.trainer import TrainingArguments
+
+    sentiment, tagger = TextClassifier.load(tiny_joint.paths["sentiment"]), EntityTagger.load(tiny_joint.ner_path)
+    rows = [TextExample("shares soar", "positive"), TextExample("shares plunge", "negative"),
+            TextExample("board meets", "neutral")]
+    data = TextDataset("tiny-sentiment", ["negative", "neutral", "positive"], rows, rows, rows)
+    tasks = [SentenceTask("sentiment", data, tmp_path / "sentiment", HeadConfig(kind="linear"))]
+    run = lambda **kw: joint.train_joint(tasks, load_entities(str(tiny_entities_dir)), JointSpec(),  # noqa: E731
+                                         TrainingArguments(epochs=1, progress=False), Encoder.load(), tmp_path / "n", **kw)
+    with pytest.raises(ValueError, match="two sentiment models"):
+        run(init_from=[sentiment, sentiment])
+    with pytest.raises(ValueError, match="drop --warm-start"):
+        run(init_from=[sentiment, tagger], teacher=tagger, warm_start=True)
+    monkeypatch.setattr(joint, "_adapter_digest", lambda folder: str(folder))  # every folder its own adapter
+    with pytest.raises(ValueError, match="must share one adapter"):
+        run(init_from=[sentiment, tagger])
+
+
+def test_adapter_digest_reads_names_and_bytes(tmp_path):
+    from finetune.training.joint import _adapter_digest
+
+    for name, data in (("a", b"1"), ("b", b"1"), ("c", b"2")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "adapter_model.safetensors").write_bytes(data)
+    assert _adapter_digest(tmp_path / "a") == _adapter_digest(tmp_path / "b") != _adapter_digest(tmp_path / "c")
