@@ -343,6 +343,8 @@ def joint(
     label_smoothing: Annotated[float, typer.Option(help="Label smoothing of the sentence tasks' losses (the tagger gets none).")] = 0.1,
     ner_repeat: Annotated[int, typer.Option(min=1, help="Times each tagging example appears per epoch (the tagging set is small).")] = 2,
     ner_weight: Annotated[float, typer.Option(help="Weight of the tagging loss beside the sentence losses.")] = 1.0,
+    sentiment_weight: Annotated[float, typer.Option(help="Weight of the sentiment loss beside the other tasks'.")] = 1.0,
+    topics_weight: Annotated[float, typer.Option(help="Weight of the topic loss beside the other tasks' (with --topics-out).")] = 1.0,
     teacher: Annotated[Path | None, typer.Option(help="A tagger trained alone (e.g. agent/assets/models/ner) whose entities on the sentence texts become their tagging targets, so the shared adapter keeps tagging news text.")] = None,
     pseudo_weight: Annotated[float, typer.Option(help="Weight of the tagging loss on the teacher's pseudo-labels.")] = 0.5,
     warm_start: Annotated[bool, typer.Option(help="Start the shared adapter and the tagger head from the teacher's (same tags and head shape; --lora-* and --ner-head then come from the teacher).")] = False,
@@ -384,10 +386,10 @@ def joint(
     if add_sentiment_train:
         sentiment = add_train_examples(sentiment, add_sentiment_train, text_column=text_column, label_column=label_column)
     tasks = [SentenceTask("sentiment", sentiment, sentiment_out,
-                          head_config(o, sentiment_head), smoothing=label_smoothing)]
+                          head_config(o, sentiment_head), smoothing=label_smoothing, weight=sentiment_weight)]
     if topics_out is not None:
         tasks.append(SentenceTask("topics", load_topics(topics_data, **columns), topics_out,
-                                  head_config(o, topics_head), smoothing=label_smoothing))
+                                  head_config(o, topics_head), smoothing=label_smoothing, weight=topics_weight))
     folds = nlupp_folds(ner_data, train_folds, test_folds)
     with recorded_data_warnings() as skipped:
         entities = load_entities(ner_data, data_dir=data_dir, val_fraction=val_fraction, seed=seed, **folds)

@@ -121,6 +121,21 @@ def test_finetune_joint_names_a_missing_teacher(tmp_path):
     assert result.exit_code == 1 and "nowhere" in result.output and "Traceback" not in result.output
 
 
+def test_finetune_joint_refuses_a_task_weight_that_is_not_positive(tmp_path):
+    tweets = tmp_path / "tweets.csv"
+    tweets.write_text("text,label\n" + "".join(f'"post {i}",{("negative", "neutral", "positive")[i % 3]}\n' for i in range(60)))
+    result = runner.invoke(app, ["finetune", "joint", "--sentiment-data", str(tweets), "--sentiment-out", str(tmp_path / "s"),
+                                 "--ner-out", str(tmp_path / "n"), "--sentiment-weight", "0"])
+    assert result.exit_code == 1 and "weight must be > 0" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "s").exists()
+
+
+def test_finetune_joint_names_a_missing_init_from_model(tmp_path):
+    result = runner.invoke(app, ["finetune", "joint", "--sentiment-out", str(tmp_path / "s"), "--ner-out", str(tmp_path / "n"),
+                                 "--init-from", str(tmp_path / "gone")])
+    assert result.exit_code == 1 and "gone" in result.output and "Traceback" not in result.output
+
+
 def test_soft_labels_then_a_student_trained_with_them(tmp_path, monkeypatch):
     monkeypatch.setenv("QAGENT_HOME", str(tmp_path / "home"))
     path = tmp_path / "tweets.csv"
