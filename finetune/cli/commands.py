@@ -269,10 +269,11 @@ def ner(
     augment: Annotated[int, typer.Option(help="Mention-replaced copies of each training sentence with entities (0: none; validation and test are never augmented).")] = 0,
     mentions: Annotated[str | None, typer.Option(help="More mentions for --augment to draw half its replacements from: 'faker' (made-up people's and company names) or a JSON file {entity type: \\[mentions]}, e.g. your payees and merchants.")] = None,
     share_mentions: Annotated[list[str] | None, typer.Option(help="Entity types that are one kind of mention in different roles, comma-separated, e.g. date,date_from,date_to: --augment swaps in mentions of any of them. Repeat for more groups.")] = None,
+    share_adapter: Annotated[Path | None, typer.Option(help="A model whose LoRA adapter the head reads, frozen (e.g. agent/assets/models/news-sentiment): the tagger then shares that model's encoder pass. Trains the head alone, as --frozen does.")] = None,
     json_output: JsonOutput = False, dry_run: DryRun = False, max_qpu_seconds: MaxQpuSeconds = None,
     device: DeviceOption = "cpu",
 ) -> dict[str, Any]:
-    """Train an entity tagger (NLU++ banking slots by default); LoRA fine-tuning unless --frozen."""
+    """Train an entity tagger (NLU++ banking slots by default); LoRA fine-tuning unless --frozen or --share-adapter."""
     from finetune.data.augment import augmented_training_set
     from finetune.data.folds import nlupp_folds
     from finetune.data.loaders import load_entities
@@ -281,6 +282,8 @@ def ner(
     from finetune.training.tagger import TaggerSpec, train_tagger
 
     set_threads(threads)
+    lora = lora and share_adapter is None  # a shared adapter stays frozen: only the head trains
+    _check_share_adapter(share_adapter, lora, max_length)
     folds = nlupp_folds(data, train_folds, test_folds, setup, fold)
     with recorded_data_warnings() as skipped:
         dataset = load_entities(data, data_dir=data_dir, val_fraction=val_fraction,
@@ -296,7 +299,8 @@ def ner(
     dataset.train = augmented_training_set(dataset.train, dataset.entity_types, augment, mentions=mentions,
                                            share_mentions=share_mentions or [], seed=seed, say=say)
     o = locals()
-    spec = TaggerSpec(head=head_config(o), lora=lora_settings(o) if lora else None)
+    spec = TaggerSpec(head=head_config(o), lora=lora_settings(o) if lora else None,
+                      adapter=share_adapter / "adapter" if share_adapter is not None else None)
     trained = train_tagger(dataset, spec, training_arguments(o, out), load_encoder(o), out, backend=backend,
                            command=command_line(ctx), skipped_spans=len(skipped), prior_weight=prior_weight,
                            **training_hooks(ctx))
@@ -305,7 +309,8 @@ def ner(
     if json_output:
         echo_json(summary)
         return summary
-    typer.echo(f"trained entity tagger ({head} head, {'LoRA' if lora else 'frozen encoder'}) -> {trained.path}")
+    mode = "LoRA" if lora else f"on the frozen adapter of {share_adapter}" if share_adapter else "frozen encoder"
+    typer.echo(f"trained entity tagger ({head} head, {mode}) -> {trained.path}")
     selected = (f"best epoch {summary['best_epoch']}, validation entity micro-F1 {summary['val_entity_f1']:.4f}"
                 if summary["val_entity_f1"] is not None else f"{summary['best_epoch']} epochs, no validation data")
     typer.echo(f"  {selected}, {summary['train_seconds']:.0f} s, {summary['skipped_spans']} span(s) skipped")

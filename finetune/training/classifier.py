@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,10 +35,10 @@ from finetune.data.soft_labels import SoftExample
 from finetune.models.classifier import TASKS, EncodedClassifier, TextClassifier
 from finetune.models.encoder import Encoder, FeatureCache
 from finetune.models.heads import HeadConfig
-from finetune.models.integrity import record_checksums
 from finetune.models.lora import LoraSettings
 from finetune.training.distill import soft_cross_entropy, target_rows
-from finetune.training.recipe import add_adapter, build_head, fit, mode_settings, run_metrics, save_model
+from finetune.training.recipe import (add_adapter, build_head, copy_shared_adapter, fit, mode_settings, run_metrics,
+                                      save_model, shared_adapter_settings)
 from finetune.training.trainer import Checkpointing, TrainerCallback, TrainingArguments, TrainResult
 
 log = logging.getLogger(__name__)
@@ -153,7 +152,7 @@ def train_classifier(
         loss_fn = soft_cross_entropy(args.label_smoothing)
     trainer, result = fit(model, args, (rows_train, y_train), (rows_val, y_val), callbacks=callbacks,
                           checkpointing=checkpointing, loss_fn=loss_fn)
-    settings = mode_settings(spec.lora) if spec.adapter is None else _shared_adapter_settings(spec.adapter)
+    settings = mode_settings(spec.lora) if spec.adapter is None else shared_adapter_settings(spec.adapter)
     metrics = run_metrics(result, start, head, "val_macro_f1")
     if oos is not None:
         val_logits = trainer.predict_logits(rows_val)
@@ -171,21 +170,11 @@ def train_classifier(
                                 **({"soft_examples": len(soft)} if soft else {})},
                       settings=settings, metrics=metrics, command=command, with_adapter=spec.lora is not None)
     if spec.adapter is not None:
-        # A byte-identical copy: models share a pass when their adapter files hash the same.
-        shutil.copytree(spec.adapter, path / "adapter", dirs_exist_ok=True)
-        record_checksums(path)
+        copy_shared_adapter(spec.adapter, path)
     # A frozen encoder is shared as is; a LoRA model loads its own copy when first used.
     plain = spec.lora is None and spec.adapter is None
     classifier = TextClassifier.load(path, backend=backend, encoder=encoder if plain else None)
     return TrainedClassifier(path, classifier, result, metrics)
-
-
-def _shared_adapter_settings(adapter: Path) -> dict[str, Any]:
-    """Settings of a head trained on another model's frozen adapter: its LoRA shape and where it came from."""
-    shape = json.loads((Path(adapter) / "adapter_config.json").read_text(encoding="utf-8"))
-    lora = LoraSettings(r=int(shape["r"]), alpha=int(shape["lora_alpha"]), dropout=float(shape.get("lora_dropout", 0.0)),
-                        target_modules=tuple(sorted(shape["target_modules"])))
-    return mode_settings(lora, shared_adapter={"source": str(adapter), "frozen": True})
 
 
 def _targets(examples: list[TextExample], index: dict[str, int]) -> torch.Tensor:

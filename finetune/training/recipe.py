@@ -78,6 +78,25 @@ def mode_settings(lora: LoraSettings | None, **extra: Any) -> dict[str, Any]:
     return settings
 
 
+def shared_adapter_settings(adapter: Path) -> dict[str, Any]:
+    """Settings of a head trained on another model's frozen adapter: its LoRA shape and where it came from."""
+    import json
+
+    shape = json.loads((Path(adapter) / "adapter_config.json").read_text(encoding="utf-8"))
+    lora = LoraSettings(r=int(shape["r"]), alpha=int(shape["lora_alpha"]), dropout=float(shape.get("lora_dropout", 0.0)),
+                        target_modules=tuple(sorted(shape["target_modules"])))
+    return mode_settings(lora, shared_adapter={"source": str(adapter), "frozen": True})
+
+
+def copy_shared_adapter(adapter: Path, path: Path) -> None:
+    """Put a byte-identical copy of ``adapter`` in checkpoint ``path``: models share a pass when their
+    adapter files hash the same."""
+    import shutil
+
+    shutil.copytree(adapter, path / "adapter", dirs_exist_ok=True)
+    record_checksums(path)
+
+
 def run_metrics(result: TrainResult, started: float, head: Head, score_name: str, **extra: Any) -> dict[str, Any]:
     """What every run reports: best epoch, its validation score (named ``score_name``), seconds
     since ``started`` (``time.perf_counter``), head parameters, ``extra``, and the history last."""

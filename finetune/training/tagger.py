@@ -31,7 +31,8 @@ from finetune.models.heads import HeadConfig
 from finetune.models.lora import LoraSettings
 from finetune.models.tag_transitions import constrained_decode
 from finetune.models.tagger import IGNORE, TASK, EncodedTagger, EntityTagger, bio_tags
-from finetune.training.recipe import add_adapter, build_head, fit, mode_settings, run_metrics, save_model
+from finetune.training.recipe import (add_adapter, build_head, copy_shared_adapter, fit, mode_settings, run_metrics,
+                                      save_model, shared_adapter_settings)
 from finetune.training.trainer import Checkpointing, TrainerCallback, TrainingArguments, TrainResult
 
 
@@ -42,10 +43,20 @@ class TaggerSpec:
     Args:
         head: Head shape; ``in_features`` and ``n_classes`` are filled in from encoder and tags.
         lora: LoRA settings, or None to train on frozen word features.
+        adapter: A saved LoRA adapter folder another model carries (e.g. the news monitor's shared
+            one): the head trains on its frozen word features, and the checkpoint keeps a
+            byte-identical copy, so the tagger shares that model's encoder pass.
     """
 
     head: HeadConfig = field(default_factory=lambda: HeadConfig(kind="linear"))
     lora: LoraSettings | None = None
+    adapter: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.adapter is not None and self.lora is not None:
+            raise ValueError("adapter (train on another model's frozen adapter) and lora (train a new one) exclude each other")
+        if self.adapter is not None and not (Path(self.adapter) / "adapter_model.safetensors").is_file():
+            raise ValueError(f"{self.adapter} holds no adapter_model.safetensors; name a model's adapter folder")
 
 
 @dataclass
@@ -98,6 +109,8 @@ def train_tagger(
     with recorded_data_warnings() as problems:  # spans that cannot become BIO tags
         train, validation = bio_rows(dataset.train), bio_rows(dataset.validation)
     model: nn.Module
+    if spec.adapter is not None:
+        encoder.load_adapter(spec.adapter)  # frozen: only the head trains
     if spec.lora is None:
         x_train, y_train, _ = _frozen_rows(encoder, train, tags, args.progress)
         x_val, y_val, lengths = _frozen_rows(encoder, validation, tags, args.progress)
@@ -110,12 +123,15 @@ def train_tagger(
         rows_val = padded_tag_rows(encoder, validation, tags, n_words)
         score = _scorer(tags, None)
     _, result = fit(model, args, rows_train, rows_val, score_fn=score, callbacks=callbacks, checkpointing=checkpointing)
-    settings = mode_settings(spec.lora, entity_types=dataset.entity_types)
+    settings = (mode_settings(spec.lora) if spec.adapter is None else shared_adapter_settings(spec.adapter))
+    settings["entity_types"] = dataset.entity_types
     metrics = run_metrics(result, start, head, "val_entity_f1", skipped_spans=skipped_spans + len(problems))
     training = {**args.to_dict(), "data": dataset.name, "train_examples": len(dataset.train),
                 "skipped_spans": metrics["skipped_spans"]}
     path = save_model(Path(out), task=TASK, head=head, labels=tags, encoder=encoder, training=training,
                       settings=settings, metrics=metrics, command=command, with_adapter=spec.lora is not None)
+    if spec.adapter is not None:
+        copy_shared_adapter(spec.adapter, path)
     tagger = EntityTagger.load(path, backend=backend)
     tagger.adopt_encoder(encoder)  # frozen: the shared encoder; LoRA: the encoder now carrying the adapter
     metrics["decoding"] = fit_decoding(tagger, dataset, weight=prior_weight)

@@ -283,6 +283,31 @@ def test_sentiment_on_a_shared_adapter_with_added_data_keeps_the_adapter(tmp_pat
     assert "--add-train" in config["command"]
 
 
+@pytest.mark.slow
+def test_tagger_on_a_shared_adapter_keeps_it_and_shares_the_pass(tmp_path, tiny_entities_dir, base_encoder):
+    from finetune.models.classifier import TextClassifier
+    from finetune.models.passes import plan_passes
+    from finetune.models.tagger import EntityTagger
+
+    shared = Path("agent/assets/models/news-sentiment")
+    result = runner.invoke(app, ["finetune", "ner", "--data", str(tiny_entities_dir), "--share-adapter", str(shared),
+                                 "--max-length", "64", "--epochs", "2", "--out", str(tmp_path / "t"), "--json"])
+    assert result.exit_code == 0, result.output
+    adapter = "adapter/adapter_model.safetensors"
+    assert (tmp_path / "t" / adapter).read_bytes() == (shared / adapter).read_bytes()
+    tagger = EntityTagger.load(tmp_path / "t", encoder=base_encoder)
+    assert tagger.checkpoint.settings["shared_adapter"]["frozen"] and tagger.entity_types
+    sentiment = TextClassifier.load(shared, encoder=base_encoder)
+    assert len(plan_passes({"entities": tagger, "sentiment": sentiment}).passes) == 1
+
+
+def test_tagger_on_a_shared_adapter_needs_its_max_length(tmp_path, tiny_entities_dir):
+    result = runner.invoke(app, ["finetune", "ner", "--data", str(tiny_entities_dir), "--share-adapter",
+                                 "agent/assets/models/news-sentiment", "--out", str(tmp_path / "t")])
+    assert result.exit_code == 1 and "reads texts at --max-length 64" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "t").exists()
+
+
 @pytest.mark.parametrize("command", [
     ["finetune", "topics", "--out", "{tmp}/topics", "--epochs", "1"],
     ["finetune", "calibrate", "default", "--backend", "exact", "--out", "{tmp}/calibrated"],
