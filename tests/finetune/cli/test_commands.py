@@ -105,13 +105,17 @@ def test_finetune_joint_warm_start_needs_a_teacher(tmp_path):
     assert result.exit_code != 0 and "--warm-start needs --teacher" in result.output
 
 
-def test_finetune_joint_refuses_added_sentiment_examples_with_unknown_labels(tmp_path):
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--add-sentiment-train", "{tmp}/more.csv"], "bullish"),
+    (["--sentiment-weight", "0"], "weight must be > 0"),
+])
+def test_finetune_joint_refuses_unknown_added_labels_and_a_weight_that_is_not_positive(extra, message, tmp_path):
     tweets = tmp_path / "tweets.csv"
     tweets.write_text("text,label\n" + "".join(f'"post {i}",{("negative", "neutral", "positive")[i % 3]}\n' for i in range(60)))
     (tmp_path / "more.csv").write_text('text,label\n"up we go",bullish\n')
     result = runner.invoke(app, ["finetune", "joint", "--sentiment-data", str(tweets), "--sentiment-out", str(tmp_path / "s"),
-                                 "--ner-out", str(tmp_path / "n"), "--add-sentiment-train", str(tmp_path / "more.csv")])
-    assert result.exit_code == 1 and "bullish" in result.output and "Traceback" not in result.output
+                                 "--ner-out", str(tmp_path / "n"), *[a.replace("{tmp}", str(tmp_path)) for a in extra]])
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "s").exists()
 
 
@@ -119,15 +123,6 @@ def test_finetune_joint_names_a_missing_teacher(tmp_path):
     result = runner.invoke(app, ["finetune", "joint", "--sentiment-out", str(tmp_path / "s"), "--ner-out", str(tmp_path / "n"),
                                  "--teacher", str(tmp_path / "nowhere")])
     assert result.exit_code == 1 and "nowhere" in result.output and "Traceback" not in result.output
-
-
-def test_finetune_joint_refuses_a_task_weight_that_is_not_positive(tmp_path):
-    tweets = tmp_path / "tweets.csv"
-    tweets.write_text("text,label\n" + "".join(f'"post {i}",{("negative", "neutral", "positive")[i % 3]}\n' for i in range(60)))
-    result = runner.invoke(app, ["finetune", "joint", "--sentiment-data", str(tweets), "--sentiment-out", str(tmp_path / "s"),
-                                 "--ner-out", str(tmp_path / "n"), "--sentiment-weight", "0"])
-    assert result.exit_code == 1 and "weight must be > 0" in result.output and "Traceback" not in result.output
-    assert not (tmp_path / "s").exists()
 
 
 def test_finetune_joint_names_a_missing_init_from_model(tmp_path):
