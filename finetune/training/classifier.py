@@ -17,7 +17,6 @@ an abstention threshold is chosen on validation data and saved in the checkpoint
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -37,8 +36,8 @@ from finetune.models.encoder import Encoder, FeatureCache
 from finetune.models.heads import HeadConfig
 from finetune.models.lora import LoraSettings
 from finetune.training.distill import soft_cross_entropy, target_rows
-from finetune.training.recipe import (add_adapter, build_head, copy_shared_adapter, fit, mode_settings, run_metrics,
-                                      save_model, shared_adapter_settings)
+from finetune.training.recipe import (add_adapter, build_head, check_shared_adapter, copy_shared_adapter, fit,
+                                      mode_settings, run_metrics, save_model, shared_adapter_settings)
 from finetune.training.trainer import Checkpointing, TrainerCallback, TrainingArguments, TrainResult
 
 log = logging.getLogger(__name__)
@@ -66,10 +65,7 @@ class ClassifierSpec:
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {', '.join(TASKS)}; got {self.task!r}")
-        if self.adapter is not None and self.lora is not None:
-            raise ValueError("adapter (train on another model's frozen adapter) and lora (train a new one) exclude each other")
-        if self.adapter is not None and not (Path(self.adapter) / "adapter_model.safetensors").is_file():
-            raise ValueError(f"{self.adapter} holds no adapter_model.safetensors; name a model's adapter folder")
+        check_shared_adapter(self.adapter, self.lora)
         if self.min_oos_recall is not None and not 0.0 < self.min_oos_recall <= 1.0:
             raise ValueError(f"min_oos_recall must be in (0, 1], got {self.min_oos_recall}")
 

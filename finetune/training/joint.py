@@ -268,24 +268,13 @@ def _init_from(encoder: Encoder, models: Sequence[TextClassifier | EntityTagger]
         heads[k].load_state_dict(model.head.state_dict())
         # The saved head orders its classes as the model's labels; the run orders them sorted.
         heads[k].reorder_classes([model.labels.index(name) for name in labels[task]])
-    first = models[0].checkpoint
+    first = models[0]
     for model in models[1:]:
-        if _adapter_digest(model.checkpoint.adapter_dir) != _adapter_digest(first.adapter_dir):
+        if not model.shares_encoder_with(first):
             raise ValueError(f"--init-from models must share one adapter (the checkpoints of one joint run); "
-                             f"{model.checkpoint.path} and {first.path} have different ones")
-    encoder.load_adapter(first.adapter_dir, trainable=True)
-    return _lora_of(first.settings), tagger_head
-
-
-def _adapter_digest(folder: Path | None) -> str:
-    """One SHA-256 over an adapter folder's files (names and bytes)."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for file in sorted(p for p in Path(folder or ".").rglob("*") if p.is_file()):
-        digest.update(file.name.encode())
-        digest.update(file.read_bytes())
-    return digest.hexdigest()
+                             f"{model.checkpoint.path} and {first.checkpoint.path} have different ones")
+    encoder.load_adapter(first.checkpoint.adapter_dir, trainable=True)
+    return _lora_of(first.checkpoint.settings), tagger_head
 
 
 def pseudo_tag_rows(teacher: EntityTagger, texts: Sequence[str], tags: Sequence[str], *, progress: bool = False) -> list[Any]:

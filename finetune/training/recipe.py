@@ -78,6 +78,14 @@ def mode_settings(lora: LoraSettings | None, **extra: Any) -> dict[str, Any]:
     return settings
 
 
+def check_shared_adapter(adapter: Path | None, lora: LoraSettings | None) -> None:
+    """Refuse a spec that names another model's adapter and a new LoRA adapter, or an adapter folder without weights."""
+    if adapter is not None and lora is not None:
+        raise ValueError("adapter (train on another model's frozen adapter) and lora (train a new one) exclude each other")
+    if adapter is not None and not (Path(adapter) / "adapter_model.safetensors").is_file():
+        raise ValueError(f"{adapter} holds no adapter_model.safetensors; name a model's adapter folder")
+
+
 def shared_adapter_settings(adapter: Path) -> dict[str, Any]:
     """Settings of a head trained on another model's frozen adapter: its LoRA shape and where it came from."""
     import json

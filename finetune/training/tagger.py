@@ -31,8 +31,8 @@ from finetune.models.heads import HeadConfig
 from finetune.models.lora import LoraSettings
 from finetune.models.tag_transitions import constrained_decode
 from finetune.models.tagger import IGNORE, TASK, EncodedTagger, EntityTagger, bio_tags
-from finetune.training.recipe import (add_adapter, build_head, copy_shared_adapter, fit, mode_settings, run_metrics,
-                                      save_model, shared_adapter_settings)
+from finetune.training.recipe import (add_adapter, build_head, check_shared_adapter, copy_shared_adapter, fit,
+                                      mode_settings, run_metrics, save_model, shared_adapter_settings)
 from finetune.training.trainer import Checkpointing, TrainerCallback, TrainingArguments, TrainResult
 
 
@@ -53,10 +53,7 @@ class TaggerSpec:
     adapter: Path | None = None
 
     def __post_init__(self) -> None:
-        if self.adapter is not None and self.lora is not None:
-            raise ValueError("adapter (train on another model's frozen adapter) and lora (train a new one) exclude each other")
-        if self.adapter is not None and not (Path(self.adapter) / "adapter_model.safetensors").is_file():
-            raise ValueError(f"{self.adapter} holds no adapter_model.safetensors; name a model's adapter folder")
+        check_shared_adapter(self.adapter, self.lora)
 
 
 @dataclass
