@@ -354,6 +354,9 @@ def joint(
     pseudo_weight: Annotated[float, typer.Option(help="Weight of the tagging loss on the teacher's pseudo-labels.")] = 0.5,
     warm_start: Annotated[bool, typer.Option(help="Start the shared adapter and the tagger head from the teacher's (same tags and head shape; --lora-* and --ner-head then come from the teacher).")] = False,
     init_from: Annotated[list[Path] | None, typer.Option("--init-from", help="A LoRA model of one of the tasks (e.g. a topic model trained alone): the shared adapter and that task's head start from it (--lora-* then come from it). Repeat to start several heads, e.g. every checkpoint of an earlier joint run (they must share one adapter); with --warm-start the tagger head comes from the teacher unless a tagger is given here.")] = None,
+    distil_from: Annotated[list[Path] | None, typer.Option("--distil-from", help="A sentiment or topic classifier (e.g. a topic model on an adapter of its own) whose probabilities on that task's training texts become part of its targets. Repeat for the other task.")] = None,
+    distil_weight: Annotated[float, typer.Option(help="Share of a taught task's loss read from its --distil-from teacher's probabilities (the rest from the gold labels).")] = 0.5,
+    distil_temperature: Annotated[float, typer.Option(help="Temperature that softens the --distil-from teachers' logits.")] = 2.0,
     seed: Seed = 0, lora_r: LoraR = 16, lora_alpha: LoraAlpha = 32,
     lora_targets: LoraTargets = "query,key,value,dense", encoder: EncoderPath = "default", max_length: MaxLength = 64,
     threads: Threads = None,
@@ -384,9 +387,13 @@ def joint(
     teacher_model = EntityTagger.load(teacher) if teacher is not None else None
     init_models = [EntityTagger.load(path) if model_task(path) == "ner" else TextClassifier.load(path)
                    for path in init_from or []]
+    distil_models = [TextClassifier.load(path) for path in distil_from or []]
     columns = {"data_dir": data_dir, "text_column": text_column, "label_column": label_column,
                "val_fraction": val_fraction, "seed": seed}
     o = locals()
+    spec = JointSpec(tagger_head=head_config(o, ner_head), lora=lora_settings(o), tagging_repeat=ner_repeat,
+                     tagging_weight=ner_weight, pseudo_tagging_weight=pseudo_weight,
+                     distil_weight=distil_weight, distil_temperature=distil_temperature)
     sentiment = load_sentiment(sentiment_data, **columns)
     if add_sentiment_train:
         sentiment = add_train_examples(sentiment, add_sentiment_train, text_column=text_column, label_column=label_column)
@@ -401,12 +408,11 @@ def joint(
     if skipped:
         say(f"warning: {len(skipped)} span(s) in the data could not be used and were skipped")
     o = locals()
-    spec = JointSpec(tagger_head=head_config(o, ner_head), lora=lora_settings(o), tagging_repeat=ner_repeat,
-                     tagging_weight=ner_weight, pseudo_tagging_weight=pseudo_weight)
     args = training_arguments(o, sentiment_out, label_smoothing=0.0)  # each sentence task smooths its own loss
     trained = train_joint(tasks, entities, spec, args, load_encoder(o), ner_out, backend=backend,
                           command=command_line(ctx), skipped_spans=len(skipped), teacher=teacher_model,
-                          warm_start=warm_start, init_from=init_models, **training_hooks(ctx))
+                          warm_start=warm_start, init_from=init_models, distil_from=distil_models,
+                          **training_hooks(ctx))
     summary = {key: value for key, value in trained.metrics.items() if key != "history"}
     summary = {**{f"{task}_model": str(path) for task, path in trained.paths.items()}, **folds, **summary}
     if json_output:

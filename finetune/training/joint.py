@@ -99,6 +99,10 @@ class JointSpec:
         tagging_weight: Weight of the tagging loss beside the sentence losses.
         pseudo_tagging_weight: Weight of the tagging loss on the sentence texts' pseudo-labels
             (used only when ``train_joint`` gets a teacher tagger).
+        distil_weight: Share of a sentence task's loss that reads its teacher classifier's
+            probabilities instead of the gold label (used only for tasks given a teacher).
+        distil_temperature: Temperature the teacher's logits are softened by before they become
+            targets; above 1 the runner-up classes keep more of the probability.
     """
 
     tagger_head: HeadConfig = field(default_factory=lambda: HeadConfig(kind="linear"))
@@ -108,6 +112,8 @@ class JointSpec:
     tagging_repeat: int = 2
     tagging_weight: float = 1.0
     pseudo_tagging_weight: float = 0.5
+    distil_weight: float = 0.5
+    distil_temperature: float = 2.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.tagging_repeat, int) or self.tagging_repeat < 1:
@@ -116,6 +122,10 @@ class JointSpec:
             raise ValueError(f"tagging_weight must be > 0, got {self.tagging_weight}")
         if self.pseudo_tagging_weight < 0:
             raise ValueError(f"pseudo_tagging_weight must be >= 0, got {self.pseudo_tagging_weight}")
+        if not 0.0 < self.distil_weight <= 1.0:
+            raise ValueError(f"distil_weight must be in (0, 1], got {self.distil_weight}")
+        if self.distil_temperature <= 0:
+            raise ValueError(f"distil_temperature must be > 0, got {self.distil_temperature}")
 
 
 @dataclass
@@ -174,12 +184,18 @@ def _blocks_or_one(n_tags: int, n_slots: int, blocks: Sequence[Block] | None) ->
 def joint_loss(
     n_tags: int, *, tagging_weight: float = 1.0, smoothing: float = 0.0, pseudo_weight: float = 0.0,
     blocks: Sequence[Block] | None = None, smoothings: Sequence[float] | None = None,
-    weights: Sequence[float] | None = None,
+    weights: Sequence[float] | None = None, distil_weight: float = 0.0,
 ) -> Callable[..., torch.Tensor]:
     """Loss over packed logits: each sentence task's cross-entropy at position 0 (over its own
     block, weighted), plus weighted tagging cross-entropy on the tagging examples, plus
     ``pseudo_weight`` times the tagging cross-entropy on sentence examples that carry word tags (a
     teacher's pseudo-labels).
+
+    Labels are class ids (``[B, 1 + n_words]``, long), or, when some sentence examples carry a
+    teacher classifier's probabilities, float rows with one more column per sentence class slot
+    (:func:`soft_columns`): a row whose slots of its own task sum to more than 0 then takes
+    ``distil_weight`` of its sentence loss as cross-entropy against those probabilities and the
+    rest against its gold label.
 
     Args:
         blocks: The sentence tasks' class slots (:func:`task_blocks`); default one task after the tags.
@@ -191,6 +207,10 @@ def joint_loss(
     def loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         total = logits.new_zeros(())
         parts = _blocks_or_one(n_tags, logits.shape[1], blocks)
+        soft = None
+        if labels.is_floating_point():
+            width = logits.shape[2]
+            soft, labels = labels[:, width:], labels[:, :width].long()
         sentence = labels[:, 0]
         rows = sentence != IGNORE
         for k, (_, start, end) in enumerate(parts):
@@ -198,8 +218,13 @@ def joint_loss(
             if mine.any():
                 eps = smoothings[k] if smoothings is not None else smoothing
                 weight = weights[k] if weights is not None else 1.0
-                total = total + weight * F.cross_entropy(logits[mine, start:end, 0], sentence[mine] - start,
-                                                         label_smoothing=eps)
+                scores = logits[mine, start:end, 0]
+                each = F.cross_entropy(scores, sentence[mine] - start, label_smoothing=eps, reduction="none")
+                if soft is not None:
+                    target = soft[mine, start - n_tags : end - n_tags]
+                    taught = -(target * F.log_softmax(scores, dim=-1)).sum(-1)
+                    each = torch.where(target.sum(-1) > 0, (1 - distil_weight) * each + distil_weight * taught, each)
+                total = total + weight * each.mean()
         tags = labels[:, 1:]
         for weight, part in ((tagging_weight, ~rows), (pseudo_weight, rows)):
             if weight and (tags[part] != IGNORE).any():
@@ -288,6 +313,34 @@ def pseudo_tag_rows(teacher: EntityTagger, texts: Sequence[str], tags: Sequence[
             for text, entities in zip(texts, found)]
 
 
+def teacher_probabilities(teacher: TextClassifier, texts: Sequence[str], labels: Sequence[str], *,
+                          temperature: float = 1.0, progress: bool = False) -> torch.Tensor:
+    """A teacher classifier's class probabilities ``[N, C]`` on ``texts``, columns in ``labels``
+    order (its labels must be the same set), from its logits divided by ``temperature``."""
+    if sorted(teacher.labels) != sorted(labels):
+        raise ValueError(f"the {teacher.task} teacher {teacher.checkpoint.path} has other labels than the data "
+                         f"({len(teacher.labels)} against {len(labels)}); train it on the same labels")
+    logits = teacher.logits(teacher.encode(list(texts), progress=progress))
+    order = [teacher.labels.index(name) for name in labels]
+    return torch.softmax(logits[:, order] / temperature, dim=-1)
+
+
+def soft_columns(n_rows: int, n_slots: int, blocks: Sequence[Block], n_tags: int,
+                 taught: dict[str, tuple[int, torch.Tensor]]) -> torch.Tensor:
+    """The extra label columns of :func:`joint_loss`: ``[n_rows, n_slots]``, zero but for each
+    taught task's rows, which hold its teacher's probabilities in that task's slots.
+
+    Args:
+        taught: By task, the first row of its examples and its teacher's probabilities ``[N, C]``.
+    """
+    out = torch.zeros(n_rows, n_slots)
+    for name, start, end in blocks:
+        if name in taught:
+            first, probs = taught[name]
+            out[first : first + len(probs), start - n_tags : end - n_tags] = probs
+    return out
+
+
 def joint_scores(labels: np.ndarray, logits: np.ndarray, tags: Sequence[str],
                  blocks: Sequence[Block] | None = None) -> dict[str, float]:
     """Each sentence task's accuracy and macro-F1 (``<task>_accuracy``, ``<task>_macro_f1``), and
@@ -331,6 +384,7 @@ def train_joint(
     teacher: EntityTagger | None = None,
     warm_start: bool = False,
     init_from: Sequence[TextClassifier | EntityTagger] = (),
+    distil_from: Sequence[TextClassifier] = (),
     callbacks: Sequence[TrainerCallback | Callable[[dict[str, float]], None]] = (),
     checkpointing: Checkpointing | None = None,
 ) -> TrainedJoint:
@@ -361,6 +415,10 @@ def train_joint(
             share one) and each one's task head as its head, so the run begins from what the
             adapter already knows. With ``warm_start`` too, the tagger head comes from the teacher
             unless a tagger is among them.
+        distil_from: Sentence classifiers of the run's tasks, at most one a task (e.g. a topic model
+            trained on an adapter of its own): their probabilities on that task's training texts
+            become part of its targets (``spec.distil_weight``, ``spec.distil_temperature``), so
+            the shared adapter learns from a model that had the encoder to itself.
         callbacks, checkpointing: Passed to the :class:`~finetune.training.trainer.Trainer`.
     """
     start = time.perf_counter()
@@ -390,6 +448,7 @@ def train_joint(
     blocks = task_blocks(len(tags), [(t.task, len(labels[t.task])) for t in tasks])
 
     sentence_train = [(block, ex) for block, t in zip(blocks, tasks) for ex in t.data.train]
+    taught = _distil_targets(distil_from, tasks, labels, spec.distil_temperature, progress=args.progress)
     sentence_val = [(block, ex) for block, t in zip(blocks, tasks) for ex in t.data.validation]
     pseudo = (pseudo_tag_rows(teacher, [ex.text for _, ex in sentence_train], tags, progress=args.progress)
               if teacher else [])
@@ -412,6 +471,11 @@ def train_joint(
         return items, target
 
     items_train, y_train = rows(sentence_train, tag_train, spec.tagging_repeat, pseudo)
+    if taught:
+        firsts = np.cumsum([0] + [len(t.data.train) for t in tasks])
+        soft = soft_columns(len(y_train), sum(end - start for _, start, end in blocks), blocks, len(tags),
+                            {t.task: (int(firsts[k]), taught[t.task]) for k, t in enumerate(tasks) if t.task in taught})
+        y_train = torch.cat([y_train.float(), soft], dim=1)
     items_val, y_val = rows(sentence_val, tag_val, 1, [])
 
     def score(gold: np.ndarray, logits: np.ndarray) -> float:
@@ -421,7 +485,8 @@ def train_joint(
 
     loss = joint_loss(len(tags), tagging_weight=spec.tagging_weight, blocks=blocks,
                       smoothings=[t.smoothing for t in tasks], weights=[t.weight for t in tasks],
-                      pseudo_weight=spec.pseudo_tagging_weight if teacher else 0.0)
+                      pseudo_weight=spec.pseudo_tagging_weight if teacher else 0.0,
+                      distil_weight=spec.distil_weight if taught else 0.0)
     trainer, result = fit(model, args, (items_train, y_train), (items_val, y_val), score_fn=score, loss_fn=loss,
                           callbacks=callbacks, checkpointing=checkpointing)
     val = joint_scores(y_val.numpy(), trainer.predict_logits(items_val).numpy(), tags, blocks)
@@ -435,6 +500,8 @@ def train_joint(
         "entity_data": entity_data.name,
         "teacher": str(teacher.checkpoint.path) if teacher else None, "warm_start": warm_start,
         "init_from": [str(m.checkpoint.path) for m in init_from],
+        "distil_from": {m.task: str(m.checkpoint.path) for m in distil_from},
+        **({"distil_weight": spec.distil_weight, "distil_temperature": spec.distil_temperature} if distil_from else {}),
         "pseudo_tagging_weight": spec.pseudo_tagging_weight if teacher else 0.0,
         "pseudo_tagged_texts": len(pseudo), "pseudo_entities": sum(len(bio_to_spans(w, t)) for _, w, t in pseudo),
     })
@@ -471,6 +538,23 @@ def train_joint(
                "decoding": fit_decoding(tagger, entity_data)}
     classifiers = {t.task: TextClassifier.load(t.out, backend=backend) for t in tasks}
     return TrainedJoint(paths, classifiers, tagger, result, metrics)
+
+
+def _distil_targets(teachers: Sequence[TextClassifier], tasks: Sequence[SentenceTask], labels: dict[str, list[str]],
+                    temperature: float, *, progress: bool = False) -> dict[str, torch.Tensor]:
+    """Each teacher's probabilities on its task's training texts, by task."""
+    names = [t.task for t in tasks]
+    out: dict[str, torch.Tensor] = {}
+    for teacher in teachers:
+        path = teacher.checkpoint.path
+        if teacher.task not in names:
+            raise ValueError(f"--distil-from {path} is a {teacher.task} model; the run trains {', '.join(names)}")
+        if teacher.task in out:
+            raise ValueError(f"--distil-from gives two {teacher.task} models; give each task at most one teacher")
+        data = tasks[names.index(teacher.task)].data
+        out[teacher.task] = teacher_probabilities(teacher, [ex.text for ex in data.train], labels[teacher.task],
+                                                  temperature=temperature, progress=progress)
+    return out
 
 
 def _check_tasks(tasks: list[SentenceTask], ner_out: Path) -> None:

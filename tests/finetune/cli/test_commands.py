@@ -108,6 +108,7 @@ def test_finetune_joint_warm_start_needs_a_teacher(tmp_path):
 @pytest.mark.parametrize(("extra", "message"), [
     (["--add-sentiment-train", "{tmp}/more.csv"], "bullish"),
     (["--sentiment-weight", "0"], "weight must be > 0"),
+    (["--distil-weight", "1.5"], "distil_weight must be in (0, 1]"),
 ])
 def test_finetune_joint_refuses_unknown_added_labels_and_a_weight_that_is_not_positive(extra, message, tmp_path):
     tweets = tmp_path / "tweets.csv"
@@ -125,9 +126,10 @@ def test_finetune_joint_names_a_missing_teacher(tmp_path):
     assert result.exit_code == 1 and "nowhere" in result.output and "Traceback" not in result.output
 
 
-def test_finetune_joint_names_a_missing_init_from_model(tmp_path):
+@pytest.mark.parametrize("option", ["--init-from", "--distil-from"])
+def test_finetune_joint_names_a_missing_starting_or_teaching_model(option, tmp_path):
     result = runner.invoke(app, ["finetune", "joint", "--sentiment-out", str(tmp_path / "s"), "--ner-out", str(tmp_path / "n"),
-                                 "--init-from", str(tmp_path / "gone")])
+                                 option, str(tmp_path / "gone")])
     assert result.exit_code == 1 and "gone" in result.output and "Traceback" not in result.output
 
 

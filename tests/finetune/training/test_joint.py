@@ -3,7 +3,8 @@ import torch
 from torch.nn import functional as F
 
 from finetune.models.classifier import TextClassifier
-from finetune.training.joint import JointSpec, SentenceTask, joint_loss, joint_scores, pseudo_tag_rows, task_blocks
+from finetune.training.joint import (JointSpec, SentenceTask, joint_loss, joint_scores, pseudo_tag_rows, soft_columns,
+                                     task_blocks, teacher_probabilities)
 from finetune.models.passes import analyze
 from finetune.models.tagger import IGNORE, Entity, EntityTagger
 
@@ -98,6 +99,11 @@ def test_joint_spec_validates_itself():
         JointSpec(tagging_weight=0)
     with pytest.raises(ValueError, match="pseudo_tagging_weight"):
         JointSpec(pseudo_tagging_weight=-1)
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="distil_weight"):
+            JointSpec(distil_weight=bad)
+    with pytest.raises(ValueError, match="distil_temperature"):
+        JointSpec(distil_temperature=0)
 
 
 @pytest.mark.slow
@@ -333,3 +339,76 @@ def test_init_from_refuses_two_models_of_a_task_other_adapters_and_a_second_tagg
     with pytest.raises(ValueError, match="must share one adapter"):
         run(init_from=[sentiment, tagger])
 
+
+
+def test_joint_loss_mixes_a_teachers_probabilities_into_taught_rows_only():
+    n_tags, n_words = 3, 2
+    blocks = task_blocks(n_tags, [("sentiment", 2), ("topics", 3)])
+    logits = torch.randn(3, 8, 1 + n_words)
+    labels = torch.full((3, 1 + n_words), IGNORE)
+    labels[0, 0], labels[1, 0], labels[2, 0] = 5 + 2, 5 + 0, 3 + 1  # two topic rows, one sentiment row
+    soft = soft_columns(3, 5, blocks, n_tags, {"topics": (0, torch.tensor([[0.1, 0.2, 0.7]]))})
+    assert torch.allclose(soft, torch.tensor([[0, 0, 0.1, 0.2, 0.7], [0] * 5, [0] * 5]))
+    taught = -(torch.tensor([0.1, 0.2, 0.7]) * F.log_softmax(logits[0, 5:8, 0], -1)).sum()
+    gold = F.cross_entropy(logits[:2, 5:8, 0], torch.tensor([2, 0]), reduction="none")
+    topics = ((0.75 * gold[0] + 0.25 * taught) + gold[1]) / 2  # the second topic row has no teacher
+    expected = topics + F.cross_entropy(logits[2:, 3:5, 0], torch.tensor([1]))
+    loss = joint_loss(n_tags, blocks=blocks, smoothings=[0.0, 0.0], distil_weight=0.25)
+    assert torch.allclose(loss(logits, torch.cat([labels.float(), soft], dim=1)), expected)
+    plain = F.cross_entropy(logits[:2, 5:8, 0], torch.tensor([2, 0])) + F.cross_entropy(logits[2:, 3:5, 0], torch.tensor([1]))
+    assert torch.allclose(loss(logits, labels), plain)  # class ids only: no teacher term
+
+
+class _Classifier:
+    """A sentiment 'teacher' whose logits are fixed per text: it calls every text about shares positive."""
+
+    task = "sentiment"
+    labels = ["positive", "negative", "neutral"]  # not sorted, as a checkpoint may store them
+    checkpoint = type("Checkpoint", (), {"path": "sentiment-teacher"})()
+
+    def encode(self, texts, *, progress=False):
+        return torch.tensor([[1.0 if "shares" in t else 0.0] for t in texts])
+
+    def logits(self, features):
+        return features * torch.tensor([[4.0, 0.0, 0.0]]) + (1 - features) * torch.tensor([[0.0, 0.0, 4.0]])
+
+
+def test_teacher_probabilities_follow_the_runs_label_order_and_temperature():
+    probs = teacher_probabilities(_Classifier(), ["shares soar", "board meets"], ["negative", "neutral", "positive"])
+    assert probs.argmax(-1).tolist() == [2, 1] and torch.allclose(probs.sum(-1), torch.ones(2))
+    softer = teacher_probabilities(_Classifier(), ["shares soar"], ["negative", "neutral", "positive"], temperature=4.0)
+    assert softer[0, 2] < probs[0, 2] and softer[0, 2] == pytest.approx(torch.softmax(torch.tensor([0.0, 0, 1]), 0)[2])
+    with pytest.raises(ValueError, match="other labels than the data"):
+        teacher_probabilities(_Classifier(), ["shares soar"], ["down", "up"])
+
+
+@pytest.mark.slow
+def test_a_teacher_classifier_teaches_the_shared_adapters_sentence_head(tiny_entities_dir, tmp_path):
+    from finetune.data.loaders import TextDataset, TextExample, load_entities
+    from finetune.models.encoder import Encoder
+    from finetune.models.heads import HeadConfig
+    from finetune.models.lora import LoraSettings
+    from finetune.training.joint import train_joint
+    from finetune.training.trainer import TrainingArguments
+
+    # Gold calls every shares text negative; the teacher calls them positive. Taught with weight 1,
+    # the student follows the teacher on texts like those.
+    rows = [TextExample("shares soar after record profit", "negative"), TextExample("shares rally on strong sales", "negative"),
+            TextExample("board to meet on Thursday", "neutral"), TextExample("company beats estimates", "positive")]
+    data = TextDataset("tiny-sentiment", ["negative", "neutral", "positive"], rows * 4, rows, rows)
+    spec = JointSpec(tagger_head=HeadConfig(kind="linear"), lora=LoraSettings(r=2, alpha=4), distil_weight=1.0,
+                     distil_temperature=0.5)
+    args = TrainingArguments(epochs=6, batch_size=16, lr=1e-2, patience=6, progress=False)
+    task = SentenceTask("sentiment", data, tmp_path / "sentiment", HeadConfig(kind="linear"), smoothing=0.0)
+    trained = train_joint([task], load_entities(str(tiny_entities_dir)), spec, args, Encoder.load(), tmp_path / "ner",
+                          distil_from=[_Classifier()])
+    assert [p.label for p in trained.classifiers["sentiment"].predict(["shares soar after record profit"])] == ["positive"]
+    joint = trained.classifiers["sentiment"].checkpoint.settings["joint"]
+    assert joint["distil_from"] == {"sentiment": "sentiment-teacher"} and joint["distil_weight"] == 1.0
+    with pytest.raises(ValueError, match="is a sentiment model; the run trains topics"):
+        train_joint([SentenceTask("topics", data, tmp_path / "topics", HeadConfig(kind="linear"))],
+                    load_entities(str(tiny_entities_dir)), spec, args, Encoder.load(), tmp_path / "ner2",
+                    distil_from=[_Classifier()])
+    with pytest.raises(ValueError, match="two sentiment models"):
+        train_joint([task], load_entities(str(tiny_entities_dir)), spec, args, Encoder.load(), tmp_path / "ner3",
+                    distil_from=[_Classifier(), _Classifier()])
