@@ -13,6 +13,9 @@ its entities become tagging targets for the sentiment examples (pseudo-labels, w
 ``JointSpec.pseudo_tagging_weight``), and the shared adapter keeps more of the teacher's news
 tagging. With ``warm_start`` the shared adapter and the tagger head also start as the teacher's.
 The news monitor's pair (`agent/assets/models/news-*`) is trained that way; BENCHMARKS.md has the numbers of each variant.
+A sentence task can have a teacher too (``distil_from``): a classifier that had an adapter to
+itself (a topic model trained alone reaches more than the shared adapter does), whose
+probabilities on that task's training texts become part of its targets.
 
 One :class:`JointModel` reads every kind of example in the same batches. Its logits pack the tasks
 into one tensor ``[B, T + S1 + S2 + …, 1 + n_words]`` so the ordinary
