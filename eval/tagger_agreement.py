@@ -65,12 +65,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--examples", type=int, default=0, help="Also list this many headlines whose counted companies differ.")
     args = parser.parse_args(argv)
 
+    from agent.shipped import NER_MODEL
     from finetune.models.checkpoint import CheckpointError
     from finetune.data.loaders import load_sentiment
     from finetune.models.loading import load_tagger
 
     try:
-        taggers = {"model": load_tagger(args.model), "reference": load_tagger(args.reference)}
+        taggers = {"model": load_tagger(args.model), "reference": load_tagger(args.reference or NER_MODEL)}
         headlines = [as_headline(e.text) for e in load_sentiment("fin_tweets", data_dir=args.data_dir).test]
     except (OSError, ValueError, CheckpointError) as exc:  # a missing data folder or checkpoint: say which, no traceback
         parser.exit(1, f"error: {exc}\n")

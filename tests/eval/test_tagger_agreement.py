@@ -36,3 +36,23 @@ def test_a_missing_model_is_one_line_of_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([str(tmp_path / "nowhere"), "--json"])
     assert exit_info.value.code == 1 and "nowhere" in capsys.readouterr().err
+
+
+def test_the_reference_is_the_shipped_stand_alone_tagger_unless_named(tmp_path, monkeypatch, capsys):
+    from agent.shipped import NER_MODEL
+    from eval.tagger_agreement import main
+    from finetune.models import loading
+
+    asked = []
+
+    def refuse(path, **_):
+        asked.append(path)
+        if len(asked) % 2 == 0:
+            raise ValueError("stop here")
+        return object()
+
+    monkeypatch.setattr(loading, "load_tagger", refuse)
+    for argv, reference in (([], NER_MODEL), (["--reference", str(tmp_path / "other")], tmp_path / "other")):
+        with pytest.raises(SystemExit):
+            main([str(tmp_path / "model"), "--json", *argv])
+        assert asked[-2:] == [tmp_path / "model", reference]
