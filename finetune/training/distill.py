@@ -4,6 +4,8 @@ The teacher (any :class:`~finetune.models.classifier.TextClassifier`, e.g. all-m
 head) labels texts that have no label of their own (:func:`teacher_soft_labels`); the classifier
 recipe then trains on its hard-labelled data plus those texts (``train_classifier(..., soft=...)``),
 with one loss over both (:func:`soft_cross_entropy`): hard labels become (smoothed) one-hot rows.
+The joint trainer's teachers (``--distil-from``) give their probabilities on labelled training
+texts instead (:func:`teacher_probabilities`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,18 @@ def teacher_soft_labels(teacher: TextClassifier, texts: Sequence[str], *, batch_
             total = sum(prediction.probs.values())
             out.append(SoftExample(text, {label: p / total for label, p in prediction.probs.items()}))
     return out
+
+
+def teacher_probabilities(teacher: TextClassifier, texts: Sequence[str], labels: Sequence[str], *,
+                          temperature: float = 1.0, progress: bool = False) -> torch.Tensor:
+    """A teacher classifier's class probabilities ``[N, C]`` on ``texts``, columns in ``labels``
+    order (its labels must be the same set), from its logits divided by ``temperature``."""
+    if sorted(teacher.labels) != sorted(labels):
+        raise ValueError(f"the {teacher.task} teacher {teacher.checkpoint.path} has other labels than the data "
+                         f"({len(teacher.labels)} against {len(labels)}); train it on the same labels")
+    logits = teacher.logits(teacher.encode(list(texts), progress=progress))
+    order = [teacher.labels.index(name) for name in labels]
+    return torch.softmax(logits[:, order] / temperature, dim=-1)
 
 
 def target_rows(hard: torch.Tensor, soft: Sequence[SoftExample], labels: Sequence[str],

@@ -53,6 +53,7 @@ from finetune.models.tagger import TASK as NER_TASK
 from finetune.data.tagging import entity_f1, recorded_data_warnings
 from finetune.training.tagger import bio_rows, fit_decoding, padded_tag_rows
 from finetune.data.tagging import Span, Word, bio_to_spans, spans_to_bio
+from finetune.training.distill import teacher_probabilities
 from finetune.training.recipe import add_adapter, build_head, fit, mode_settings, save_model
 from finetune.training.trainer import Checkpointing, TrainerCallback, TrainingArguments, TrainResult
 
@@ -316,31 +317,21 @@ def pseudo_tag_rows(teacher: EntityTagger, texts: Sequence[str], tags: Sequence[
             for text, entities in zip(texts, found)]
 
 
-def teacher_probabilities(teacher: TextClassifier, texts: Sequence[str], labels: Sequence[str], *,
-                          temperature: float = 1.0, progress: bool = False) -> torch.Tensor:
-    """A teacher classifier's class probabilities ``[N, C]`` on ``texts``, columns in ``labels``
-    order (its labels must be the same set), from its logits divided by ``temperature``."""
-    if sorted(teacher.labels) != sorted(labels):
-        raise ValueError(f"the {teacher.task} teacher {teacher.checkpoint.path} has other labels than the data "
-                         f"({len(teacher.labels)} against {len(labels)}); train it on the same labels")
-    logits = teacher.logits(teacher.encode(list(texts), progress=progress))
-    order = [teacher.labels.index(name) for name in labels]
-    return torch.softmax(logits[:, order] / temperature, dim=-1)
-
-
-def soft_columns(n_rows: int, n_slots: int, blocks: Sequence[Block], n_tags: int,
-                 taught: dict[str, tuple[int, torch.Tensor]]) -> torch.Tensor:
-    """The extra label columns of :func:`joint_loss`: ``[n_rows, n_slots]``, zero but for each
-    taught task's rows, which hold its teacher's probabilities in that task's slots.
+def soft_columns(n_rows: int, blocks: Sequence[Block], n_tags: int, taught: dict[str, torch.Tensor],
+                 sizes: Sequence[int]) -> torch.Tensor:
+    """The extra label columns of :func:`joint_loss`: ``[n_rows, sentence slots]``, zero but for
+    each taught task's rows, which hold its teacher's probabilities in that task's slots.
 
     Args:
-        taught: By task, the first row of its examples and its teacher's probabilities ``[N, C]``.
+        taught: By task, its teacher's probabilities ``[N, C]`` on its training examples.
+        sizes: Each block's number of training examples; the rows hold them block after block.
     """
-    out = torch.zeros(n_rows, n_slots)
-    for name, start, end in blocks:
+    out = torch.zeros(n_rows, blocks[-1][2] - n_tags)
+    first = 0
+    for (name, start, end), size in zip(blocks, sizes):
         if name in taught:
-            first, probs = taught[name]
-            out[first : first + len(probs), start - n_tags : end - n_tags] = probs
+            out[first : first + size, start - n_tags : end - n_tags] = taught[name]
+        first += size
     return out
 
 
@@ -475,9 +466,7 @@ def train_joint(
 
     items_train, y_train = rows(sentence_train, tag_train, spec.tagging_repeat, pseudo)
     if taught:
-        firsts = np.cumsum([0] + [len(t.data.train) for t in tasks])
-        soft = soft_columns(len(y_train), sum(end - start for _, start, end in blocks), blocks, len(tags),
-                            {t.task: (int(firsts[k]), taught[t.task]) for k, t in enumerate(tasks) if t.task in taught})
+        soft = soft_columns(len(y_train), blocks, len(tags), taught, [len(t.data.train) for t in tasks])
         y_train = torch.cat([y_train.float(), soft], dim=1)
     items_val, y_val = rows(sentence_val, tag_val, 1, [])
 

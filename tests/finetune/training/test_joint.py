@@ -3,8 +3,9 @@ import torch
 from torch.nn import functional as F
 
 from finetune.models.classifier import TextClassifier
+from finetune.training.distill import teacher_probabilities
 from finetune.training.joint import (JointSpec, SentenceTask, joint_loss, joint_scores, pseudo_tag_rows, soft_columns,
-                                     task_blocks, teacher_probabilities)
+                                     task_blocks)
 from finetune.models.passes import analyze
 from finetune.models.tagger import IGNORE, Entity, EntityTagger
 
@@ -340,14 +341,14 @@ def test_init_from_refuses_two_models_of_a_task_other_adapters_and_a_second_tagg
         run(init_from=[sentiment, tagger])
 
 
-
 def test_joint_loss_mixes_a_teachers_probabilities_into_taught_rows_only():
     n_tags, n_words = 3, 2
     blocks = task_blocks(n_tags, [("sentiment", 2), ("topics", 3)])
     logits = torch.randn(3, 8, 1 + n_words)
     labels = torch.full((3, 1 + n_words), IGNORE)
     labels[0, 0], labels[1, 0], labels[2, 0] = 5 + 2, 5 + 0, 3 + 1  # two topic rows, one sentiment row
-    soft = soft_columns(3, 5, blocks, n_tags, {"topics": (0, torch.tensor([[0.1, 0.2, 0.7]]))})
+    # rows: one taught topic example, then the untaught topic and sentiment rows (sizes: 0 sentiment, 1 topics)
+    soft = soft_columns(3, blocks, n_tags, {"topics": torch.tensor([[0.1, 0.2, 0.7]])}, [0, 1])
     assert torch.allclose(soft, torch.tensor([[0, 0, 0.1, 0.2, 0.7], [0] * 5, [0] * 5]))
     taught = -(torch.tensor([0.1, 0.2, 0.7]) * F.log_softmax(logits[0, 5:8, 0], -1)).sum()
     gold = F.cross_entropy(logits[:2, 5:8, 0], torch.tensor([2, 0]), reduction="none")
