@@ -357,6 +357,7 @@ def joint(
     distil_from: Annotated[list[Path] | None, typer.Option("--distil-from", help="A sentiment or topic classifier (e.g. a topic model on an adapter of its own) whose probabilities on that task's training texts become part of its targets. Repeat for the other task.")] = None,
     distil_weight: Annotated[float, typer.Option(help="Share of a taught task's loss read from its --distil-from teacher's probabilities (the rest from the gold labels).")] = 0.5,
     distil_temperature: Annotated[float, typer.Option(help="Temperature that softens the --distil-from teachers' logits.")] = 2.0,
+    widen_to: Annotated[int | None, typer.Option(min=2, help="With --init-from: widen the started adapter to this LoRA rank first (alpha grows with it, so it begins computing what it did, with room to learn more).")] = None,
     seed: Seed = 0, lora_r: LoraR = 16, lora_alpha: LoraAlpha = 32,
     lora_targets: LoraTargets = "query,key,value,dense", encoder: EncoderPath = "default", max_length: MaxLength = 64,
     threads: Threads = None,
@@ -384,6 +385,8 @@ def joint(
         raise SettingError("ner_out", "--sentiment-out, --ner-out and --topics-out must be different directories")
     if warm_start and teacher is None:
         raise SettingError("warm_start", "--warm-start needs --teacher (the tagger to start from)")
+    if widen_to is not None and not init_from:
+        raise SettingError("widen_to", "--widen-to widens the adapter a run starts from; give --init-from too")
     teacher_model = EntityTagger.load(teacher) if teacher is not None else None
     init_models = [EntityTagger.load(path) if model_task(path) == "ner" else TextClassifier.load(path)
                    for path in init_from or []]
@@ -393,7 +396,7 @@ def joint(
     o = locals()
     spec = JointSpec(tagger_head=head_config(o, ner_head), lora=lora_settings(o), tagging_repeat=ner_repeat,
                      tagging_weight=ner_weight, pseudo_tagging_weight=pseudo_weight,
-                     distil_weight=distil_weight, distil_temperature=distil_temperature)
+                     distil_weight=distil_weight, distil_temperature=distil_temperature, widen_to=widen_to)
     sentiment = load_sentiment(sentiment_data, **columns)
     if add_sentiment_train:
         sentiment = add_train_examples(sentiment, add_sentiment_train, text_column=text_column, label_column=label_column)

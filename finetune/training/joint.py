@@ -31,6 +31,7 @@ with a copy of the same adapter; any of them loads and runs alone like any other
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from finetune.models.classifier import TASKS, TextClassifier
-from finetune.models.lora import LoraSettings
+from finetune.models.lora import LoraSettings, widen_adapter
 from finetune.data.loaders import TaggedDataset, TextDataset, TextExample
 from finetune.models.encoder import Encoder
 from finetune.models.heads import Head, HeadConfig, count_parameters
@@ -107,6 +108,9 @@ class JointSpec:
             probabilities instead of the gold label (used only for tasks given a teacher).
         distil_temperature: Temperature the teacher's logits are softened by before they become
             targets; above 1 the runner-up classes keep more of the probability.
+        widen_to: With ``init_from``, the rank the started adapter is widened to before training
+            (:func:`~finetune.models.lora.widen_adapter`): it begins computing what it did, with
+            room for more. ``None`` keeps its rank.
     """
 
     tagger_head: HeadConfig = field(default_factory=lambda: HeadConfig(kind="linear"))
@@ -118,8 +122,12 @@ class JointSpec:
     pseudo_tagging_weight: float = 0.5
     distil_weight: float = 0.5
     distil_temperature: float = 2.0
+    widen_to: int | None = None
 
     def __post_init__(self) -> None:
+        if self.widen_to is not None and (isinstance(self.widen_to, bool) or not isinstance(self.widen_to, int)
+                                          or self.widen_to < 2):
+            raise ValueError(f"widen_to must be an integer rank >= 2, got {self.widen_to!r}")
         if not isinstance(self.tagging_repeat, int) or self.tagging_repeat < 1:
             raise ValueError(f"tagging_repeat must be a positive integer, got {self.tagging_repeat!r}")
         if self.tagging_weight <= 0:
@@ -266,7 +274,8 @@ def _warm_start_head(teacher: EntityTagger | None, tags: list[str], backend: str
 
 
 def _init_from(encoder: Encoder, models: Sequence[TextClassifier | EntityTagger], tasks: Sequence[SentenceTask],
-               labels: dict[str, list[str]], heads: list[Head], tags: list[str], backend: str) -> tuple[LoraSettings, Head | None]:
+               labels: dict[str, list[str]], heads: list[Head], tags: list[str], backend: str,
+               widen_to: int | None = None, seed: int = 0) -> tuple[LoraSettings, Head | None]:
     """Give ``encoder`` a trainable copy of the models' adapter and start each model's head (a sentence
     task's, same labels, or the tagger's, same tags) from its own; return the adapter's LoRA shape
     and the tagger head when one of the models is a tagger.
@@ -302,8 +311,13 @@ def _init_from(encoder: Encoder, models: Sequence[TextClassifier | EntityTagger]
         if not model.shares_encoder_with(first):
             raise ValueError(f"--init-from models must share one adapter (the checkpoints of one joint run); "
                              f"{model.checkpoint.path} and {first.checkpoint.path} have different ones")
-    encoder.load_adapter(first.checkpoint.adapter_dir, trainable=True)
-    return _lora_of(first.checkpoint.settings), tagger_head
+    if widen_to is None:
+        encoder.load_adapter(first.checkpoint.adapter_dir, trainable=True)
+        return _lora_of(first.checkpoint.settings), tagger_head
+    with tempfile.TemporaryDirectory(prefix="qagent-widened-") as tmp:
+        lora = widen_adapter(first.checkpoint.adapter_dir, tmp, widen_to, seed=seed)
+        encoder.load_adapter(tmp, trainable=True)  # the weights are in memory once loaded
+    return lora, tagger_head
 
 
 def pseudo_tag_rows(teacher: EntityTagger, texts: Sequence[str], tags: Sequence[str], *, progress: bool = False) -> list[Any]:
@@ -430,11 +444,14 @@ def train_joint(
     if init_from:
         if warm_start and any(isinstance(m, EntityTagger) for m in init_from):
             raise ValueError("--init-from gives a tagger, so the tagger head starts from it; drop --warm-start")
-        lora, started = _init_from(encoder, init_from, tasks, labels, heads, tags, backend)
+        lora, started = _init_from(encoder, init_from, tasks, labels, heads, tags, backend,
+                                   widen_to=spec.widen_to, seed=args.seed)
         if started is not None:
             tagger_head = started
         elif warm_start:
             tagger_head = _warm_start_head(teacher, tags, backend, encoder)
+    elif spec.widen_to is not None:
+        raise ValueError("widen_to widens an adapter the run starts from; give init_from too")
     elif warm_start:
         lora, tagger_head = _warm_start(encoder, teacher, tags, backend)
     else:
@@ -492,6 +509,7 @@ def train_joint(
         "entity_data": entity_data.name,
         "teacher": str(teacher.checkpoint.path) if teacher else None, "warm_start": warm_start,
         "init_from": [str(m.checkpoint.path) for m in init_from],
+        **({"widened_to": spec.widen_to} if spec.widen_to is not None else {}),
         "distil_from": {m.task: str(m.checkpoint.path) for m in distil_from},
         **({"distil_weight": spec.distil_weight, "distil_temperature": spec.distil_temperature} if distil_from else {}),
         "pseudo_tagging_weight": spec.pseudo_tagging_weight if teacher else 0.0,
