@@ -15,7 +15,8 @@ tagging. With ``warm_start`` the shared adapter and the tagger head also start a
 The news monitor's pair (`agent/assets/models/news-*`) is trained that way; BENCHMARKS.md has the numbers of each variant.
 A sentence task can have a teacher too (``distil_from``): a classifier that had an adapter to
 itself (a topic model trained alone reaches more than the shared adapter does), whose
-probabilities on that task's training texts become part of its targets.
+probabilities on that task's training texts become part of its targets. A run that goes on from
+another (``init_from``) may widen the adapter to a larger rank first (``JointSpec.widen_to``).
 
 One :class:`JointModel` reads every kind of example in the same batches. Its logits pack the tasks
 into one tensor ``[B, T + S1 + S2 + …, 1 + n_words]`` so the ordinary
