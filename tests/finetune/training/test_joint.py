@@ -251,31 +251,9 @@ def test_three_tasks_share_one_adapter_and_one_pass(tiny_entities_dir, tmp_path,
 
 
 @pytest.mark.slow
-def test_init_from_begins_from_a_classifiers_adapter_and_head(tiny_joint, tiny_entities_dir, tmp_path):
-    from finetune.data.loaders import TextDataset, TextExample, load_entities
-    from finetune.models.encoder import Encoder
-    from finetune.models.heads import HeadConfig
-    from finetune.training.joint import train_joint
-    from finetune.training.trainer import TrainingArguments
-
-    start = TextClassifier.load(tiny_joint.paths["sentiment"])
-    rows = [TextExample("shares soar", "positive"), TextExample("shares plunge", "negative"),
-            TextExample("board meets", "neutral")]
-    sentiment = TextDataset("tiny-sentiment", ["negative", "neutral", "positive"], rows, rows, rows)
-    args = TrainingArguments(epochs=1, batch_size=16, lr=1e-12, patience=1, progress=False)  # too small to move anything
-    task = SentenceTask("sentiment", sentiment, tmp_path / "sentiment", HeadConfig(kind="linear"))
-    trained = train_joint([task], load_entities(str(tiny_entities_dir)), JointSpec(tagger_head=HeadConfig(kind="linear")),
-                          args, Encoder.load(), tmp_path / "ner", init_from=[start])
-    settings = trained.classifiers["sentiment"].checkpoint.settings
-    assert settings["lora"]["r"] == 2 and settings["joint"]["init_from"] == [str(start.checkpoint.path)]
-    texts = ["company beats estimates and raises guidance", "stock slumps on weak sales", "board names new chair"]
-    got, want = trained.classifiers["sentiment"].predict(texts), start.predict(texts)
-    assert [p.label for p in got] == [p.label for p in want]
-    assert [p.confidence for p in got] == pytest.approx([p.confidence for p in want], abs=1e-5)
-
-
-@pytest.mark.slow
-def test_init_from_can_widen_the_adapter_it_starts_from(tiny_joint, tiny_entities_dir, tmp_path):
+@pytest.mark.parametrize("widen", [None, 3])
+def test_init_from_begins_from_a_classifiers_adapter_and_head(tiny_joint, tiny_entities_dir, tmp_path, widen):
+    """…at its own rank, or widened (``widen_to``) to three times it, computing the same either way."""
     from finetune.data.loaders import TextDataset, TextExample, load_entities
     from finetune.models.encoder import Encoder
     from finetune.models.heads import HeadConfig
@@ -289,18 +267,22 @@ def test_init_from_can_widen_the_adapter_it_starts_from(tiny_joint, tiny_entitie
     args = TrainingArguments(epochs=1, batch_size=16, lr=1e-12, patience=1, progress=False)  # too small to move anything
     task = SentenceTask("sentiment", sentiment, tmp_path / "sentiment", HeadConfig(kind="linear"))
     old = start.checkpoint.settings["lora"]
-    trained = train_joint([task], load_entities(str(tiny_entities_dir)),
-                          JointSpec(tagger_head=HeadConfig(kind="linear"), widen_to=3 * old["r"]),
-                          args, Encoder.load(), tmp_path / "ner", init_from=[start])
+    spec = JointSpec(tagger_head=HeadConfig(kind="linear"), widen_to=widen and widen * old["r"])
+    trained = train_joint([task], load_entities(str(tiny_entities_dir)), spec, args, Encoder.load(), tmp_path / "ner",
+                          init_from=[start])
     settings = trained.classifiers["sentiment"].checkpoint.settings
-    assert (settings["lora"]["r"], settings["lora"]["alpha"]) == (3 * old["r"], 3 * old["alpha"])
-    assert settings["joint"]["widened_to"] == 3 * old["r"]
+    assert settings["joint"]["init_from"] == [str(start.checkpoint.path)]
+    factor = widen or 1
+    assert (settings["lora"]["r"], settings["lora"]["alpha"]) == (2 * factor, old["alpha"] * factor)
+    assert settings["joint"].get("widened_to") == spec.widen_to
     texts = ["company beats estimates and raises guidance", "stock slumps on weak sales", "board names new chair"]
     got, want = trained.classifiers["sentiment"].predict(texts), start.predict(texts)
+    assert [p.label for p in got] == [p.label for p in want]
     assert [p.confidence for p in got] == pytest.approx([p.confidence for p in want], abs=1e-5)
-    with pytest.raises(ValueError, match="give init_from too"):
-        train_joint([task], load_entities(str(tiny_entities_dir)), JointSpec(widen_to=8), args, Encoder.load(),
-                    tmp_path / "ner2")
+    if widen:
+        with pytest.raises(ValueError, match="give init_from too"):
+            train_joint([task], load_entities(str(tiny_entities_dir)), JointSpec(widen_to=8), args, Encoder.load(),
+                        tmp_path / "ner2")
 
 
 @pytest.mark.slow
