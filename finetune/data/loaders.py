@@ -247,6 +247,13 @@ def _named_topics(splits: dict[str, list[TextExample]], names: list[str], where:
     return out
 
 
+def text_loader(task: str) -> Callable[..., TextDataset]:
+    """The loader of a sentence classification task's data (``intents``, ``sentiment`` or ``topics``)."""
+    loaders = {"intents": load_intents, "sentiment": load_sentiment, "topics": load_topics}
+    if task not in loaders:
+        raise ValueError(f"no text data loader for task {task!r}; expected one of {', '.join(loaders)}")
+    return loaders[task]
+
 def load_entities(
     source: str,
     *,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune.data.folds import other_folds, parse_folds
-from finetune.data.loaders import load_entities, load_intents, load_sentiment
+from finetune.data.loaders import load_entities, text_loader
 from finetune.data.tagging import recorded_data_warnings
 from finetune.errors import SettingError
 from finetune.models.checkpoint import read_json
@@ -74,9 +74,8 @@ def build_ensemble(members: Sequence[Path], out: Path, *, weights: list[float] |
                                "weights": model.weights}
     name = data.resolved(Path(members[0]))
     if name != "none":
-        loader = load_intents if model.task == "intents" else load_sentiment
-        dataset = loader(name, data_dir=data.data_dir, text_column=data.text_column, label_column=data.label_column,
-                         val_fraction=data.val_fraction, seed=data.seed)
+        dataset = text_loader(model.task)(name, data_dir=data.data_dir, text_column=data.text_column,
+                                          label_column=data.label_column, val_fraction=data.val_fraction, seed=data.seed)
         held_out = dataset.validation
         scores = validation_scores(model, [ex.text for ex in held_out], [ex.label for ex in held_out], progress=progress)
         summary["validation"] = {"data": dataset.name, "val_fraction": data.val_fraction, "seed": data.seed, **scores}

@@ -146,3 +146,30 @@ def test_the_nlu_runners_take_an_ensemble(ensemble_dir, tiny_joint, base_encoder
     assert [a.sentiment.label for a in analyses] == expected
     understood = NLU(base_encoder, entities=tagger, sentiment=ensemble).understand_batch(TEXTS)
     assert [u.sentiment for u in understood] == expected
+
+
+def test_an_ensemble_of_topic_models_is_scored_on_topic_data(base_encoder, tmp_path):
+    """Topic members read their validation with the topic loader: ``fin_topics`` by name, its
+    labels as ids turned into topic names."""
+    from finetune.data.tagging import DataError
+    from finetune.training.ensemble import EnsembleData, build_ensemble
+
+    topics = {"Earnings": ["Acme profit beats estimates", "Quarterly revenue falls short"],
+              "Energy | Oil": ["Oil jumps as OPEC cuts output", "Crude slides on rising stocks"]}
+    rows = [TextExample(t, label) for label, some in topics.items() for t in some]
+    data = TextDataset("tiny-topics", sorted(topics), rows, rows, rows)
+    args = TrainingArguments(epochs=30, batch_size=4, lr=1e-2, patience=30, progress=False)
+    members = [train_classifier(data, ClassifierSpec(task="topics", head=HeadConfig(kind=kind)), args, base_encoder,
+                                tmp_path / kind, cache=FeatureCache(tmp_path / "cache")).path for kind in ("linear", "mlp")]
+    root = tmp_path / "data" / "fin_topics"
+    root.mkdir(parents=True)
+    (root / "labels.json").write_text(json.dumps(sorted(topics)))
+    lines = "".join(f"{ex.text},{sorted(topics).index(ex.label)}\n" for ex in rows * 5)
+    for name in ("train.csv", "valid.csv"):
+        (root / name).write_text("text,label\n" + lines)
+    summary = build_ensemble(members, tmp_path / "ens", progress=False,
+                             data=EnsembleData(data="fin_topics", data_dir=tmp_path / "data", val_fraction=0.2))
+    assert summary["task"] == "topics" and summary["validation"]["data"] == "fin_topics"
+    assert summary["validation"]["examples"] == 4 and summary["validation"]["ensemble"]["accuracy"] == 1.0
+    with pytest.raises(DataError, match="missing.csv"):
+        build_ensemble(members, tmp_path / "ens2", data=EnsembleData(data=str(tmp_path / "missing.csv")))
