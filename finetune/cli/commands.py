@@ -354,7 +354,7 @@ def joint(
     pseudo_weight: Annotated[float, typer.Option(help="Weight of the tagging loss on the teacher's pseudo-labels.")] = 0.5,
     warm_start: Annotated[bool, typer.Option(help="Start the shared adapter and the tagger head from the teacher's (same tags and head shape; --lora-* and --ner-head then come from the teacher).")] = False,
     init_from: Annotated[list[Path] | None, typer.Option("--init-from", help="A LoRA model of one of the tasks (e.g. a topic model trained alone): the shared adapter and that task's head start from it (--lora-* then come from it). Repeat to start several heads, e.g. every checkpoint of an earlier joint run (they must share one adapter); with --warm-start the tagger head comes from the teacher unless a tagger is given here.")] = None,
-    distil_from: Annotated[list[Path] | None, typer.Option("--distil-from", help="A sentiment or topic classifier (e.g. a topic model on an adapter of its own) whose probabilities on that task's training texts become part of its targets. Repeat for the other task.")] = None,
+    distil_from: Annotated[list[Path] | None, typer.Option("--distil-from", help="A sentiment or topic classifier (e.g. a topic model on an adapter of its own) whose probabilities on that task's training texts become part of its targets, or a JSONL of such probabilities from `agent finetune soft-labels` (e.g. teachers that never trained on the texts they label; texts it lacks learn from their labels alone). Repeat for the other task.")] = None,
     distil_weight: Annotated[float, typer.Option(help="Share of a taught task's loss read from its --distil-from teacher's probabilities (the rest from the gold labels).")] = 0.5,
     distil_temperature: Annotated[float, typer.Option(help="Temperature that softens the --distil-from teachers' logits.")] = 2.0,
     widen_to: Annotated[int | None, typer.Option(min=2, help="With --init-from: widen the started adapter to this LoRA rank first (alpha grows with it, so it begins computing what it did, with room to learn more).")] = None,
@@ -377,6 +377,7 @@ def joint(
     from finetune.models.classifier import TextClassifier
     from finetune.models.loading import model_task
     from finetune.models.tagger import EntityTagger
+    from finetune.training.distill import soft_label_names
     from finetune.training.joint import JointSpec, SentenceTask, train_joint
 
     set_threads(threads)
@@ -390,7 +391,10 @@ def joint(
     teacher_model = EntityTagger.load(teacher) if teacher is not None else None
     init_models = [EntityTagger.load(path) if model_task(path) == "ner" else TextClassifier.load(path)
                    for path in init_from or []]
-    distil_models = [TextClassifier.load(path) for path in distil_from or []]
+    distil_models = [path if path.is_file() else TextClassifier.load(path) for path in distil_from or []]
+    for path in distil_models:
+        if isinstance(path, Path):
+            soft_label_names(path)  # a file that is not soft labels fails here, before data and encoder load
     columns = {"data_dir": data_dir, "text_column": text_column, "label_column": label_column,
                "val_fraction": val_fraction, "seed": seed}
     o = locals()

@@ -5,17 +5,23 @@ head) labels texts that have no label of their own (:func:`teacher_soft_labels`)
 recipe then trains on its hard-labelled data plus those texts (``train_classifier(..., soft=...)``),
 with one loss over both (:func:`soft_cross_entropy`): hard labels become (smoothed) one-hot rows.
 The joint trainer's teachers (``--distil-from``) give their probabilities on labelled training
-texts instead (:func:`teacher_probabilities`).
+texts instead (:func:`teacher_probabilities`), or a soft-label file gives them
+(:func:`file_probabilities`): e.g. teachers trained on two halves of the training data, each
+labelling the half it never saw, so the probabilities carry the teacher's doubts rather than the
+near-certainty of a model scoring its own training texts.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from finetune.data.soft_labels import SoftExample
+from finetune.data.soft_labels import SoftExample, read_soft_labels
+from finetune.data.tagging import DataError
 from finetune.models.classifier import TextClassifier
 
 
@@ -87,3 +93,42 @@ def label_file(teacher: str | Path, texts: str | Path, out: str | Path, *, text_
         rows = random.Random(seed).sample(rows, limit)
     model = load_classifier(teacher).to(device)
     return write_soft_labels(out, teacher_soft_labels(model, rows, progress=True))
+
+
+def soft_label_names(path: str | Path) -> list[str]:
+    """The class names of a soft-label file (its first record's), sorted; DataError when there are none."""
+    path = Path(path)
+    try:
+        with path.open(encoding="utf-8") as handle:
+            for line in handle:
+                if line.strip():
+                    probs = json.loads(line).get("probs")
+                    if isinstance(probs, dict) and probs:
+                        return sorted(probs)
+                    break
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
+        raise DataError(f"{path}: not a soft-label file ({exc}); write one with `agent finetune soft-labels`") from None
+    raise DataError(f"{path}: no soft-labelled record; write one with `agent finetune soft-labels`")
+
+
+def file_probabilities(path: str | Path, texts: Sequence[str], labels: Sequence[str], *,
+                       temperature: float = 1.0) -> tuple[torch.Tensor, int]:
+    """A soft-label file's probabilities ``[N, C]`` for ``texts`` (columns in ``labels`` order) and
+    how many texts it covers; a text it does not hold gets a row of zeros (gold label only).
+
+    ``temperature`` softens them as it softens a teacher's logits: ``p ** (1 / T)``, renormalised.
+    A text listed twice takes its last record.
+    """
+    by_text = {ex.text: ex.probs for ex in read_soft_labels(path, labels)}
+    out = torch.zeros(len(texts), len(labels))
+    covered = 0
+    for i, text in enumerate(texts):
+        probs = by_text.get(text.strip())
+        if probs is not None:
+            row = torch.tensor([probs[name] for name in labels], dtype=torch.float64).clamp(min=1e-12) ** (1.0 / temperature)
+            out[i] = (row / row.sum()).float()
+            covered += 1
+    if not covered:
+        raise DataError(f"{path} holds none of the {len(texts)} training texts; label the run's own training "
+                        "texts with `agent finetune soft-labels`")
+    return out, covered

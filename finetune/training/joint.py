@@ -55,7 +55,7 @@ from finetune.models.tagger import TASK as NER_TASK
 from finetune.data.tagging import entity_f1, recorded_data_warnings
 from finetune.training.tagger import bio_rows, fit_decoding, padded_tag_rows
 from finetune.data.tagging import Span, Word, bio_to_spans, spans_to_bio
-from finetune.training.distill import teacher_probabilities
+from finetune.training.distill import file_probabilities, soft_label_names, teacher_probabilities
 from finetune.training.recipe import add_adapter, build_head, fit, mode_settings, save_model
 from finetune.training.trainer import Checkpointing, TrainerCallback, TrainingArguments, TrainResult
 
@@ -393,7 +393,7 @@ def train_joint(
     teacher: EntityTagger | None = None,
     warm_start: bool = False,
     init_from: Sequence[TextClassifier | EntityTagger] = (),
-    distil_from: Sequence[TextClassifier] = (),
+    distil_from: Sequence[TextClassifier | Path] = (),
     callbacks: Sequence[TrainerCallback | Callable[[dict[str, float]], None]] = (),
     checkpointing: Checkpointing | None = None,
 ) -> TrainedJoint:
@@ -427,7 +427,9 @@ def train_joint(
         distil_from: Sentence classifiers of the run's tasks, at most one a task (e.g. a topic model
             trained on an adapter of its own): their probabilities on that task's training texts
             become part of its targets (``spec.distil_weight``, ``spec.distil_temperature``), so
-            the shared adapter learns from a model that had the encoder to itself.
+            the shared adapter learns from a model that had the encoder to itself. A soft-label
+            file (a ``Path``) teaches the texts it holds, e.g. probabilities from teachers that
+            never trained on them; the others learn from their gold labels alone.
         callbacks, checkpointing: Passed to the :class:`~finetune.training.trainer.Trainer`.
     """
     start = time.perf_counter()
@@ -460,7 +462,7 @@ def train_joint(
     blocks = task_blocks(len(tags), [(t.task, len(labels[t.task])) for t in tasks])
 
     sentence_train = [(block, ex) for block, t in zip(blocks, tasks) for ex in t.data.train]
-    taught = _distil_targets(distil_from, tasks, labels, spec.distil_temperature, progress=args.progress)
+    taught, covered = _distil_targets(distil_from, tasks, labels, spec.distil_temperature, progress=args.progress)
     sentence_val = [(block, ex) for block, t in zip(blocks, tasks) for ex in t.data.validation]
     pseudo = (pseudo_tag_rows(teacher, [ex.text for _, ex in sentence_train], tags, progress=args.progress)
               if teacher else [])
@@ -511,8 +513,10 @@ def train_joint(
         "teacher": str(teacher.checkpoint.path) if teacher else None, "warm_start": warm_start,
         "init_from": [str(m.checkpoint.path) for m in init_from],
         **({"widened_to": spec.widen_to} if spec.widen_to is not None else {}),
-        "distil_from": {m.task: str(m.checkpoint.path) for m in distil_from},
-        **({"distil_weight": spec.distil_weight, "distil_temperature": spec.distil_temperature} if distil_from else {}),
+        "distil_from": {task: str(m if isinstance(m, Path) else m.checkpoint.path)
+                        for task, m in zip(taught, distil_from)},
+        **({"distil_weight": spec.distil_weight, "distil_temperature": spec.distil_temperature,
+            "distil_covered": covered} if distil_from else {}),
         "pseudo_tagging_weight": spec.pseudo_tagging_weight if teacher else 0.0,
         "pseudo_tagged_texts": len(pseudo), "pseudo_entities": sum(len(bio_to_spans(w, t)) for _, w, t in pseudo),
     })
@@ -551,21 +555,34 @@ def train_joint(
     return TrainedJoint(paths, classifiers, tagger, result, metrics)
 
 
-def _distil_targets(teachers: Sequence[TextClassifier], tasks: Sequence[SentenceTask], labels: dict[str, list[str]],
-                    temperature: float, *, progress: bool = False) -> dict[str, torch.Tensor]:
-    """Each teacher's probabilities on its task's training texts, by task."""
+def _distil_targets(teachers: Sequence[TextClassifier | Path], tasks: Sequence[SentenceTask],
+                    labels: dict[str, list[str]], temperature: float, *,
+                    progress: bool = False) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+    """Each teacher's probabilities on its task's training texts, by task, and how many of those
+    texts each covers. A teacher is a classifier, or a soft-label file (``agent finetune
+    soft-labels``), whose task is the one with its label set and which covers the texts it holds."""
     names = [t.task for t in tasks]
     out: dict[str, torch.Tensor] = {}
+    covered: dict[str, int] = {}
     for teacher in teachers:
-        path = teacher.checkpoint.path
-        if teacher.task not in names:
-            raise ValueError(f"--distil-from {path} is a {teacher.task} model; the run trains {', '.join(names)}")
-        if teacher.task in out:
-            raise ValueError(f"--distil-from gives two {teacher.task} models; give each task at most one teacher")
-        data = tasks[names.index(teacher.task)].data
-        out[teacher.task] = teacher_probabilities(teacher, [ex.text for ex in data.train], labels[teacher.task],
-                                                  temperature=temperature, progress=progress)
-    return out
+        if isinstance(teacher, Path):
+            path, task = teacher, next((n for n in names if labels[n] == soft_label_names(teacher)), None)
+            if task is None:
+                raise ValueError(f"--distil-from {path} has the labels {soft_label_names(path)}, those of no task "
+                                 f"the run trains ({', '.join(names)})")
+        else:
+            path, task = teacher.checkpoint.path, teacher.task
+            if task not in names:
+                raise ValueError(f"--distil-from {path} is a {task} model; the run trains {', '.join(names)}")
+        if task in out:
+            raise ValueError(f"--distil-from gives two {task} teachers; give each task at most one")
+        texts = [ex.text for ex in tasks[names.index(task)].data.train]
+        if isinstance(teacher, Path):
+            out[task], covered[task] = file_probabilities(teacher, texts, labels[task], temperature=temperature)
+        else:
+            out[task] = teacher_probabilities(teacher, texts, labels[task], temperature=temperature, progress=progress)
+            covered[task] = len(texts)
+    return out, covered
 
 
 def _check_tasks(tasks: list[SentenceTask], ner_out: Path) -> None:

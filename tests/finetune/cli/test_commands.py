@@ -133,6 +133,15 @@ def test_finetune_joint_names_a_missing_starting_or_teaching_model(option, tmp_p
     assert result.exit_code == 1 and "gone" in result.output and "Traceback" not in result.output
 
 
+def test_finetune_joint_refuses_a_teacher_file_that_is_not_soft_labels(tmp_path):
+    bad = tmp_path / "teacher.jsonl"
+    bad.write_text("text,label\nrates rise,1\n", encoding="utf-8")
+    result = runner.invoke(app, ["finetune", "joint", "--sentiment-out", str(tmp_path / "s"), "--ner-out", str(tmp_path / "n"),
+                                 "--distil-from", str(bad)])
+    assert result.exit_code == 1 and "teacher.jsonl: not a soft-label file" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_soft_labels_then_a_student_trained_with_them(tmp_path, monkeypatch):
     monkeypatch.setenv("QAGENT_HOME", str(tmp_path / "home"))
     path = tmp_path / "tweets.csv"

@@ -10,7 +10,8 @@ from finetune.data.soft_labels import SoftExample, read_soft_labels, read_texts,
 from finetune.models.encoder import FeatureCache
 from finetune.models.heads import HeadConfig
 from finetune.training.classifier import ClassifierSpec, train_classifier
-from finetune.training.distill import soft_cross_entropy, target_rows, teacher_soft_labels
+from finetune.training.distill import (file_probabilities, soft_cross_entropy, soft_label_names, target_rows,
+                                       teacher_soft_labels)
 from finetune.training.trainer import TrainingArguments
 from text_data import tiny_intents
 
@@ -75,3 +76,29 @@ def test_a_student_learns_the_teacher_on_texts_without_labels(base_encoder, tmp_
     with pytest.raises(ValueError, match="cover exactly the labels"):
         train_classifier(tiny_intents(), spec, args, base_encoder, tmp_path / "x", cache=cache,
                          soft=[SoftExample("a", {"negative": 1.0})])
+
+
+def test_a_soft_label_file_teaches_the_texts_it_holds_at_the_runs_temperature(tmp_path):
+    path = tmp_path / "soft.jsonl"
+    write_soft_labels(path, [SoftExample("rates rise", {"transfer": 0.5, "balance": 0.25, "card_lost": 0.25}),
+                             SoftExample("card gone", {"transfer": 0.1, "balance": 0.1, "card_lost": 0.8})])
+    assert soft_label_names(path) == LABELS
+    probs, covered = file_probabilities(path, ["card gone", " rates rise ", "unseen text"], LABELS)
+    assert covered == 2
+    assert torch.allclose(probs, torch.tensor([[0.1, 0.8, 0.1], [0.25, 0.25, 0.5], [0.0, 0.0, 0.0]]))
+    # T = 2 softens as logits / 2 would: p ** 0.5, renormalised
+    softer, _ = file_probabilities(path, ["rates rise"], LABELS, temperature=2.0)
+    root = torch.tensor([0.25, 0.25, 0.5]).sqrt()
+    assert torch.allclose(softer[0], root / root.sum())
+    with pytest.raises(DataError, match="holds none of the 1 training texts"):
+        file_probabilities(path, ["something else"], LABELS)
+    with pytest.raises(DataError, match="differ from the model's"):
+        file_probabilities(path, ["rates rise"], ["down", "up"])
+
+
+@pytest.mark.parametrize("content", ["", "not json\n", "{\"text\": \"x\"}\n"])
+def test_a_file_that_is_not_soft_labels_names_itself(content, tmp_path):
+    path = tmp_path / "teacher.jsonl"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(DataError, match="teacher.jsonl"):
+        soft_label_names(path)

@@ -420,10 +420,36 @@ def test_a_teacher_classifier_teaches_the_shared_adapters_sentence_head(tiny_ent
     assert [p.label for p in trained.classifiers["sentiment"].predict(["shares soar after record profit"])] == ["positive"]
     joint = trained.classifiers["sentiment"].checkpoint.settings["joint"]
     assert joint["distil_from"] == {"sentiment": "sentiment-teacher"} and joint["distil_weight"] == 1.0
+    assert joint["distil_covered"] == {"sentiment": len(rows) * 4}
     with pytest.raises(ValueError, match="is a sentiment model; the run trains topics"):
         train_joint([SentenceTask("topics", data, tmp_path / "topics", HeadConfig(kind="linear"))],
                     load_entities(str(tiny_entities_dir)), spec, args, Encoder.load(), tmp_path / "ner2",
                     distil_from=[_Classifier()])
-    with pytest.raises(ValueError, match="two sentiment models"):
+    with pytest.raises(ValueError, match="two sentiment teachers"):
         train_joint([task], load_entities(str(tiny_entities_dir)), spec, args, Encoder.load(), tmp_path / "ner3",
                     distil_from=[_Classifier(), _Classifier()])
+
+
+def test_a_soft_label_file_teaches_the_task_whose_labels_it_holds(tmp_path):
+    from finetune.data.loaders import TextDataset, TextExample
+    from finetune.data.soft_labels import SoftExample, write_soft_labels
+    from finetune.models.heads import HeadConfig
+    from finetune.training.joint import _distil_targets
+
+    rows = [TextExample("shares soar", "negative"), TextExample("board meets", "neutral")]
+    data = TextDataset("tiny", ["negative", "neutral", "positive"], rows, rows, rows)
+    topics = TextDataset("tiny-topics", ["Fed", "M&A"], [TextExample("deal done", "M&A")], [], [])
+    tasks = [SentenceTask("sentiment", data, tmp_path / "s", HeadConfig(kind="linear")),
+             SentenceTask("topics", topics, tmp_path / "t", HeadConfig(kind="linear"))]
+    labels = {"sentiment": ["negative", "neutral", "positive"], "topics": ["Fed", "M&A"]}
+    path = tmp_path / "soft.jsonl"
+    write_soft_labels(path, [SoftExample("shares soar", {"negative": 0.1, "neutral": 0.1, "positive": 0.8})])
+    taught, covered = _distil_targets([path], tasks, labels, 1.0)
+    assert list(taught) == ["sentiment"] and covered == {"sentiment": 1}
+    assert torch.allclose(taught["sentiment"], torch.tensor([[0.1, 0.1, 0.8], [0.0, 0.0, 0.0]]))
+    with pytest.raises(ValueError, match="two sentiment teachers"):
+        _distil_targets([path, _Classifier()], tasks, labels, 1.0)
+    other = tmp_path / "other.jsonl"
+    write_soft_labels(other, [SoftExample("x", {"up": 0.5, "down": 0.5})])
+    with pytest.raises(ValueError, match="those of no task the run trains"):
+        _distil_targets([other], tasks, labels, 1.0)
