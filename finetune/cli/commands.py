@@ -377,7 +377,7 @@ def joint(
     from finetune.models.classifier import TextClassifier
     from finetune.models.loading import model_task
     from finetune.models.tagger import EntityTagger
-    from finetune.training.distill import soft_label_names
+    from finetune.data.soft_labels import soft_label_names
     from finetune.training.joint import JointSpec, SentenceTask, train_joint
 
     set_threads(threads)

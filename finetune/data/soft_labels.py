@@ -47,6 +47,23 @@ def write_soft_labels(path: str | Path, examples: Iterable[SoftExample]) -> int:
     return count
 
 
+def soft_label_names(path: str | Path) -> list[str]:
+    """The class names of a soft-label file (its first record's), sorted, read without loading the
+    whole file (e.g. to tell which task it teaches); DataError when there are none."""
+    path = Path(path)
+    try:
+        with path.open(encoding="utf-8") as handle:
+            for line in handle:
+                if line.strip():
+                    probs = json.loads(line).get("probs")
+                    if isinstance(probs, dict) and probs:
+                        return sorted(probs)
+                    break
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
+        raise DataError(f"{path}: not a soft-label file ({exc}); write one with `agent finetune soft-labels`") from None
+    raise DataError(f"{path}: no soft-labelled record; write one with `agent finetune soft-labels`")
+
+
 def read_soft_labels(path: str | Path, labels: Sequence[str]) -> list[SoftExample]:
     """Read a soft-label file whose records carry exactly ``labels``; DataError (one line: where,
     what, how to fix) on a missing file, bad JSON, another label set or probabilities that are not

@@ -13,7 +13,6 @@ near-certainty of a model scoring its own training texts.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -93,22 +92,6 @@ def label_file(teacher: str | Path, texts: str | Path, out: str | Path, *, text_
         rows = random.Random(seed).sample(rows, limit)
     model = load_classifier(teacher).to(device)
     return write_soft_labels(out, teacher_soft_labels(model, rows, progress=True))
-
-
-def soft_label_names(path: str | Path) -> list[str]:
-    """The class names of a soft-label file (its first record's), sorted; DataError when there are none."""
-    path = Path(path)
-    try:
-        with path.open(encoding="utf-8") as handle:
-            for line in handle:
-                if line.strip():
-                    probs = json.loads(line).get("probs")
-                    if isinstance(probs, dict) and probs:
-                        return sorted(probs)
-                    break
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
-        raise DataError(f"{path}: not a soft-label file ({exc}); write one with `agent finetune soft-labels`") from None
-    raise DataError(f"{path}: no soft-labelled record; write one with `agent finetune soft-labels`")
 
 
 def file_probabilities(path: str | Path, texts: Sequence[str], labels: Sequence[str], *,

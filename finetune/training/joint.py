@@ -55,7 +55,8 @@ from finetune.models.tagger import TASK as NER_TASK
 from finetune.data.tagging import entity_f1, recorded_data_warnings
 from finetune.training.tagger import bio_rows, fit_decoding, padded_tag_rows
 from finetune.data.tagging import Span, Word, bio_to_spans, spans_to_bio
-from finetune.training.distill import file_probabilities, soft_label_names, teacher_probabilities
+from finetune.data.soft_labels import soft_label_names
+from finetune.training.distill import file_probabilities, teacher_probabilities
 from finetune.training.recipe import add_adapter, build_head, fit, mode_settings, save_model
 from finetune.training.trainer import Checkpointing, TrainerCallback, TrainingArguments, TrainResult
 
@@ -566,9 +567,10 @@ def _distil_targets(teachers: Sequence[TextClassifier | Path], tasks: Sequence[S
     covered: dict[str, int] = {}
     for teacher in teachers:
         if isinstance(teacher, Path):
-            path, task = teacher, next((n for n in names if labels[n] == soft_label_names(teacher)), None)
+            path, held = teacher, soft_label_names(teacher)
+            task = next((n for n in names if labels[n] == held), None)
             if task is None:
-                raise ValueError(f"--distil-from {path} has the labels {soft_label_names(path)}, those of no task "
+                raise ValueError(f"--distil-from {path} has the labels {held}, those of no task "
                                  f"the run trains ({', '.join(names)})")
         else:
             path, task = teacher.checkpoint.path, teacher.task

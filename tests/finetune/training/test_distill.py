@@ -6,12 +6,11 @@ import pytest
 import torch
 
 from finetune.data.loaders import DataError
-from finetune.data.soft_labels import SoftExample, read_soft_labels, read_texts, write_soft_labels
+from finetune.data.soft_labels import SoftExample, read_soft_labels, read_texts, soft_label_names, write_soft_labels
 from finetune.models.encoder import FeatureCache
 from finetune.models.heads import HeadConfig
 from finetune.training.classifier import ClassifierSpec, train_classifier
-from finetune.training.distill import (file_probabilities, soft_cross_entropy, soft_label_names, target_rows,
-                                       teacher_soft_labels)
+from finetune.training.distill import file_probabilities, soft_cross_entropy, target_rows, teacher_soft_labels
 from finetune.training.trainer import TrainingArguments
 from text_data import tiny_intents
 
