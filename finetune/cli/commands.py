@@ -122,12 +122,14 @@ def intents(
 
 
 def _topics_data(o: dict[str, Any]) -> tuple[Any, None]:
-    from finetune.data.loaders import limit_examples, load_topics
+    from finetune.data.loaders import add_train_examples, limit_examples, load_topics
 
     dataset = load_topics(o["data"], data_dir=o["data_dir"], text_column=o["text_column"],
                           label_column=o["label_column"], val_fraction=o["val_fraction"], seed=o["seed"])
     if o.get("train_limit") is not None:
         dataset.train = limit_examples(dataset.train, o["train_limit"], o["seed"])
+    if o.get("add_train"):  # after the subsample: the additions are all kept
+        dataset = add_train_examples(dataset, o["add_train"], text_column=o["text_column"], label_column=o["label_column"])
     return dataset, None
 
 
@@ -175,6 +177,7 @@ def topics(
     val_fraction: ValFraction = 0.1,
     share_adapter: ShareAdapter = None,
     train_limit: Annotated[int | None, typer.Option(min=1, help="Train on a seeded, label-stratified subsample of this many training examples (validation and test stay whole).")] = None,
+    add_train: AddTrain = None,
     head: HeadKind = "hybrid", qubits: Qubits = 6, depth: Depth = 2, encoding: Encoding = "amplitude",
     readout: Readout = "probs", circuits: Circuits = 4, hidden: Hidden = 64, dropout: Dropout = 0.1,
     backend: Backend = "exact", epochs: Epochs = 30, batch_size: BatchSize = 64, lr: Lr = 3e-3,
@@ -331,6 +334,7 @@ def joint(
     ner_data: Annotated[str, typer.Option(help="Entity data: 'nlupp', a CoNLL or JSONL-with-spans file or folder, or a hub id.")] = "nlupp",
     topics_out: Annotated[Path | None, typer.Option(help="Also train a news-topic classifier on the shared adapter, into this directory (three models, one encoder pass).")] = None,
     topics_data: Annotated[str, typer.Option(help="Topic data (with --topics-out): 'fin_topics', a CSV/JSONL file or folder (labels as topic ids or names), or a hub id.")] = "fin_topics",
+    add_topics_train: Annotated[list[Path] | None, typer.Option("--add-topics-train", help="More topic training examples (with --topics-out): a CSV/JSONL file labelled with topic names, e.g. headlines labelled by a topic teacher (`agent finetune soft-labels --labels-csv`). They join the training split only.")] = None,
     data_dir: DataDir = None,
     text_column: TextColumn = "text",
     label_column: LabelColumn = "label",
@@ -388,6 +392,8 @@ def joint(
         raise SettingError("warm_start", "--warm-start needs --teacher (the tagger to start from)")
     if widen_to is not None and not init_from:
         raise SettingError("widen_to", "--widen-to widens the adapter a run starts from; give --init-from too")
+    if add_topics_train and topics_out is None:
+        raise SettingError("add_topics_train", "--add-topics-train adds topic examples; give --topics-out too")
     teacher_model = EntityTagger.load(teacher) if teacher is not None else None
     init_models = [EntityTagger.load(path) if model_task(path) == "ner" else TextClassifier.load(path)
                    for path in init_from or []]
@@ -407,7 +413,11 @@ def joint(
     tasks = [SentenceTask("sentiment", sentiment, sentiment_out,
                           head_config(o, sentiment_head), smoothing=label_smoothing, weight=sentiment_weight)]
     if topics_out is not None:
-        tasks.append(SentenceTask("topics", load_topics(topics_data, **columns), topics_out,
+        topic_data = load_topics(topics_data, **columns)
+        if add_topics_train:
+            topic_data = add_train_examples(topic_data, add_topics_train, text_column=text_column,
+                                            label_column=label_column)
+        tasks.append(SentenceTask("topics", topic_data, topics_out,
                                   head_config(o, topics_head), smoothing=label_smoothing, weight=topics_weight))
     folds = nlupp_folds(ner_data, train_folds, test_folds)
     with recorded_data_warnings() as skipped:
@@ -528,11 +538,14 @@ def soft_labels(
     out: Annotated[Path, typer.Option(help="JSONL to write: one {text, probs} record a text.")],
     text_column: TextColumn = "text",
     limit: Annotated[int | None, typer.Option(help="Label only a seeded sample of this many texts.", min=1)] = None,
+    labels_csv: Annotated[Path | None, typer.Option(help="Also write a CSV (text, label, prob) of each text's most probable label, for training sets that take labels (e.g. --add-topics-train).")] = None,
+    min_prob: Annotated[float, typer.Option(min=0.0, max=1.0, help="With --labels-csv: keep only texts whose most probable label has at least this probability.")] = 0.0,
     seed: Seed = 0,
     threads: Threads = None,
     device: DeviceOption = "cpu",
 ) -> None:
     """Label texts with a teacher's class probabilities, for a student's --soft-labels (distillation)."""
+    from finetune.data.soft_labels import write_top_labels
     from finetune.models.device import resolve_device
     from finetune.training.distill import label_file
 
@@ -540,6 +553,9 @@ def soft_labels(
     count = label_file(teacher, texts, out, text_column=text_column, limit=limit, seed=seed,
                        device=resolve_device(device))
     typer.echo(f"{count} texts labelled by {teacher} -> {out}")
+    if labels_csv is not None:
+        kept = write_top_labels(out, labels_csv, min_prob=min_prob)
+        typer.echo(f"{kept} of {count} texts with a label of probability >= {min_prob:g} -> {labels_csv}")
 
 
 @app.command("checksums")

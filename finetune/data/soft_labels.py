@@ -73,7 +73,9 @@ def read_soft_labels(path: str | Path, labels: Sequence[str]) -> list[SoftExampl
         raise DataError(f"soft-label file not found: {path}; write one with `agent finetune soft-labels`")
     want = sorted(labels)
     out = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    # Records end at "\n" alone: str.splitlines would also break a text at U+2028, U+0085 and the
+    # like, which json.dumps(ensure_ascii=False) leaves unescaped inside a record.
+    for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
         if not line.strip():
             continue
         where = f"{path}:{number}"
@@ -106,9 +108,33 @@ def read_texts(path: str | Path, text_column: str = "text") -> list[str]:
         raise DataError(f"text file not found: {path}; pass a CSV with a {text_column!r} column or one text a line")
     content = path.read_text(encoding="utf-8")
     if path.suffix.lower() not in (".csv", ".tsv"):
-        return [line.strip() for line in content.splitlines() if line.strip()]
+        return [line.strip() for line in content.split("\n") if line.strip()]  # one text a "\n"-ended line
     reader = csv.DictReader(io.StringIO(content, newline=""), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
     if text_column not in (reader.fieldnames or []):
         raise DataError(f"{path}: no column {text_column!r}; the columns are {', '.join(reader.fieldnames or [])}; "
                         "set --text-column")
     return [row[text_column].strip() for row in reader if (row[text_column] or "").strip()]
+
+
+def write_top_labels(soft: str | Path, out: str | Path, *, min_prob: float = 0.0) -> int:
+    """Write each text of the soft-label file ``soft`` with its most probable label to the CSV
+    ``out`` (columns ``text``, ``label``, ``prob``), keeping only those whose top probability is at
+    least ``min_prob``; returns how many were written. A teacher's confident labels on unlabelled
+    texts then join a training set that takes labels (pseudo-labelling)."""
+    import csv
+
+    if not 0.0 <= min_prob <= 1.0:
+        raise ValueError(f"min_prob must be in [0, 1], got {min_prob!r}")
+    examples = read_soft_labels(soft, soft_label_names(soft))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    kept = 0
+    with out.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label", "prob"])
+        for example in examples:
+            label, prob = max(example.probs.items(), key=lambda item: item[1])
+            if prob >= min_prob:
+                writer.writerow([example.text, label, f"{prob:.6f}"])
+                kept += 1
+    return kept

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -133,6 +134,14 @@ def test_finetune_joint_names_a_missing_starting_or_teaching_model(option, tmp_p
     assert result.exit_code == 1 and "gone" in result.output and "Traceback" not in result.output
 
 
+def test_finetune_joint_adds_topic_examples_only_with_a_topic_model(tmp_path):
+    extra = tmp_path / "extra.csv"
+    extra.write_text("text,label\nGold hits a record,0\n", encoding="utf-8")
+    result = runner.invoke(app, ["finetune", "joint", "--sentiment-out", str(tmp_path / "s"), "--ner-out", str(tmp_path / "n"),
+                                 "--add-topics-train", str(extra)])
+    assert result.exit_code == 1 and "--topics-out" in result.output and "Traceback" not in result.output
+
+
 def test_finetune_joint_refuses_a_teacher_file_that_is_not_soft_labels(tmp_path):
     bad = tmp_path / "teacher.jsonl"
     bad.write_text("text,label\nrates rise,1\n", encoding="utf-8")
@@ -155,6 +164,12 @@ def test_soft_labels_then_a_student_trained_with_them(tmp_path, monkeypatch):
     result = runner.invoke(app, ["finetune", "soft-labels", str(teacher), str(tmp_path / "headlines.txt"), "--out", str(soft)])
     assert result.exit_code == 0, result.output
     assert "2 texts labelled" in result.output and len(soft.read_text().splitlines()) == 2
+    result = runner.invoke(app, ["finetune", "soft-labels", str(teacher), str(tmp_path / "headlines.txt"), "--out",
+                                 str(soft), "--labels-csv", str(tmp_path / "top.csv")])
+    assert result.exit_code == 0, result.output
+    top = list(csv.DictReader((tmp_path / "top.csv").read_text(encoding="utf-8").splitlines()))
+    assert [row["text"] for row in top] == ["Card stolen at the station", "Balance looks healthy"]
+    assert {row["label"] for row in top} <= {"positive", "negative", "neutral"}
     result = runner.invoke(app, ["finetune", "sentiment", "--data", str(path), "--head", "linear", "--epochs", "1",
                                  "--soft-labels", str(soft), "--out", str(tmp_path / "student")])
     assert result.exit_code == 0, result.output
@@ -192,6 +207,24 @@ def test_finetune_then_eval_topics_reads_ids_and_names(tmp_path, monkeypatch):
     assert report["task"] == "topics" and 6 <= report["n"] <= 10 and 0.0 <= report["accuracy"] <= 1.0
     assert "Balances" in json.dumps(report["per_class"])  # the names, not the ids
     assert (out / "report.json").is_file() and (out / "confusion_matrix.png").is_file()
+
+
+def test_finetune_topics_adds_training_examples_by_name(tmp_path, monkeypatch):
+    monkeypatch.setenv("QAGENT_HOME", str(tmp_path / "home"))
+    root = _topics_folder(tmp_path, names_in_test=False)
+    extra = tmp_path / "extra.csv"
+    extra.write_text('text,label\n"my card is gone",Card News\n"what do I have left",Balances\n', encoding="utf-8")
+    args = ["finetune", "topics", "--data-dir", str(root.parent), "--head", "linear", "--epochs", "1"]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "plain")])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, [*args, "--add-train", str(extra), "--out", str(tmp_path / "more")])
+    assert result.exit_code == 0, result.output
+    counts = [json.loads((tmp_path / name / "config.json").read_text())["training"]["train_examples"]
+              for name in ("plain", "more")]
+    assert counts[1] == counts[0] + 2
+    extra.write_text('text,label\n"rain tomorrow",Weather\n', encoding="utf-8")
+    result = runner.invoke(app, [*args, "--add-train", str(extra), "--out", str(tmp_path / "bad")])
+    assert result.exit_code == 1 and "Weather" in result.output and "Traceback" not in result.output
 
 
 @pytest.mark.parametrize(

@@ -1,12 +1,14 @@
 """Distillation: soft targets, their loss, soft-label files, and the classifier recipe trained with them."""
 
+import csv
 import json
 
 import pytest
 import torch
 
 from finetune.data.loaders import DataError
-from finetune.data.soft_labels import SoftExample, read_soft_labels, read_texts, soft_label_names, write_soft_labels
+from finetune.data.soft_labels import (SoftExample, read_soft_labels, read_texts, soft_label_names, write_soft_labels,
+                                      write_top_labels)
 from finetune.models.encoder import FeatureCache
 from finetune.models.heads import HeadConfig
 from finetune.training.classifier import ClassifierSpec, train_classifier
@@ -101,3 +103,32 @@ def test_a_file_that_is_not_soft_labels_names_itself(content, tmp_path):
     path.write_text(content, encoding="utf-8")
     with pytest.raises(DataError, match="teacher.jsonl"):
         soft_label_names(path)
+
+
+def test_top_labels_keep_each_texts_most_probable_label_above_the_floor(tmp_path):
+    soft = tmp_path / "soft.jsonl"
+    write_soft_labels(soft, [SoftExample("Gold hits a record", {"metals": 0.8, "fx": 0.15, "rates": 0.05}),
+                             SoftExample("Fed holds, dollar slips", {"metals": 0.1, "fx": 0.35, "rates": 0.55}),
+                             SoftExample("Yen at a 30-year low", {"metals": 0.0, "fx": 0.6, "rates": 0.4})])
+    assert write_top_labels(soft, tmp_path / "all.csv") == 3
+    rows = list(csv.DictReader((tmp_path / "all.csv").read_text(encoding="utf-8").splitlines()))
+    assert [(r["text"], r["label"]) for r in rows] == [
+        ("Gold hits a record", "metals"), ("Fed holds, dollar slips", "rates"), ("Yen at a 30-year low", "fx")]
+    assert float(rows[0]["prob"]) == pytest.approx(0.8)
+    assert write_top_labels(soft, tmp_path / "sure.csv", min_prob=0.6) == 2
+    kept = [r["text"] for r in csv.DictReader((tmp_path / "sure.csv").read_text(encoding="utf-8").splitlines())]
+    assert kept == ["Gold hits a record", "Yen at a 30-year low"]
+    with pytest.raises(ValueError, match="min_prob"):
+        write_top_labels(soft, tmp_path / "x.csv", min_prob=1.5)
+
+
+def test_texts_with_unicode_line_separators_stay_one_record(tmp_path):
+    # Headlines carry U+0085 and U+2028 (copied from web pages); JSON keeps them raw, and a
+    # reader that split on them would cut the record in two.
+    texts = ["Tiffany buys LVMH\x85 #Stock", "Rates\u2028rise again"]
+    soft = tmp_path / "soft.jsonl"
+    write_soft_labels(soft, [SoftExample(text, {"a": 0.25, "b": 0.75}) for text in texts])
+    assert [ex.text for ex in read_soft_labels(soft, ["a", "b"])] == texts
+    assert write_top_labels(soft, tmp_path / "top.csv") == 2
+    (tmp_path / "texts.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    assert read_texts(tmp_path / "texts.txt") == texts
