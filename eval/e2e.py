@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from agent.grounding import ungrounded
+from finetune.strict_json import jsonl_lines
 from agent.lead_in_rules import CLAIM
 from agent.router import ROUTES
 
@@ -69,9 +70,7 @@ def load_conversations(path: str | Path = DEFAULT_CONVERSATIONS) -> list[Convers
     if not path.is_file():
         raise FileNotFoundError(f"conversations file {path} not found")
     out, seen = [], set()
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    for number, line in jsonl_lines(path.read_text(encoding="utf-8")):
         try:
             data = json.loads(line)
             turns = tuple(Turn(expand(t["user"]), t["route"], t.get("intent")) for t in data["turns"])

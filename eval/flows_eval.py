@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.cards import mask_cards
+from finetune.strict_json import jsonl_lines
 from eval.e2e import Turn, percentile, route_problem, share
 
 DEFAULT_FLOW_CONVERSATIONS = Path(__file__).resolve().parent / "flow_conversations.jsonl"
@@ -91,9 +92,7 @@ def load_flow_conversations(path: str | Path = DEFAULT_FLOW_CONVERSATIONS,
         raise FileNotFoundError(f"flow conversations file {path} not found")
     flows = FLOW_SLOTS if flows is None else flows
     out, seen = [], set()
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    for number, line in jsonl_lines(path.read_text(encoding="utf-8")):
         try:
             conversation = _conversation(json.loads(line))
             problem = _problem(conversation, flows)

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from finetune.strict_json import jsonl_lines
+
 FORMATS = (".jsonl", ".csv", ".md", "a folder of .md files")
 # Characters, not tokens: deterministic without a tokenizer. MiniLM reads 128-256 sub-tokens, about
 # 4-5 characters each in English, so 1000 characters keeps every default answer (≤ 600) whole.
@@ -178,9 +180,7 @@ def _make(record: dict[str, Any], where: str, default_id: str | None = None) -> 
 
 def _read_jsonl(path: Path) -> list[Document]:
     docs = []
-    for number, line in enumerate(_read_text(path).splitlines(), start=1):
-        if not line.strip():
-            continue
+    for number, line in jsonl_lines(_read_text(path)):
         where = f"{path}:{number}"
         try:
             record = json.loads(line)

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from finetune.strict_json import jsonl_lines
 from retrieval.documents import Document
 
 FORMAT = "qagent-index/1"
@@ -189,8 +190,8 @@ class Index:
         fix = f"rebuild it with: agent index build {meta.get('source') or 'KB'} --out {path}"
         try:
             faiss_index = faiss.read_index(str(path / INDEX_FILE))
-            docs = [Document.from_dict(json.loads(line)) for line in
-                    (path / DOCS_FILE).read_text(encoding="utf-8").splitlines() if line.strip()]
+            docs = [Document.from_dict(json.loads(line))
+                    for _, line in jsonl_lines((path / DOCS_FILE).read_text(encoding="utf-8"))]
         except (RuntimeError, ValueError, KeyError, TypeError) as exc:
             raise RetrievalError(f"{path} cannot be read ({str(exc).splitlines()[0][:120]}); {fix}") from None
         if faiss_index.d != meta.get("dim") or faiss_index.ntotal != meta.get("count") or len(docs) != meta.get("count"):

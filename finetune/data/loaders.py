@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from finetune.data.tagging import DataError, DataWarning, Span, TaggedExample, Word
 from finetune.data.tagging import bio_to_spans, spans_to_bio, words_with_offsets
 from finetune.data.tagging import example_from_spans, example_from_tokens, parse_conll, parse_span_records
+from finetune.strict_json import jsonl_lines
 
 OUT_OF_SCOPE = "out_of_scope"
 NLUPP_FOLDS = 20
@@ -582,9 +583,7 @@ def _read_json_records(path: Path) -> list[tuple[str, dict[str, Any]]]:
         items = [(f"{path} item {i}", item) for i, item in enumerate(_parse_json(path))]
     else:
         items = []
-        for number, line in enumerate(content.split("\n"), start=1):
-            if not line.strip():
-                continue  # a blank line holds no record
+        for number, line in jsonl_lines(content):
             try:
                 items.append((f"{path}:{number}", json.loads(line)))
             except json.JSONDecodeError as err:

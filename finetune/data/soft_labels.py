@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from finetune.data.tagging import DataError
+from finetune.strict_json import jsonl_lines
 
 _TOLERANCE = 1e-3  # probabilities written with 6 decimals sum to 1 within this
 
@@ -73,11 +74,7 @@ def read_soft_labels(path: str | Path, labels: Sequence[str]) -> list[SoftExampl
         raise DataError(f"soft-label file not found: {path}; write one with `agent finetune soft-labels`")
     want = sorted(labels)
     out = []
-    # Records end at "\n" alone: str.splitlines would also break a text at U+2028, U+0085 and the
-    # like, which json.dumps(ensure_ascii=False) leaves unescaped inside a record.
-    for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
-        if not line.strip():
-            continue
+    for number, line in jsonl_lines(path.read_text(encoding="utf-8")):
         where = f"{path}:{number}"
         try:
             record = json.loads(line)

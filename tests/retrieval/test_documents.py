@@ -124,3 +124,13 @@ def test_default_knowledge_base_loads_whole(data_dir):
     labels = json.loads((data_dir / "banking77" / "categories.json").read_text(encoding="utf-8"))
     covered = {i for d in docs for i in d.intents}
     assert len(labels) == 77 and covered == set(labels)
+
+
+def test_jsonl_texts_with_unicode_line_separators_stay_one_document(tmp_path):
+    # Valid JSON may carry U+2028 and U+0085 raw inside a string (json.dumps(ensure_ascii=False) does).
+    path = tmp_path / "kb.jsonl"
+    records = [{"id": "a", "title": "Fees\u2028and limits", "text": "No fee\x85 up to 200 a month."},
+               {"id": "b", "title": "Cards", "text": "Cards arrive in 3 days."}]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    first, second = load_documents(path)
+    assert (first.title, first.text, second.source) == ("Fees\u2028and limits", "No fee\x85 up to 200 a month.", f"{path}:2")

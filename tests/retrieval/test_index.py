@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from agent.shipped import KNOWLEDGE_BASE
-from retrieval.documents import load_documents
+from retrieval.documents import Document, load_documents
 from retrieval.index import DEFAULT_INTENT_BOOST, Index, RetrievalError, build_index
 
 class TinyEncoder:
@@ -152,3 +152,11 @@ def test_checksums_detect_corruption_not_tampering_a_pinned_digest_does(saved):
     assert any("no markup" in d.text for d in Index.load(saved).docs)
     with pytest.raises(RetrievalError, match=rf"index {saved} is not the pinned one: its meta\.json hashes to"):
         Index.load(saved, expect_sha256=digest)
+
+
+def test_documents_with_unicode_line_separators_survive_save_and_load(base_encoder, tmp_path):
+    # docs.jsonl is written with ensure_ascii=False, which keeps U+2028 and U+0085 raw.
+    docs = [Document("fees", "Fees\u2028and limits", "No fee\x85 up to 200 a month."),
+            Document("cards", "Cards", "Cards arrive in 3 days.")]
+    saved = build_index(docs, base_encoder, source="kb.jsonl").save(tmp_path / "idx")
+    assert Index.load(saved, encoder=base_encoder).docs == build_index(docs, base_encoder).docs
