@@ -113,7 +113,7 @@ def evaluate_classifier(
     if backend is not None:
         classifier.set_backend(backend)
     start = time.perf_counter()
-    probs = classifier.probabilities(features)
+    probs = classifier.probabilities(features, texts=[ex.text for ex in everything])
     head_seconds = time.perf_counter() - start
     y_true = [ex.label for ex in everything]
     y_pred = classifier.decide(probs)

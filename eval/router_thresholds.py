@@ -75,15 +75,17 @@ def main(argv: list[str] | None = None) -> dict:
     encoder = Encoder.load()
     intents = TextClassifier.load(INTENTS_MODEL, encoder=encoder)
     data = load_intents("banking77", data_dir=args.data_dir, val_fraction=0.05, seed=0)
-    features = intents.encode([e.text for e in data.validation], progress=True)
-    probs = intents.probabilities(features)
+    texts = [e.text for e in data.validation]
+    features = intents.encode(texts, progress=True)
+    probs = intents.probabilities(features, texts=texts)
     in_scope = [i for i, name in enumerate(intents.labels) if name != "out_of_scope"]
     labels = np.array([in_scope.index(intents.labels.index(e.label)) for e in data.validation])
     margin, margin_stats = choose_margin(probs[:, in_scope], labels, RouterConfig().clarify_below)
 
     sentiment = TextClassifier.load(CHAT_SENTIMENT_MODEL, encoder=encoder)  # the assistant's sentiment model
     tweets = load_sentiment("fin_tweets", data_dir=args.data_dir)
-    s_probs = sentiment.probabilities(sentiment.encode([e.text for e in tweets.validation], progress=True))
+    s_texts = [e.text for e in tweets.validation]
+    s_probs = sentiment.probabilities(sentiment.encode(s_texts, progress=True), texts=s_texts)
     negative = sentiment.labels.index("negative")
     threshold, negative_stats = choose_negative(
         s_probs[:, negative], np.array([e.label == "negative" for e in tweets.validation]))

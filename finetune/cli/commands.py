@@ -122,14 +122,15 @@ def intents(
 
 
 def _topics_data(o: dict[str, Any]) -> tuple[Any, None]:
-    from finetune.data.loaders import add_train_examples, limit_examples, load_topics
+    from finetune.data.loaders import add_topic_examples, limit_examples, load_topics
 
     dataset = load_topics(o["data"], data_dir=o["data_dir"], text_column=o["text_column"],
                           label_column=o["label_column"], val_fraction=o["val_fraction"], seed=o["seed"])
     if o.get("train_limit") is not None:
         dataset.train = limit_examples(dataset.train, o["train_limit"], o["seed"])
     if o.get("add_train"):  # after the subsample: the additions are all kept
-        dataset = add_train_examples(dataset, o["add_train"], text_column=o["text_column"], label_column=o["label_column"])
+        dataset = add_topic_examples(dataset, o["add_train"], data_dir=o["data_dir"], text_column=o["text_column"],
+                                     label_column=o["label_column"])
     return dataset, None
 
 
@@ -334,7 +335,7 @@ def joint(
     ner_data: Annotated[str, typer.Option(help="Entity data: 'nlupp', a CoNLL or JSONL-with-spans file or folder, or a hub id.")] = "nlupp",
     topics_out: Annotated[Path | None, typer.Option(help="Also train a news-topic classifier on the shared adapter, into this directory (three models, one encoder pass).")] = None,
     topics_data: Annotated[str, typer.Option(help="Topic data (with --topics-out): 'fin_topics', a CSV/JSONL file or folder (labels as topic ids or names), or a hub id.")] = "fin_topics",
-    add_topics_train: Annotated[list[Path] | None, typer.Option("--add-topics-train", help="More topic training examples (with --topics-out): a CSV/JSONL file labelled with topic names, e.g. headlines labelled by a topic teacher (`agent finetune soft-labels --labels-csv`). They join the training split only.")] = None,
+    add_topics_train: Annotated[list[Path] | None, typer.Option("--add-topics-train", help="More topic training examples (with --topics-out): a CSV/JSONL file labelled with topic names or ids (as in labels.json), e.g. headlines labelled by a topic teacher (`agent finetune soft-labels --labels-csv`). They join the training split only.")] = None,
     data_dir: DataDir = None,
     text_column: TextColumn = "text",
     label_column: LabelColumn = "label",
@@ -375,7 +376,7 @@ def joint(
     encoder itself learns finance polarity and topics. Writes ordinary checkpoints, one per model.
     """
     from finetune.data.folds import nlupp_folds
-    from finetune.data.loaders import add_train_examples, load_entities, load_sentiment, load_topics
+    from finetune.data.loaders import add_topic_examples, add_train_examples, load_entities, load_sentiment, load_topics
     from finetune.data.tagging import recorded_data_warnings
     from finetune.errors import SettingError
     from finetune.models.classifier import TextClassifier
@@ -415,7 +416,7 @@ def joint(
     if topics_out is not None:
         topic_data = load_topics(topics_data, **columns)
         if add_topics_train:
-            topic_data = add_train_examples(topic_data, add_topics_train, text_column=text_column,
+            topic_data = add_topic_examples(topic_data, add_topics_train, data_dir=data_dir, text_column=text_column,
                                             label_column=label_column)
         tasks.append(SentenceTask("topics", topic_data, topics_out,
                                   head_config(o, topics_head), smoothing=label_smoothing, weight=topics_weight))
@@ -556,6 +557,62 @@ def soft_labels(
     if labels_csv is not None:
         kept = write_top_labels(out, labels_csv, min_prob=min_prob)
         typer.echo(f"{kept} of {count} texts with a label of probability >= {min_prob:g} -> {labels_csv}")
+
+
+@app.command("lexical")
+@friendly_errors
+def lexical(
+    model: Annotated[Path, typer.Argument(help="A sentence classifier's checkpoint folder (sentiment, topics, or intents without an out-of-scope threshold).")],
+    data: Annotated[str | None, typer.Option(help="The data the model was trained on (default: the one its config names).")] = None,
+    data_dir: DataDir = None,
+    text_column: TextColumn = "text",
+    label_column: LabelColumn = "label",
+    val_fraction: ValFraction = 0.1,
+    seed: Seed = 0,
+    ngram_max: Annotated[int, typer.Option(min=1, max=4, help="Longest word n-gram.")] = 2,
+    min_df: Annotated[int, typer.Option(min=1, help="Keep n-grams found in at least this many training texts.")] = 2,
+    remove: Annotated[bool, typer.Option("--remove", help="Delete the model's lexical part instead.")] = False,
+    threads: Threads = None,
+    json_output: JsonOutput = False,
+) -> dict[str, Any]:
+    """Give a classifier a word n-gram part read beside its head (TF-IDF + logistic regression, no
+    second encoder pass), fitted on its training split; its weight is chosen on validation."""
+    from finetune.data.loaders import text_loader
+    from finetune.models.checkpoint import load_checkpoint
+    from finetune.models.integrity import refresh_checksums
+    from finetune.models.lexical import LexicalSettings, remove_lexical
+    from finetune.training.lexical import fit_lexical
+
+    set_threads(threads)
+    checkpoint = load_checkpoint(model)
+    if checkpoint.task not in ("intents", "sentiment", "topics"):
+        raise typer.BadParameter(f"{model} holds a {checkpoint.task!r} model; a lexical part joins a sentence "
+                                 "classifier (intents, sentiment or topics)", param_hint="MODEL")
+    if remove:
+        removed = remove_lexical(model)
+        refresh_checksums(model)
+        typer.echo(f"lexical part removed from {model}" if removed else f"{model} has no lexical part")
+        return {"model": str(model), "removed": removed}
+    source = data or checkpoint.config.get("training", {}).get("data")
+    if not source:
+        raise typer.BadParameter("the model's config names no training data; give --data", param_hint="--data")
+    dataset = text_loader(checkpoint.task)(source, data_dir=data_dir, text_column=text_column,
+                                           label_column=label_column, val_fraction=val_fraction, seed=seed)
+    report = fit_lexical(model, dataset, LexicalSettings(ngram_max=ngram_max, min_df=min_df), seed=seed,
+                         progress=not json_output).to_dict()
+    if json_output:
+        echo_json(report)
+    else:
+        head, joined = report["head"], report["joined"]
+        typer.echo(f"validation ({report['validation_examples']} texts): head alone accuracy {head['accuracy']:.4f}, "
+                   f"macro-F1 {head['macro_f1']:.4f}; with words accuracy {joined['accuracy']:.4f}, "
+                   f"macro-F1 {joined['macro_f1']:.4f}")
+        if report["written"]:
+            typer.echo(f"lexical part -> {model}: {report['terms']} n-grams, C {report['c']:g}, "
+                       f"weight {report['weight']:g}, temperature {report['temperature']:g} ({report['seconds']:.0f} s)")
+        else:
+            typer.echo(f"no weight above 0 helped on validation: {model} keeps its head alone")
+    return report
 
 
 @app.command("checksums")

@@ -181,12 +181,15 @@ def add_train_examples(
     text_column: str = "text",
     label_column: str = "label",
     max_chars: int | None = 2000,
+    relabel: Callable[[list[TextExample], Path], list[TextExample]] | None = None,
 ) -> TextDataset:
     """``dataset`` with the examples of ``paths`` (CSV/JSONL files) added to its train split.
 
     Validation and test stay the source's own, so a model trained with the additions is scored
     on the same held-out examples as one trained without them. Every added label must already
     be one of ``dataset.labels`` (a new class would have no validation or test examples).
+    ``relabel`` maps each file's examples (and its path, for messages) before that check, e.g.
+    topic ids to names (:func:`add_topic_examples`).
     """
     added: list[TextExample] = []
     for source in paths:
@@ -194,11 +197,37 @@ def add_train_examples(
         if not path.is_file() or path.suffix.lower() not in _TEXT_SUFFIXES:
             raise DataError(f"added training data must be an existing CSV or JSONL file, got {source}")
         examples = _read_text_file(path, text_column, label_column, max_chars)
+        if relabel is not None:
+            examples = relabel(examples, path)
         unknown = sorted({ex.label for ex in examples} - set(dataset.labels))
         if unknown:
             raise DataError(f"{path}: labels {_few(unknown)} are not among {dataset.name}'s ({_few(dataset.labels)})")
         added.extend(examples)
     return replace(dataset, train=dataset.train + added)
+
+
+def add_topic_examples(
+    dataset: TextDataset,
+    paths: Sequence[str | Path],
+    *,
+    data_dir: str | Path | None = None,
+    text_column: str = "text",
+    label_column: str = "label",
+    max_chars: int | None = 2000,
+    topic_names: Sequence[str] | None = None,
+) -> TextDataset:
+    """:func:`add_train_examples` for a topic data set: labels may be topic ids or names, mixed, as
+    :func:`load_topics` reads them (ids index ``topic_names``, by default ``fin_topics/labels.json``)."""
+    names = list(topic_names) if topic_names is not None else None
+
+    def named(examples: list[TextExample], path: Path) -> list[TextExample]:
+        nonlocal names
+        if names is None and any(ex.label.isdigit() and ex.label not in dataset.labels for ex in examples):
+            names = read_topic_names(resolve_data_dir(data_dir) / "fin_topics" / "labels.json")
+        return _named_topics({"train": examples}, list(names or []), path)["train"]
+
+    return add_train_examples(dataset, paths, text_column=text_column, label_column=label_column,
+                              max_chars=max_chars, relabel=named)
 
 
 def limit_examples(examples: list[TextExample], limit: int, seed: int = 0) -> list[TextExample]:

@@ -32,6 +32,7 @@ from finetune.data.loaders import OUT_OF_SCOPE
 from finetune.models.encoder import Encoder, FeatureCache
 from finetune.models.device import module_device
 from finetune.models.heads import Head
+from finetune.models.lexical import LexicalModel
 from finetune.models.base import CheckpointModel
 from finetune.data.oos import abstain
 
@@ -86,6 +87,11 @@ class TextClassifier(CheckpointModel):
         self._own_output_layers: dict[str, torch.Tensor] | None = None
         self.backend = backend
         self._apply_calibration(backend)
+        # A word n-gram part (finetune.models.lexical) read beside the head, when the checkpoint has one.
+        self.lexical: LexicalModel | None = LexicalModel.load(checkpoint.path)
+        if self.lexical is not None and self.lexical.labels != self.labels:
+            raise CheckpointError(f"{checkpoint.path}: the lexical part's labels differ from the model's; "
+                                  f"run agent finetune lexical {checkpoint.path} again")
 
     @classmethod
     def load(
@@ -132,13 +138,24 @@ class TextClassifier(CheckpointModel):
         chunks = [self.head(features[i : i + batch_size].to(device)).cpu() for i in range(0, len(features), batch_size)]
         return (torch.cat(chunks) if chunks else torch.zeros(0, len(self.labels))).float()
 
-    def probabilities(self, features: torch.Tensor, batch_size: int = 256) -> np.ndarray:
-        """Class probabilities ``[N, C]`` (labels in ``self.labels`` order) from sentence features,
-        with the temperature of the backend's calibration when the model has one."""
+    def head_probabilities(self, features: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+        """The head's class probabilities ``[N, C]`` (labels in ``self.labels`` order) from sentence
+        features, with the temperature of the backend's calibration when the model has one."""
         logits = self.logits(features, batch_size)
         if self.calibration is not None:
             logits = logits / self.calibration.temperature
         return torch.softmax(logits, dim=-1).numpy()
+
+    def probabilities(self, features: torch.Tensor, batch_size: int = 256, *,
+                      texts: Sequence[str] | None = None) -> np.ndarray:
+        """Class probabilities ``[N, C]`` from sentence features: the head's, joined with the word
+        n-gram part's when the model has one (it reads ``texts``, the texts of ``features``)."""
+        probs = self.head_probabilities(features, batch_size)
+        if self.lexical is None or self.lexical.weight == 0:
+            return probs
+        if texts is None:
+            raise ValueError(f"{self.checkpoint.path} also reads each text's words (lexical.json): pass texts=")
+        return self.lexical.fuse(probs, list(texts))
 
     def set_backend(self, backend: str) -> None:
         """Run the head's circuits elsewhere from now on, with that backend's calibration (if any)."""
@@ -185,18 +202,20 @@ class TextClassifier(CheckpointModel):
         features = torch.cat(
             [self.encoder.encode(list(texts[i : i + batch_size])) for i in range(0, len(texts), batch_size)]
         )
-        return self._predictions(self.probabilities(features))
+        return self._predictions(self.probabilities(features, texts=texts))
 
-    def predict_features(self, features: torch.Tensor) -> list[Prediction]:
-        """Predict from precomputed frozen sentence features ``[N, D]`` (one shared encoder pass)."""
+    def predict_features(self, features: torch.Tensor, texts: Sequence[str] | None = None) -> list[Prediction]:
+        """Predict from precomputed frozen sentence features ``[N, D]`` (one shared encoder pass);
+        ``texts`` (those of ``features``) are needed when the model has a word n-gram part."""
         if not self.uses_frozen_encoder:
             raise ValueError("this model has a LoRA adapter: call predict(texts), not predict_features")
-        return self.predict_encoded(features)
+        return self.predict_encoded(features, texts)
 
-    def predict_encoded(self, features: torch.Tensor) -> list[Prediction]:
+    def predict_encoded(self, features: torch.Tensor, texts: Sequence[str] | None = None) -> list[Prediction]:
         """Predict from sentence features ``[N, D]`` of this model's own encoder, adapter included
-        (e.g. a pass shared with a tagger trained on the same adapter)."""
-        return self._predictions(self.probabilities(features))
+        (e.g. a pass shared with a tagger trained on the same adapter); ``texts`` as in
+        :meth:`predict_features`."""
+        return self._predictions(self.probabilities(features, texts=texts))
 
     def decide(self, probs: np.ndarray) -> list[str]:
         """Labels for probability rows, abstaining (``out_of_scope``) below the threshold."""

@@ -122,23 +122,24 @@ class ClassifierEnsemble(MemberModels):
         """Every member's sentence features of ``texts``, side by side: ``[N, sum of widths]``."""
         return torch.cat([m.encode(texts, cache=cache, progress=progress) for m in self.members], dim=1)
 
-    def probabilities(self, features: torch.Tensor) -> np.ndarray:
+    def probabilities(self, features: torch.Tensor, *, texts: Sequence[str] | None = None) -> np.ndarray:
         """Weighted mean of the members' probabilities ``[N, C]`` (``self.labels`` order) from
-        :meth:`encode`'s features."""
-        return self.average(self.member_probabilities(features))
+        :meth:`encode`'s features (and ``texts``, for members with a word n-gram part)."""
+        return self.average(self.member_probabilities(features, texts=texts))
 
     def average(self, member_probs: Sequence[np.ndarray]) -> np.ndarray:
         """The weighted mean of :meth:`member_probabilities`' arrays."""
         return sum(w * p for w, p in zip(self.weights, member_probs))
 
-    def member_probabilities(self, features: torch.Tensor) -> list[np.ndarray]:
+    def member_probabilities(self, features: torch.Tensor, *, texts: Sequence[str] | None = None) -> list[np.ndarray]:
         """Each member's probabilities ``[N, C]`` (``self.labels`` order) from :meth:`encode`'s features."""
         widths = [m.head.config.in_features for m in self.members]
         if features.ndim != 2 or features.shape[1] != sum(widths):
             raise ValueError(f"features must be [N, {sum(widths)}] (the members' features side by side), "
                              f"got {list(features.shape)}")
         parts = torch.split(features, widths, dim=1)
-        return [m.probabilities(part)[:, columns] for m, part, columns in zip(self.members, parts, self._columns)]
+        return [m.probabilities(part, texts=texts)[:, columns]
+                for m, part, columns in zip(self.members, parts, self._columns)]
 
     def decide(self, probs: np.ndarray) -> list[str]:
         return [self.labels[i] for i in probs.argmax(-1)]
@@ -149,15 +150,15 @@ class ClassifierEnsemble(MemberModels):
             raise TypeError("predict takes a list of texts; wrap a single text in a list")
         if not texts:
             return []
-        return self.predict_encoded(self.encode(list(texts)))
+        return self.predict_encoded(self.encode(list(texts)), texts)
 
-    def predict_encoded(self, features: torch.Tensor) -> list[Prediction]:
-        """Predict from :meth:`encode`'s features."""
-        probs = self.probabilities(features)
+    def predict_encoded(self, features: torch.Tensor, texts: Sequence[str] | None = None) -> list[Prediction]:
+        """Predict from :meth:`encode`'s features (of ``texts``, which members with a word n-gram part read)."""
+        probs = self.probabilities(features, texts=texts)
         return [Prediction(label, float(row.max()), {name: float(p) for name, p in zip(self.labels, row)})
                 for row, label in zip(probs, self.decide(probs))]
 
-    def predict_features(self, features: torch.Tensor) -> list[Prediction]:
+    def predict_features(self, features: torch.Tensor, texts: Sequence[str] | None = None) -> list[Prediction]:
         raise ValueError("an ensemble's members run their own encoder passes: call predict(texts)")
 
 
@@ -168,7 +169,7 @@ def validation_scores(ensemble: ClassifierEnsemble, texts: Sequence[str], labels
     from sklearn.metrics import accuracy_score, f1_score
 
     features = ensemble.encode(list(texts), progress=progress)
-    members = ensemble.member_probabilities(features)
+    members = ensemble.member_probabilities(features, texts=texts)
 
     def scores(probs: np.ndarray) -> dict[str, float]:
         predicted = ensemble.decide(probs)

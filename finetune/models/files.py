@@ -28,6 +28,7 @@ class CheckpointError(RuntimeError):
 DECODING = "decoding.json"  # a tagger's tag-transition prior (finetune.models.tag_transitions)
 MANIFEST = "checksums.json"  # the sha256 of every other file (finetune.models.integrity)
 CALIBRATION = "calibration.json"  # temperature and threshold per backend (finetune.models.calibration)
+LEXICAL, LEXICAL_WEIGHTS = "lexical.json", "lexical.safetensors"  # a word n-gram part (finetune.models.lexical)
 
 
 def read_json(path: Path) -> Any:

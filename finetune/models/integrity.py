@@ -28,6 +28,8 @@ from finetune.models.files import (
     DECODING,
     ENSEMBLE,
     LABELS,
+    LEXICAL,
+    LEXICAL_WEIGHTS,
     MANIFEST,
     METRICS,
     WEIGHTS,
@@ -85,7 +87,7 @@ def check_pinned(manifest: Path, expected: str, what: str, fix: str,
 def model_files(directory: str | Path) -> list[str]:
     """The files of a checkpoint or ensemble folder that ``checksums.json`` covers (those present).
 
-    A checkpoint: its JSON files, head weights, prior and LoRA adapter files. An ensemble: its
+    A checkpoint: its JSON files, head weights, prior, word n-gram part and LoRA adapter files. An ensemble: its
     ``ensemble.json`` and prior, and every member's model files (``members/<name>/…``), so one
     manifest covers the whole folder. Anything else there (training state, ONNX exports, logs)
     is left out: it can change without changing the model.
@@ -98,7 +100,8 @@ def model_files(directory: str | Path) -> list[str]:
             if (path / member / MANIFEST).is_file():
                 names.append(f"{member}/{MANIFEST}")
         return names
-    names = [n for n in (CONFIG, LABELS, WEIGHTS, METRICS, DECODING, CALIBRATION) if (path / n).is_file()]
+    names = [n for n in (CONFIG, LABELS, WEIGHTS, METRICS, DECODING, CALIBRATION, LEXICAL, LEXICAL_WEIGHTS)
+             if (path / n).is_file()]
     # Output layers retrained for one backend's noise (finetune.models.noise_adapt), named by calibration.json.
     names += sorted(p.name for p in path.glob("calibration-*.safetensors") if p.is_file())
     if (path / ADAPTER).is_dir():

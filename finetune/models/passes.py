@@ -43,9 +43,9 @@ class SentenceModel(Protocol):
 
     def predict(self, texts: Sequence[str]) -> list[Any]: ...
 
-    def predict_features(self, features: torch.Tensor) -> list[Any]: ...
+    def predict_features(self, features: torch.Tensor, texts: Sequence[str] | None = None) -> list[Any]: ...
 
-    def predict_encoded(self, features: torch.Tensor) -> list[Any]: ...
+    def predict_encoded(self, features: torch.Tensor, texts: Sequence[str] | None = None) -> list[Any]: ...
 
     def shares_encoder_with(self, other: Any) -> bool: ...
 
@@ -152,9 +152,9 @@ def run_pass(step: EncoderPass, texts: list[str], models: dict[str, Any], encode
         if role == "entities":
             out[role] = model.predict_words(texts, words)
         elif step.kind == PLAIN:
-            out[role] = model.predict_features(sentences)
+            out[role] = model.predict_features(sentences, texts)
         else:
-            out[role] = model.predict_encoded(sentences)
+            out[role] = model.predict_encoded(sentences, texts)
     return out, sentences if step.kind == PLAIN else None
 
 

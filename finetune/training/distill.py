@@ -42,7 +42,8 @@ def teacher_soft_labels(teacher: TextClassifier, texts: Sequence[str], *, batch_
 def teacher_probabilities(teacher: TextClassifier, texts: Sequence[str], labels: Sequence[str], *,
                           temperature: float = 1.0, progress: bool = False) -> torch.Tensor:
     """A teacher classifier's class probabilities ``[N, C]`` on ``texts``, columns in ``labels``
-    order (its labels must be the same set), from its logits divided by ``temperature``."""
+    order (its labels must be the same set), from its logits divided by ``temperature`` (the
+    head's view: a word n-gram part, :mod:`finetune.models.lexical`, does not teach)."""
     if sorted(teacher.labels) != sorted(labels):
         raise ValueError(f"the {teacher.task} teacher {teacher.checkpoint.path} has other labels than the data "
                          f"({len(teacher.labels)} against {len(labels)}); train it on the same labels")

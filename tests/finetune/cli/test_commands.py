@@ -209,11 +209,11 @@ def test_finetune_then_eval_topics_reads_ids_and_names(tmp_path, monkeypatch):
     assert (out / "report.json").is_file() and (out / "confusion_matrix.png").is_file()
 
 
-def test_finetune_topics_adds_training_examples_by_name(tmp_path, monkeypatch):
+def test_finetune_topics_adds_training_examples_by_name_or_id(tmp_path, monkeypatch):
     monkeypatch.setenv("QAGENT_HOME", str(tmp_path / "home"))
     root = _topics_folder(tmp_path, names_in_test=False)
     extra = tmp_path / "extra.csv"
-    extra.write_text('text,label\n"my card is gone",Card News\n"what do I have left",Balances\n', encoding="utf-8")
+    extra.write_text('text,label\n"my card is gone",Card News\n"what do I have left",1\n', encoding="utf-8")
     args = ["finetune", "topics", "--data-dir", str(root.parent), "--head", "linear", "--epochs", "1"]
     result = runner.invoke(app, [*args, "--out", str(tmp_path / "plain")])
     assert result.exit_code == 0, result.output
@@ -361,3 +361,36 @@ def test_device_is_taken_and_checked_by_every_model_command(command, tmp_path):
     last = result.output.splitlines()[-1]  # (after the progress of whatever loaded before the check)
     assert last.startswith("error: ") and "device must be auto, cpu or cuda" in last
     assert "Traceback" not in result.output
+
+
+def test_finetune_lexical_adds_a_word_part_that_eval_reads_and_remove_takes_away(tmp_path, monkeypatch):
+    monkeypatch.setenv("QAGENT_HOME", str(tmp_path / "home"))
+    root = _topics_folder(tmp_path, names_in_test=True)
+    model = tmp_path / "topics"
+    result = runner.invoke(app, ["finetune", "topics", "--data-dir", str(root.parent), "--head", "linear",
+                                 "--epochs", "1", "--lr", "1e-4", "--val-fraction", "0.3", "--out", str(model)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["finetune", "lexical", str(model), "--data-dir", str(root.parent), "--min-df", "1",
+                                 "--val-fraction", "0.3", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["written"] == (model / "lexical.json").is_file()
+    assert report["validation_examples"] > 0 and report["terms"] > 0
+    result = runner.invoke(app, ["eval", "topics", str(model), "--data", "fin_topics", "--data-dir", str(root.parent),
+                                 "--split", "test", "--out", str(tmp_path / "report"), "--json"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["finetune", "lexical", str(model), "--remove"])
+    assert result.exit_code == 0 and not (model / "lexical.json").exists()
+    result = runner.invoke(app, ["eval", "topics", str(model), "--data", "fin_topics", "--data-dir", str(root.parent),
+                                 "--split", "test", "--out", str(tmp_path / "report2"), "--json"])
+    assert result.exit_code == 0, result.output  # the checksums were recorded again without the part
+
+
+@pytest.mark.parametrize("target", ["missing", "ner"])
+def test_finetune_lexical_names_what_is_wrong_with_the_model(target, tmp_path):
+    path = tmp_path / "gone"
+    if target == "ner":
+        path = Path("agent/assets/models/news-ner")
+    result = runner.invoke(app, ["finetune", "lexical", str(path)])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert ("gone" in result.output) if target == "missing" else ("sentence classifier" in result.output)

@@ -395,6 +395,37 @@ def test_topic_label_that_is_neither_id_nor_name_is_one_clear_line(tmp_path: Pat
         load_topics(str(path), data_dir=root)
 
 
+def test_added_topic_examples_may_be_labelled_by_id_or_name(tmp_path: Path) -> None:
+    from finetune.data.loaders import add_topic_examples, load_topics
+
+    rows = "".join(f'"headline {i}",{i % 3}\n' for i in range(30))
+    root = _fin_topics(tmp_path, "text,label\n" + rows, 'text,label\n"oil up",2\n')
+    base = load_topics("fin_topics", data_dir=root)
+    extra = write(tmp_path / "more.csv", 'text,label\n"payout raised",0\n"profit beats",Earnings\n"crude slips",2\n')
+    more = add_topic_examples(base, [extra], data_dir=root)
+    assert [(ex.text, ex.label) for ex in more.train[len(base.train):]] == [
+        ("payout raised", "Dividend"), ("profit beats", "Earnings"), ("crude slips", "Energy | Oil")]
+    assert (more.validation, more.test, more.labels) == (base.validation, base.test, base.labels)
+    # Names alone need no labels.json: a user's own names file is not looked for.
+    named = write(tmp_path / "named.csv", 'text,label\n"profit beats",Earnings\n')
+    assert add_topic_examples(base, [named], data_dir=tmp_path / "nowhere").train[-1].label == "Earnings"
+
+
+@pytest.mark.parametrize(
+    ("label", "message"),
+    [("3", r"more.csv: train label '3' is not a topic id \(0-2\)"), ("Weather", "labels 'Weather' are not among")],
+)
+def test_added_topic_label_that_is_neither_id_nor_name_names_the_file(tmp_path: Path, label: str, message: str) -> None:
+    from finetune.data.loaders import add_topic_examples, load_topics
+
+    rows = "".join(f'"headline {i}",{i % 3}\n' for i in range(30))
+    root = _fin_topics(tmp_path, "text,label\n" + rows, 'text,label\n"oil up",2\n')
+    base = load_topics("fin_topics", data_dir=root)
+    extra = write(tmp_path / "more.csv", f'text,label\n"odd",{label}\n')
+    with pytest.raises(DataError, match=message):
+        add_topic_examples(base, [extra], data_dir=root)
+
+
 def test_topic_names_file_must_be_a_list_of_distinct_names(tmp_path: Path) -> None:
     from finetune.data.loaders import read_topic_names
 

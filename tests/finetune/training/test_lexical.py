@@ -1,0 +1,80 @@
+"""fit_lexical: a word n-gram part chosen on validation, saved in the checkpoint, read on every path."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from text_data import tiny_intents
+
+from finetune.data.loaders import DataError, TextDataset, TextExample
+from finetune.models.classifier import TextClassifier
+from finetune.models.encoder import FeatureCache
+from finetune.models.heads import HeadConfig
+from finetune.models.integrity import verify_checksums
+from finetune.models.lexical import LexicalSettings
+from finetune.models.passes import analyze
+from finetune.training.classifier import ClassifierSpec, train_classifier
+from finetune.training.lexical import fit_lexical
+from finetune.training.trainer import TrainingArguments
+
+
+@pytest.fixture()
+def weak_model(base_encoder, tmp_path):
+    """A sentiment-task linear head trained one short epoch: it leaves room for the words."""
+    from finetune.models.integrity import record_checksums
+
+    data = tiny_intents()
+    args = TrainingArguments(epochs=1, batch_size=8, lr=1e-4, patience=5, progress=False)
+    result = train_classifier(data, ClassifierSpec(task="sentiment", head=HeadConfig(kind="linear")), args,
+                              base_encoder, tmp_path / "model", cache=FeatureCache(tmp_path / "cache"))
+    record_checksums(result.path)
+    return result.path, data
+
+
+def test_the_part_is_chosen_on_validation_saved_and_read_by_every_path(weak_model, base_encoder):
+    path, data = weak_model
+    report = fit_lexical(path, data, LexicalSettings(min_df=1, c_grid=(10.0,)))
+    assert report.written and report.weight > 0 and report.temperature > 0
+    assert report.joined["macro_f1"] > report.head["macro_f1"]
+    assert (report.train_examples, report.validation_examples) == (18, 6)
+    assert json.loads((path / "metrics.json").read_text())["lexical"]["weight"] == report.weight
+    assert verify_checksums(path)  # the new files are recorded, the manifest is whole
+    model = TextClassifier.load(path, encoder=base_encoder)
+    texts = ["someone stole my debit card", "how much money do I have", "wire money abroad"]
+    features = base_encoder.encode(texts)
+    with pytest.raises(ValueError, match="pass texts="):
+        model.probabilities(features)
+    by_predict = [p.label for p in model.predict(texts)]
+    assert by_predict == [p.label for p in model.predict_features(features, texts)]
+    assert by_predict == [a.sentiment.label for a in analyze(texts, encoder=base_encoder, sentiment=model)]
+    head_only = model.head_probabilities(features)
+    assert not (model.probabilities(features, texts=texts) == head_only).all()
+
+
+def test_no_weight_that_helps_means_no_part_and_an_old_one_is_removed(weak_model):
+    path, data = weak_model
+    assert fit_lexical(path, data, LexicalSettings(min_df=1, c_grid=(10.0,))).written
+    report = fit_lexical(path, data, LexicalSettings(min_df=1, c_grid=(10.0,), weight_grid=(0.0,)))
+    assert not report.written and report.weight == 0.0
+    assert not (path / "lexical.json").exists() and verify_checksums(path)
+    assert TextClassifier.load(path).lexical is None
+
+
+def test_data_the_model_does_not_know_or_no_validation_is_refused(weak_model):
+    path, data = weak_model
+    odd = TextDataset("odd", ["weather"], [TextExample("rain", "weather")], [TextExample("sun", "weather")], [])
+    with pytest.raises(DataError, match="does not know"):
+        fit_lexical(path, odd)
+    with pytest.raises(DataError, match="no validation"):
+        fit_lexical(path, TextDataset("tiny", data.labels, data.train, [], data.test))
+
+
+def test_a_classifier_that_abstains_is_refused(base_encoder, tmp_path):
+    from text_data import tiny_oos
+
+    args = TrainingArguments(epochs=1, batch_size=8, lr=1e-3, patience=5, progress=False)
+    result = train_classifier(tiny_intents(), ClassifierSpec(task="intents", head=HeadConfig(kind="linear")), args,
+                              base_encoder, tmp_path / "model", oos=tiny_oos(), cache=FeatureCache(tmp_path / "cache"))
+    with pytest.raises(DataError, match="abstains"):
+        fit_lexical(result.path, tiny_intents())
