@@ -71,6 +71,11 @@ def fit_calibration(
     """
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be a positive number of examples, got {limit}")
+    path = classifier.checkpoint.path
+    if classifier.lexical is not None:
+        # Its weight and temperature were chosen for the head's probabilities as they are now.
+        raise ValueError(f"{path} has a word n-gram part fitted for its head as it is; remove it "
+                         f"(agent finetune lexical {path} --remove), calibrate, then fit it again")
     key = backend_key(backend)  # a bad spec fails here, before the encoder pass
     labels = classifier.labels
     if adapt is not None:

@@ -190,6 +190,9 @@ def _calibration_summary(classifier: TextClassifier, probs: np.ndarray, y_true: 
     found = getattr(classifier, "calibration", None)  # ensembles have none
     if found is None:
         return None
+    if getattr(classifier, "lexical", None) is not None:  # joined probabilities: the head's raw ones cannot be recovered
+        return {"backend": found.backend, "temperature": found.temperature, "threshold": classifier.threshold,
+                "fitted": found.date, "ece_uncalibrated": None}
     # softmax(T * log softmax(z / T)) = softmax(z): the raw probabilities, without another head pass.
     logp = np.log(np.clip(probs.astype(np.float64), 1e-300, None)) * found.temperature
     raw = np.exp(logp - logp.max(-1, keepdims=True))

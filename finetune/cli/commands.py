@@ -568,7 +568,7 @@ def lexical(
     text_column: TextColumn = "text",
     label_column: LabelColumn = "label",
     val_fraction: ValFraction = 0.1,
-    seed: Seed = 0,
+    seed: Annotated[int | None, typer.Option(help="Seed of the validation carve, as in training (default: the seed the model's config records).")] = None,
     ngram_max: Annotated[int, typer.Option(min=1, max=4, help="Longest word n-gram.")] = 2,
     min_df: Annotated[int, typer.Option(min=1, help="Keep n-grams found in at least this many training texts.")] = 2,
     remove: Annotated[bool, typer.Option("--remove", help="Delete the model's lexical part instead.")] = False,
@@ -579,21 +579,23 @@ def lexical(
     second encoder pass), fitted on its training split; its weight is chosen on validation."""
     from finetune.data.loaders import text_loader
     from finetune.models.checkpoint import load_checkpoint
-    from finetune.models.integrity import refresh_checksums
     from finetune.models.lexical import LexicalSettings, remove_lexical
     from finetune.training.lexical import fit_lexical
 
     set_threads(threads)
+    if remove:  # without loading: a part that no longer loads must still be removable
+        if not (model / "config.json").is_file():
+            raise typer.BadParameter(f"{model} is not a model folder (no config.json)", param_hint="MODEL")
+        removed = remove_lexical(model)
+        typer.echo(f"lexical part removed from {model}" if removed else f"{model} has no lexical part")
+        return {"model": str(model), "removed": removed}
     checkpoint = load_checkpoint(model)
     if checkpoint.task not in ("intents", "sentiment", "topics"):
         raise typer.BadParameter(f"{model} holds a {checkpoint.task!r} model; a lexical part joins a sentence "
                                  "classifier (intents, sentiment or topics)", param_hint="MODEL")
-    if remove:
-        removed = remove_lexical(model)
-        refresh_checksums(model)
-        typer.echo(f"lexical part removed from {model}" if removed else f"{model} has no lexical part")
-        return {"model": str(model), "removed": removed}
-    source = data or checkpoint.config.get("training", {}).get("data")
+    training = checkpoint.config.get("training", {})
+    seed = int(training.get("seed", 0)) if seed is None else seed
+    source = data or training.get("data")
     if not source:
         raise typer.BadParameter("the model's config names no training data; give --data", param_hint="--data")
     dataset = text_loader(checkpoint.task)(source, data_dir=data_dir, text_column=text_column,

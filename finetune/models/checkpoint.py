@@ -18,6 +18,7 @@ config — and then loads the weights, so a checkpoint cannot silently run a dif
 
 from __future__ import annotations
 
+import logging
 import platform
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -38,6 +39,8 @@ from finetune.models.files import (  # noqa: F401  (the layout, error and JSON h
     write_json,
 )
 from finetune.models.heads import Head, HeadConfig
+
+logger = logging.getLogger(__name__)
 
 FORMAT = "qagent-checkpoint/1"
 
@@ -96,6 +99,11 @@ def save_checkpoint(
     }
     write_json(path / CONFIG, config)
     write_json(path / LABELS, list(labels))
+    from finetune.models.lexical import remove_lexical
+
+    if remove_lexical(path):  # its weight and temperature were chosen for the head just replaced
+        logger.warning("%s: the word n-gram part of the model saved here before was removed; "
+                       "fit one for the new head with: agent finetune lexical %s", path, path)
     if metrics is not None:
         write_json(path / METRICS, metrics)
     from finetune.models.integrity import record_checksums

@@ -90,8 +90,8 @@ class TextClassifier(CheckpointModel):
         # A word n-gram part (finetune.models.lexical) read beside the head, when the checkpoint has one.
         self.lexical: LexicalModel | None = LexicalModel.load(checkpoint.path)
         if self.lexical is not None and self.lexical.labels != self.labels:
-            raise CheckpointError(f"{checkpoint.path}: the lexical part's labels differ from the model's; "
-                                  f"run agent finetune lexical {checkpoint.path} again")
+            raise CheckpointError(f"{checkpoint.path}: the lexical part's labels differ from the model's; remove it "
+                                  f"(agent finetune lexical {checkpoint.path} --remove) and fit it again")
 
     @classmethod
     def load(

@@ -133,6 +133,27 @@ def refresh_checksums(directory: str | Path) -> None:
         record_checksums(directory)
 
 
+def update_checksums(directory: str | Path, names: list[str]) -> None:
+    """Record again only ``names`` (relative paths) in a directory's ``checksums.json``: a file
+    that is there gets its new sha256, one that is gone leaves the manifest. The other entries stay
+    as they were, so a file corrupted meanwhile is still caught. A directory without checksums
+    stays without."""
+    manifest = Path(directory) / MANIFEST
+    if not manifest.is_file():
+        return
+    try:
+        recorded = dict(json.loads(manifest.read_text(encoding="utf-8"))["sha256"])
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError):
+        return  # unreadable: verify_checksums reports it when the model is next loaded
+    for name in names:
+        file = Path(directory) / name
+        if file.is_file():
+            recorded[name] = sha256_file(file)
+        else:
+            recorded.pop(name, None)
+    write_json(manifest, {"format": FORMAT, "sha256": recorded})
+
+
 def manifest_digest(directory: str | Path) -> str | None:
     """The sha256 of ``checksums.json`` (one digest covering every model file), None without one."""
     manifest = Path(directory) / MANIFEST

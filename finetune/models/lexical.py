@@ -16,6 +16,7 @@ vocabulary and idf and applies the coefficients itself (one sparse product).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from finetune.models.files import LEXICAL, LEXICAL_WEIGHTS, CheckpointError, read_json, write_atomic, write_json
+from finetune.models.files import (
+    LEXICAL,
+    LEXICAL_WEIGHTS,
+    METRICS,
+    CheckpointError,
+    read_json,
+    write_atomic,
+    write_json,
+)
 
 FORMAT = "qagent-lexical/1"
 _FLOOR = 1e-12  # probabilities are floored before the log: a zero would veto a class outright
@@ -176,7 +185,7 @@ class LexicalModel:
         path = Path(directory)
         if not (path / LEXICAL).is_file():
             return None
-        fix = f"run agent finetune lexical {path} again, or remove the part with --remove"
+        fix = f"remove it (agent finetune lexical {path} --remove) and fit it again"
         data = read_json(path / LEXICAL)
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise CheckpointError(f"{path / LEXICAL} is not a lexical part ({FORMAT}); {fix}")
@@ -185,6 +194,12 @@ class LexicalModel:
         from safetensors import SafetensorError
         from safetensors.numpy import load_file
 
+        vocabulary, ngram_max = data.get("vocabulary"), data.get("ngram_max")
+        if not (isinstance(vocabulary, list) and all(isinstance(t, str) for t in vocabulary)
+                and len(set(vocabulary)) == len(vocabulary)):
+            raise CheckpointError(f"{path / LEXICAL}: the vocabulary must be a list of distinct strings; {fix}")
+        if isinstance(ngram_max, bool) or not isinstance(ngram_max, int) or not 1 <= ngram_max <= 4:
+            raise CheckpointError(f"{path / LEXICAL}: ngram_max must be 1 to 4, got {ngram_max!r}; {fix}")
         try:
             tensors = load_file(str(path / LEXICAL_WEIGHTS))
             return cls(data["labels"], data["vocabulary"], tensors["idf"], tensors["coef"].astype(np.float32),
@@ -205,11 +220,27 @@ def fuse_log_probs(probs: np.ndarray, log_q: np.ndarray, weight: float, temperat
 
 
 def remove_lexical(directory: str | Path) -> bool:
-    """Delete a checkpoint's lexical part; True when there was one."""
+    """Delete a checkpoint's lexical part and its entry in ``metrics.json``, and drop them from
+    ``checksums.json``; True when there was a part. The other files' checksums are left alone."""
+    from finetune.models.integrity import update_checksums
+
     path = Path(directory)
     found = False
     for name in (LEXICAL, LEXICAL_WEIGHTS):
         if (path / name).is_file():
             (path / name).unlink()
             found = True
+    changed = [LEXICAL, LEXICAL_WEIGHTS]
+    metrics = path / METRICS
+    if metrics.is_file():
+        try:
+            data = json.loads(metrics.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            data = None  # an unreadable metrics file is not this function's to mend
+        if isinstance(data, dict) and "lexical" in data:
+            del data["lexical"]
+            write_json(metrics, data)
+            changed.append(METRICS)
+    if found or len(changed) > 2:
+        update_checksums(path, changed)
     return found

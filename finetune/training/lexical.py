@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from finetune.data.loaders import OUT_OF_SCOPE, DataError, TextDataset
-from finetune.models.files import METRICS, read_json, write_json
+from finetune.models.files import LEXICAL, LEXICAL_WEIGHTS, METRICS, read_json, write_json
 from finetune.models.lexical import LexicalModel, LexicalSettings, fuse_log_probs, remove_lexical
 
 
@@ -68,11 +68,11 @@ def fit_lexical(model_dir: str | Path, dataset: TextDataset, settings: LexicalSe
         dataset: The data the classifier was trained on, split as it was (same source,
             validation share and seed): the part learns from ``train`` and is chosen on ``validation``.
         settings: N-gram length, minimum document frequency and the grids to search.
-        seed: Seed of the logistic regression's solver.
+        seed: Seed of the logistic regression's solver (recorded with the split's in ``metrics.json``).
         progress: Show a progress bar over the validation encoder pass.
     """
     from finetune.models.classifier import TextClassifier
-    from finetune.models.integrity import refresh_checksums
+    from finetune.models.integrity import update_checksums
 
     settings = settings or LexicalSettings()
     start = time.perf_counter()
@@ -124,6 +124,7 @@ def fit_lexical(model_dir: str | Path, dataset: TextDataset, settings: LexicalSe
         remove_lexical(path)
     summary = {k: v for k, v in report.to_dict().items() if k not in ("model", "grid")}
     metrics = read_json(path / METRICS) if (path / METRICS).is_file() else {}
-    write_json(path / METRICS, {**metrics, "lexical": {"data": dataset.name, **summary}})
-    refresh_checksums(path)
+    fitted = {"data": dataset.name, "seed": seed, "ngram_max": settings.ngram_max, "min_df": settings.min_df, **summary}
+    write_json(path / METRICS, {**metrics, "lexical": fitted})
+    update_checksums(path, [LEXICAL, LEXICAL_WEIGHTS, METRICS])  # the rest was verified when the model loaded
     return report

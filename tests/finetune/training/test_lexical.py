@@ -78,3 +78,37 @@ def test_a_classifier_that_abstains_is_refused(base_encoder, tmp_path):
                               base_encoder, tmp_path / "model", oos=tiny_oos(), cache=FeatureCache(tmp_path / "cache"))
     with pytest.raises(DataError, match="abstains"):
         fit_lexical(result.path, tiny_intents())
+
+
+def test_training_a_new_head_into_the_folder_drops_the_old_part(weak_model, base_encoder, tmp_path, caplog):
+    path, data = weak_model
+    assert fit_lexical(path, data, LexicalSettings(min_df=1, c_grid=(10.0,))).written
+    args = TrainingArguments(epochs=1, batch_size=8, lr=1e-3, patience=5, progress=False)
+    train_classifier(data, ClassifierSpec(task="sentiment", head=HeadConfig(kind="linear")), args, base_encoder, path,
+                     cache=FeatureCache(tmp_path / "cache2"))
+    assert not (path / "lexical.json").exists() and "word n-gram part" in caplog.text
+    assert TextClassifier.load(path).lexical is None and verify_checksums(path)
+
+
+def test_removing_the_part_keeps_watch_over_the_other_files(weak_model):
+    from finetune.models.checkpoint import CheckpointError
+    from finetune.models.lexical import remove_lexical
+
+    path, data = weak_model
+    assert fit_lexical(path, data, LexicalSettings(min_df=1, c_grid=(10.0,))).written
+    (path / "labels.json").write_text('["x", "y", "z"]')  # corrupted meanwhile
+    assert remove_lexical(path)
+    assert "lexical" not in json.loads((path / "metrics.json").read_text())
+    with pytest.raises(CheckpointError, match="labels.json does not match"):
+        verify_checksums(path)
+
+
+def test_calibrating_a_model_with_a_part_is_refused(weak_model, base_encoder):
+    from eval.calibration import fit_calibration
+    from eval.classification import EvalData
+
+    path, data = weak_model
+    assert fit_lexical(path, data, LexicalSettings(min_df=1, c_grid=(10.0,))).written
+    model = TextClassifier.load(path, encoder=base_encoder)
+    with pytest.raises(ValueError, match="--remove"):
+        fit_calibration(model, EvalData("tiny", "validation", data.validation, []), "exact")
