@@ -568,6 +568,7 @@ def lexical(
     text_column: TextColumn = "text",
     label_column: LabelColumn = "label",
     val_fraction: ValFraction = 0.1,
+    add_train: AddTrain = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the validation carve, as in training (default: the seed the model's config records).")] = None,
     ngram_max: Annotated[int, typer.Option(min=1, max=4, help="Longest word n-gram.")] = 2,
     min_df: Annotated[int, typer.Option(min=1, help="Keep n-grams found in at least this many training texts.")] = 2,
@@ -579,6 +580,7 @@ def lexical(
     second encoder pass), fitted on its training split; its weight is chosen on validation."""
     from finetune.data.loaders import text_loader
     from finetune.models.checkpoint import load_checkpoint
+    from finetune.data.loaders import add_topic_examples, add_train_examples
     from finetune.models.lexical import LexicalSettings, remove_lexical
     from finetune.training.lexical import fit_lexical
 
@@ -600,6 +602,10 @@ def lexical(
         raise typer.BadParameter("the model's config names no training data; give --data", param_hint="--data")
     dataset = text_loader(checkpoint.task)(source, data_dir=data_dir, text_column=text_column,
                                            label_column=label_column, val_fraction=val_fraction, seed=seed)
+    if add_train:  # as the model's own training had them (its config's command lists them)
+        dataset = (add_topic_examples(dataset, add_train, data_dir=data_dir, text_column=text_column,
+                                      label_column=label_column) if checkpoint.task == "topics"
+                   else add_train_examples(dataset, add_train, text_column=text_column, label_column=label_column))
     report = fit_lexical(model, dataset, LexicalSettings(ngram_max=ngram_max, min_df=min_df), seed=seed,
                          progress=not json_output).to_dict()
     if json_output:

@@ -396,3 +396,20 @@ def test_finetune_lexical_names_what_is_wrong_with_the_model(target, tmp_path):
     result = runner.invoke(app, ["finetune", "lexical", str(path)])
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert ("gone" in result.output) if target == "missing" else ("sentence classifier" in result.output)
+
+
+def test_finetune_lexical_reads_the_added_training_examples_too(tmp_path, monkeypatch):
+    monkeypatch.setenv("QAGENT_HOME", str(tmp_path / "home"))
+    root = _topics_folder(tmp_path, names_in_test=False)
+    extra = tmp_path / "extra.csv"
+    extra.write_text('text,label\n"my card is gone",Card News\n"what do I have left",1\n', encoding="utf-8")
+    model = tmp_path / "topics"
+    args = ["--data-dir", str(root.parent), "--val-fraction", "0.3"]
+    result = runner.invoke(app, ["finetune", "topics", *args, "--head", "linear", "--epochs", "1", "--out", str(model)])
+    assert result.exit_code == 0, result.output
+    counts = []
+    for more in ([], ["--add-train", str(extra)]):
+        result = runner.invoke(app, ["finetune", "lexical", str(model), *args, "--min-df", "1", *more, "--json"])
+        assert result.exit_code == 0, result.output
+        counts.append(json.loads(result.stdout)["train_examples"])
+    assert counts[1] == counts[0] + 2
