@@ -578,9 +578,7 @@ def lexical(
 ) -> dict[str, Any]:
     """Give a classifier a word n-gram part read beside its head (TF-IDF + logistic regression, no
     second encoder pass), fitted on its training split; its weight is chosen on validation."""
-    from finetune.data.loaders import text_loader
     from finetune.models.checkpoint import load_checkpoint
-    from finetune.data.loaders import add_topic_examples, add_train_examples
     from finetune.models.lexical import LexicalSettings, remove_lexical
     from finetune.training.lexical import fit_lexical
 
@@ -595,17 +593,16 @@ def lexical(
     if checkpoint.task not in ("intents", "sentiment", "topics"):
         raise typer.BadParameter(f"{model} holds a {checkpoint.task!r} model; a lexical part joins a sentence "
                                  "classifier (intents, sentiment or topics)", param_hint="MODEL")
+    if add_train and checkpoint.task == "intents":
+        raise typer.BadParameter("intent models are trained without added files", param_hint="--add-train")
     training = checkpoint.config.get("training", {})
     seed = int(training.get("seed", 0)) if seed is None else seed
-    source = data or training.get("data")
-    if not source:
+    data = data or training.get("data")
+    if not data:
         raise typer.BadParameter("the model's config names no training data; give --data", param_hint="--data")
-    dataset = text_loader(checkpoint.task)(source, data_dir=data_dir, text_column=text_column,
-                                           label_column=label_column, val_fraction=val_fraction, seed=seed)
-    if add_train:  # as the model's own training had them (its config's command lists them)
-        dataset = (add_topic_examples(dataset, add_train, data_dir=data_dir, text_column=text_column,
-                                      label_column=label_column) if checkpoint.task == "topics"
-                   else add_train_examples(dataset, add_train, text_column=text_column, label_column=label_column))
+    # The training commands' own loaders, so the split and the added files are read as training read them.
+    load = {"intents": _intents_data, "sentiment": _sentiment_data, "topics": _topics_data}[checkpoint.task]
+    dataset, _ = load({**locals(), "oos_data": None})
     report = fit_lexical(model, dataset, LexicalSettings(ngram_max=ngram_max, min_df=min_df), seed=seed,
                          progress=not json_output).to_dict()
     if json_output:

@@ -209,11 +209,16 @@ class LexicalModel:
             raise CheckpointError(f"{path / LEXICAL_WEIGHTS} or {LEXICAL} is unreadable ({exc}); {fix}") from None
 
 
+def joined_scores(probs: np.ndarray, log_q: np.ndarray, weight: float) -> np.ndarray:
+    """``log probs + weight * log_q``: the unnormalised log-probabilities of the product of experts."""
+    return np.log(np.clip(probs, _FLOOR, None)) + weight * log_q
+
+
 def fuse_log_probs(probs: np.ndarray, log_q: np.ndarray, weight: float, temperature: float = 1.0) -> np.ndarray:
     """``(probs * exp(log_q) ** weight) ** (1 / temperature)``, renormalised per row. The product
     of two confident models is over-confident; the temperature, fitted on validation, tempers it
     without changing which label wins."""
-    scores = (np.log(np.clip(probs, _FLOOR, None)) + weight * log_q) / temperature
+    scores = joined_scores(probs, log_q, weight) / temperature
     scores -= scores.max(axis=1, keepdims=True)
     fused = np.exp(scores)
     return (fused / fused.sum(axis=1, keepdims=True)).astype(np.float32)

@@ -14,10 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from finetune.data.loaders import OUT_OF_SCOPE, DataError, TextDataset
 from finetune.models.files import LEXICAL, LEXICAL_WEIGHTS, METRICS, read_json, write_json
-from finetune.models.lexical import LexicalModel, LexicalSettings, fuse_log_probs, remove_lexical
+from finetune.models.lexical import LexicalModel, LexicalSettings, fuse_log_probs, joined_scores, remove_lexical
+from finetune.training.temperature import fit_temperature
+from finetune.training.trainer import macro_f1
 
 
 @dataclass
@@ -42,20 +45,7 @@ class LexicalReport:
 
 
 def _scores(y: np.ndarray, probs: np.ndarray) -> dict[str, float]:
-    from sklearn.metrics import f1_score
-
-    predicted = probs.argmax(axis=1)
-    return {"accuracy": round(float((predicted == y).mean()), 4),
-            "macro_f1": round(float(f1_score(y, predicted, average="macro", zero_division=0)), 4)}
-
-
-def _temperature(head: np.ndarray, log_q: np.ndarray, weight: float, y: np.ndarray) -> float:
-    """The temperature of the joined scores with the least validation log-loss (a grid from 0.5 to 4)."""
-    def loss(t: float) -> float:
-        probs = fuse_log_probs(head, log_q, weight, t)
-        return float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, None)).mean())
-
-    return min((round(t, 2) for t in np.arange(0.5, 4.01, 0.05)), key=loss)
+    return {"accuracy": round(float((probs.argmax(axis=1) == y).mean()), 4), "macro_f1": round(macro_f1(y, probs), 4)}
 
 
 def fit_lexical(model_dir: str | Path, dataset: TextDataset, settings: LexicalSettings | None = None, *,
@@ -109,7 +99,9 @@ def fit_lexical(model_dir: str | Path, dataset: TextDataset, settings: LexicalSe
     assert best is not None  # the grids are non-empty (LexicalSettings)
     chosen = best[3]
     joined = next(g for g in grid if g["c"] == chosen.c and g["weight"] == chosen.weight)
-    temperature = _temperature(head, chosen.log_probs(texts), chosen.weight, y)
+    # The joined scores' temperature, fitted as calibration fits a head's (validation log-loss).
+    temperature = round(fit_temperature(torch.from_numpy(joined_scores(head, chosen.log_probs(texts), chosen.weight)),
+                                        torch.from_numpy(y)), 3)
     chosen = chosen.with_weight(chosen.weight, temperature)
     written = chosen.weight > 0 and joined["macro_f1"] > head_scores["macro_f1"]
     report = LexicalReport(model=str(path), written=written, c=chosen.c, weight=chosen.weight if written else 0.0,

@@ -413,3 +413,10 @@ def test_finetune_lexical_reads_the_added_training_examples_too(tmp_path, monkey
         assert result.exit_code == 0, result.output
         counts.append(json.loads(result.stdout)["train_examples"])
     assert counts[1] == counts[0] + 2
+
+
+def test_finetune_lexical_refuses_added_files_for_an_intent_model(tmp_path):
+    extra = tmp_path / "extra.csv"
+    extra.write_text("text,label\nhello,balance\n", encoding="utf-8")
+    result = runner.invoke(app, ["finetune", "lexical", "agent/assets/models/intents", "--add-train", str(extra)])
+    assert result.exit_code != 0 and "added files" in result.output and "Traceback" not in result.output
