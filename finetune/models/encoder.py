@@ -381,6 +381,9 @@ class Encoder(torch.nn.Module):
         if not self.has_adapter:
             raise EncoderError("no LoRA adapter to save; call add_lora first")
         self.model.save_pretrained(str(directory), safe_serialization=True)
+        # Recent peft also writes a template model card (README.md) naming the base model by its
+        # local path on the machine that trained it; the checkpoint's config.json describes the model.
+        (Path(directory) / "README.md").unlink(missing_ok=True)
 
     def load_adapter(self, directory: str | Path, *, trainable: bool = False) -> None:
         """Attach a saved adapter, replacing any adapter already present."""

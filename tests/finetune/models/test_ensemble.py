@@ -173,3 +173,31 @@ def test_an_ensemble_of_topic_models_is_scored_on_topic_data(base_encoder, tmp_p
     assert summary["validation"]["examples"] == 4 and summary["validation"]["ensemble"]["accuracy"] == 1.0
     with pytest.raises(DataError, match="missing.csv"):
         build_ensemble(members, tmp_path / "ens2", data=EnsembleData(data=str(tmp_path / "missing.csv")))
+
+
+def test_a_member_with_a_word_ngram_part_reads_the_texts(frozen_sentiment, tiny_joint, base_encoder, tmp_path):
+    """The ensemble hands the texts to a member's word n-gram part, on predict and on the evaluation path."""
+    import shutil
+
+    from finetune.models.integrity import update_checksums
+    from finetune.models.lexical import LEXICAL, LEXICAL_WEIGHTS, LexicalModel
+
+    worded = tmp_path / "worded"
+    shutil.copytree(frozen_sentiment, worded)
+    LexicalModel.fit(TEXTS, LABELS, sorted(ROWS), min_df=1, c=10.0).with_weight(1.0).save(worded)
+    update_checksums(worded, [LEXICAL, LEXICAL_WEIGHTS])
+    ensemble = ClassifierEnsemble.load(save_ensemble([worded, tiny_joint.paths["sentiment"]], tmp_path / "ens"),
+                                       encoder=base_encoder)
+    member = TextClassifier.load(worded, encoder=base_encoder)
+    assert member.lexical is not None and ensemble.members[0].lexical is not None
+    texts = TEXTS + ["board names new chair after shares plunge"]
+    features = ensemble.encode(texts)
+    member_probs = ensemble.member_probabilities(features, texts=texts)[0]
+    own = member.probabilities(member.encode(texts), texts=texts)
+    columns = [member.labels.index(label) for label in ensemble.labels]
+    assert np.allclose(member_probs, own[:, columns], atol=1e-5)
+    assert not np.allclose(member_probs, member.head_probabilities(member.encode(texts))[:, columns], atol=1e-3)
+    assert np.allclose(ensemble.probabilities(features, texts=texts),
+                       [[p.probs[label] for label in ensemble.labels] for p in ensemble.predict(texts)], atol=1e-6)
+    with pytest.raises(ValueError, match="pass texts="):
+        ensemble.probabilities(features)

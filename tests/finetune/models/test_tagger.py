@@ -192,4 +192,5 @@ def test_news_tagger_keeps_its_measured_f1_on_nlupp_folds_18_19(data_dir, base_e
 
     dataset = load_entities("nlupp", data_dir=data_dir, train_folds=range(18), test_folds=[18, 19])
     tagger = EntityTagger.load(NEWS_TAGGER_DIR, encoder=base_encoder)
-    assert evaluate_tagger(tagger, dataset.test)["micro"]["f1"] >= 0.77  # measured 0.785 (BENCHMARKS.md, News topics: joint runs from the shipped adapter)
+    # Measured 0.800 (BENCHMARKS.md, News topics: a tenth joint run).
+    assert evaluate_tagger(tagger, dataset.test)["micro"]["f1"] >= 0.77
