@@ -176,10 +176,15 @@ def test_a_person_takes_over_a_handoff_on_the_desk_and_hands_it_back(browser, re
     from agent.assistant import Assistant
 
     def send(page, text: str) -> None:
+        # The page shows the message and "Thinking…" together; the panel still holds the last turn's
+        # route until then, so wait for the message first, or a check could read the previous turn.
+        sent = page.locator("#chat [data-testid='user']")
+        before = sent.count()
         page.fill("#message textarea", text)
         page.press("#message textarea", "Enter")
-        expect(page.locator("#route-info")).to_contain_text("Route:", timeout=REPLY_TIMEOUT_MS)
+        expect(sent).to_have_count(before + 1, timeout=REPLY_TIMEOUT_MS)
         expect(page.locator("#route-info")).not_to_contain_text("Thinking", timeout=REPLY_TIMEOUT_MS)
+        expect(page.locator("#route-info")).to_contain_text("Route:", timeout=REPLY_TIMEOUT_MS)
 
     with opened(browser, real_app.url) as customer, opened(browser, real_app.url) as desk:
         bot = customer.locator("#chat [data-testid='bot']")
@@ -215,7 +220,8 @@ def test_a_person_takes_over_a_handoff_on_the_desk_and_hands_it_back(browser, re
         replies = bot.count()
         send(customer, "Hello?")
         expect(customer.locator("#chat [data-testid='user']").last).to_have_text("Hello?")
-        assert bot.count() == replies  # no reply from the assistant
+        # No reply from the assistant: the empty bubble shown while the turn ran is gone again.
+        expect(bot).to_have_count(replies, timeout=REPLY_TIMEOUT_MS)
         # The desk sees the customer's new messages without a click (it refreshes itself).
         expect(desk.locator("#desk-transcript")).to_contain_text("Hello?", timeout=30_000)
         desk.screenshot(path=str(artifacts / "desk.png"), full_page=True)
