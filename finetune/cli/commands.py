@@ -134,6 +134,9 @@ def _topics_data(o: dict[str, Any]) -> tuple[Any, None]:
     return dataset, None
 
 
+SoftLabels = Annotated[Path | None, typer.Option(help="Distillation: JSONL of texts with a teacher's probabilities (agent finetune soft-labels), trained on beside the labelled data.")]
+
+
 @app.command("sentiment")
 @friendly_errors
 @guard_cost(_training_plan(_sentiment_data))
@@ -156,7 +159,7 @@ def sentiment(
     lora_targets: LoraTargets = "query,value", encoder: EncoderPath = "default", max_length: MaxLength = 128,
     json_output: JsonOutput = False, dry_run: DryRun = False, max_qpu_seconds: MaxQpuSeconds = None,
     device: DeviceOption = "cpu",
-    soft_labels: Annotated[Path | None, typer.Option(help="Distillation: JSONL of texts with a teacher's probabilities (agent finetune soft-labels), trained on beside the labelled data.")] = None,
+    soft_labels: SoftLabels = None,
 ) -> dict[str, Any]:
     """Train a sentiment classifier (finance tweets by default; labels negative/positive/neutral)."""
     _check_share_adapter(share_adapter, lora, max_length)
@@ -188,6 +191,7 @@ def topics(
     threads: Threads = None,
     json_output: JsonOutput = False, dry_run: DryRun = False, max_qpu_seconds: MaxQpuSeconds = None,
     device: DeviceOption = "cpu",
+    soft_labels: SoftLabels = None,
 ) -> dict[str, Any]:
     """Train a news-topic classifier (finance headlines, 20 topics, by default)."""
     set_threads(threads)

@@ -227,6 +227,22 @@ def test_finetune_topics_adds_training_examples_by_name_or_id(tmp_path, monkeypa
     assert result.exit_code == 1 and "Weather" in result.output and "Traceback" not in result.output
 
 
+def test_finetune_topics_learns_from_a_teachers_probabilities_too(tmp_path, monkeypatch):
+    monkeypatch.setenv("QAGENT_HOME", str(tmp_path / "home"))
+    root = _topics_folder(tmp_path, names_in_test=False)
+    soft = tmp_path / "soft.jsonl"
+    probs = [{"Card News": 0.8, "Balances": 0.1, "Transfers": 0.1}, {"Card News": 0.1, "Balances": 0.7, "Transfers": 0.2}]
+    soft.write_text("".join(json.dumps({"text": t, "probs": p}) + "\n"
+                            for t, p in zip(["card swallowed by the machine", "money left this month"], probs)))
+    args = ["finetune", "topics", "--data-dir", str(root.parent), "--head", "linear", "--epochs", "1"]
+    result = runner.invoke(app, [*args, "--soft-labels", str(soft), "--out", str(tmp_path / "student")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "student" / "config.json").read_text())["training"]["soft_examples"] == 2
+    soft.write_text(json.dumps({"text": "shares fall", "probs": {"negative": 0.9, "neutral": 0.05, "positive": 0.05}}) + "\n")
+    result = runner.invoke(app, [*args, "--soft-labels", str(soft), "--out", str(tmp_path / "wrong")])
+    assert result.exit_code == 1 and "differ from the model's" in result.output and "Traceback" not in result.output
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
