@@ -22,7 +22,7 @@ import argparse
 import json
 import statistics
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -32,44 +32,51 @@ from finetune.data.loaders import TextDataset
 from finetune.data.soft_labels import SoftExample, read_soft_labels
 from finetune.models.checkpoint import load_checkpoint
 from finetune.models.encoder import Encoder, EncoderConfig, EncoderError, FeatureCache
-from finetune.models.files import CheckpointError
+from finetune.models.files import LEXICAL, CheckpointError
 from finetune.models.heads import HeadConfig
-from finetune.training.trainer import TrainingArguments, macro_f1
+from finetune.training.lexical import class_scores
+from finetune.training.trainer import TrainingArguments
 
 # The recorded training settings a retrained head keeps (its seed is the one thing that changes).
 _KEPT = {f.name for f in fields(TrainingArguments)} - {"seed", "log_dir", "progress"}
 
 
-def _scores(labels: Sequence[str], gold: Sequence[str], probs: np.ndarray) -> dict[str, float]:
-    y = np.array([labels.index(g) for g in gold])
-    return {"accuracy": round(float((probs.argmax(axis=1) == y).mean()), 4), "macro_f1": round(macro_f1(y, probs), 4)}
+@dataclass
+class Scored:
+    """One checkpoint scored: test scores (head alone and joined), what its training recorded on
+    validation, and its joined probabilities on validation and test (sorted label order)."""
+
+    test: dict[str, Any]
+    validation: dict[str, Any]
+    validation_probs: np.ndarray
+    test_probs: np.ndarray
 
 
-def _test_scores(model_dir: Path, dataset: TextDataset, cache: FeatureCache) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
-    """Head-alone and joined (head with its word part, when it has one) test scores of one checkpoint,
-    and its joined probabilities on validation and on test, in sorted label order."""
+def _scores(labels: Sequence[str], examples: Sequence[Any], probs: np.ndarray) -> dict[str, float]:
+    return class_scores(np.array([labels.index(ex.label) for ex in examples]), probs)
+
+
+def _score(model_dir: Path, dataset: TextDataset, cache: FeatureCache) -> Scored:
+    """Score one checkpoint on ``dataset``'s validation and test splits (features from ``cache``)."""
     from finetune.models.classifier import TextClassifier
 
     model = TextClassifier.load(model_dir)
-    order = [model.labels.index(label) for label in sorted(model.labels)]
     labels = sorted(model.labels)
-    joined = {}
-    for split, examples in (("validation", dataset.validation), ("test", dataset.test)):
-        texts = [ex.text for ex in examples]
-        features = cache.get_or_compute(model.encoder, texts)
-        joined[split] = model.probabilities(features, texts=texts)[:, order]
-    head = model.head_probabilities(features)[:, order]  # the test split's, the loop's last
-    gold = [ex.label for ex in dataset.test]
-    return {"head": _scores(labels, gold, head), "joined": _scores(labels, gold, joined["test"]),
-            "lexical": model.lexical is not None}, joined["validation"], joined["test"]
-
-
-def _validation(model_dir: Path) -> dict[str, Any]:
-    """What training and the word part recorded on validation (``metrics.json``)."""
-    metrics = load_checkpoint(model_dir).metrics
+    order = [model.labels.index(label) for label in labels]
+    val_texts, test_texts = [ex.text for ex in dataset.validation], [ex.text for ex in dataset.test]
+    val_features, test_features = model.encode(val_texts, cache=cache), model.encode(test_texts, cache=cache)
+    head = model.head_probabilities(test_features)[:, order]
+    joined = model.probabilities(test_features, texts=test_texts)[:, order]
+    metrics = model.checkpoint.metrics
     lexical = metrics.get("lexical") or {}
-    return {"best_epoch": metrics.get("best_epoch"), "head_macro_f1": metrics.get("val_macro_f1"),
-            "joined": lexical.get("joined") if lexical.get("written") else None}
+    return Scored(
+        test={"head": _scores(labels, dataset.test, head), "joined": _scores(labels, dataset.test, joined),
+              "lexical": model.lexical is not None},
+        validation={"best_epoch": metrics.get("best_epoch"), "head_macro_f1": metrics.get("val_macro_f1"),
+                    "joined": lexical.get("joined") if lexical.get("written") else None},
+        validation_probs=model.probabilities(val_features, texts=val_texts)[:, order],
+        test_probs=joined,
+    )
 
 
 def _summary(values: Sequence[float]) -> dict[str, float]:
@@ -113,11 +120,16 @@ def seed_spread(model: str | Path, dataset: TextDataset, seeds: Sequence[int], o
     folder.mkdir(parents=True, exist_ok=True)
     recorded = {k: v for k, v in source.config.get("training", {}).items() if k in _KEPT}
     spec = ClassifierSpec(task=source.task, head=HeadConfig.from_dict(source.config["head"]), adapter=source.adapter_dir)
-    with_lexical = (Path(model) / "lexical.json").is_file()
-    reference = _test_scores(Path(model), dataset, cache)[0]
+    with_lexical = (Path(model) / LEXICAL).is_file()
+    trained_on = source.config.get("training", {}).get("train_examples")
+    if trained_on is not None and trained_on != len(dataset.train):
+        # Added files (--add-train) or out-of-scope examples are not recorded in a form this can read again.
+        raise ValueError(f"{model} trained on {trained_on} labelled examples and {dataset.name}'s training split holds "
+                         f"{len(dataset.train)}: it learnt from other or added data (--add-train, out-of-scope), "
+                         "so its head cannot be trained again as it was")
+    reference = _score(Path(model), dataset, cache)
+    runs: list[Scored] = []
     rows: list[dict[str, Any]] = []
-    probs: list[np.ndarray] = []
-    validation: list[np.ndarray] = []
     for seed in tqdm(seeds, desc="heads", unit="seed", disable=not progress):
         path = folder / f"seed-{seed}"
         args = TrainingArguments(**recorded, seed=seed, progress=False)
@@ -125,20 +137,26 @@ def seed_spread(model: str | Path, dataset: TextDataset, seeds: Sequence[int], o
         train_classifier(dataset, spec, args, Encoder.load(EncoderConfig.from_dict(source.encoder)), path, cache=cache,
                          soft=soft)
         if with_lexical:
-            fit_lexical(path, dataset)
-        test, joined_validation, joined = _test_scores(path, dataset, cache)
-        rows.append({"seed": seed, "validation": _validation(path), "test": test})
-        probs.append(joined)
-        validation.append(joined_validation)
+            fit_lexical(path, dataset, cache=cache)
+        runs.append(_score(path, dataset, cache))
+        rows.append({"seed": seed, "validation": runs[-1].validation, "test": runs[-1].test})
     labels = sorted(source.labels)
-    accuracy = [r["test"]["joined"]["accuracy"] for r in rows]
+    accuracy = [r.test["joined"]["accuracy"] for r in runs]
     report: dict[str, Any] = {
         "model": str(model), "data": dataset.name, "seeds": list(seeds), "lexical": with_lexical,
-        "training": recorded, "soft_examples": len(soft), "test_examples": len(dataset.test), "model_test": reference, "runs": rows,
+        "training": recorded, "soft_examples": len(soft), "test_examples": len(dataset.test), "model_test": reference.test,
+        "runs": rows,
         "test_accuracy": _summary(accuracy),
-        "average_of_seeds": _scores(labels, [ex.label for ex in dataset.test], np.mean(probs, axis=0)),
-        "average_of_seeds_validation": _scores(labels, [ex.label for ex in dataset.validation],
-                                               np.mean(validation, axis=0)),
+        "head_test_accuracy": _summary([r.test["head"]["accuracy"] for r in runs]),
+        "validation_macro_f1": {
+            "head": _summary([r.validation["head_macro_f1"] for r in runs]),
+            # A seed whose word part did not earn its place is its head alone.
+            "joined": _summary([(r.validation["joined"] or {}).get("macro_f1", r.validation["head_macro_f1"])
+                                for r in runs]),
+        },
+        "average_of_seeds": _scores(labels, dataset.test, np.mean([r.test_probs for r in runs], axis=0)),
+        "average_of_seeds_validation": _scores(labels, dataset.validation,
+                                               np.mean([r.validation_probs for r in runs], axis=0)),
     }
     if target is not None:
         report["target"] = {"accuracy": target, "seeds_at_or_above": sum(a >= target for a in accuracy)}

@@ -18,7 +18,7 @@ from finetune.cli.cost import guard_cost
 from finetune.cli.options import (
     AddTrain, Backend, BatchSize, DeviceOption, DryRun, MaxQpuSeconds, Circuits, Data, DataDir, Depth, Dropout, Encoding, EncoderPath, EntityData, Epochs,
     HeadKind, Hidden, JsonOutput, LabelColumn, LabelSmoothing, Lora, LoraAlpha, LoraR, LoraTargets, Lr,
-    MaxLength, Out, Patience, Qubits, Readout, Seed, ShareAdapter, TestFolds, TextColumn, Threads, TrainFolds, ValFraction,
+    MaxLength, Out, Patience, Qubits, Readout, Seed, ShareAdapter, SoftLabels, TestFolds, TextColumn, Threads, TrainFolds, ValFraction,
     WeightDecay, command_line, head_config, load_encoder, lora_settings, say, set_threads, training_arguments,
 )
 from finetune.runs.command import tracked_run, training_hooks
@@ -132,9 +132,6 @@ def _topics_data(o: dict[str, Any]) -> tuple[Any, None]:
         dataset = add_topic_examples(dataset, o["add_train"], data_dir=o["data_dir"], text_column=o["text_column"],
                                      label_column=o["label_column"])
     return dataset, None
-
-
-SoftLabels = Annotated[Path | None, typer.Option(help="Distillation: JSONL of texts with a teacher's probabilities (agent finetune soft-labels), trained on beside the labelled data.")]
 
 
 @app.command("sentiment")

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from finetune.data.loaders import OUT_OF_SCOPE, DataError, TextDataset
+from finetune.models.encoder import FeatureCache
 from finetune.models.files import LEXICAL, LEXICAL_WEIGHTS, METRICS, read_json, write_json
 from finetune.models.lexical import LexicalModel, LexicalSettings, fuse_log_probs, joined_scores, remove_lexical
 from finetune.training.temperature import fit_temperature
@@ -44,12 +45,13 @@ class LexicalReport:
         return dict(self.__dict__)
 
 
-def _scores(y: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+def class_scores(y: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+    """Accuracy and macro-F1 (4 places) of ``probs`` ``[N, C]`` against class ids ``y``."""
     return {"accuracy": round(float((probs.argmax(axis=1) == y).mean()), 4), "macro_f1": round(macro_f1(y, probs), 4)}
 
 
 def fit_lexical(model_dir: str | Path, dataset: TextDataset, settings: LexicalSettings | None = None, *,
-                seed: int = 0, progress: bool = False) -> LexicalReport:
+                seed: int = 0, progress: bool = False, cache: FeatureCache | None = None) -> LexicalReport:
     """Fit, choose and save the word n-gram part of the classifier in ``model_dir``.
 
     Args:
@@ -60,6 +62,7 @@ def fit_lexical(model_dir: str | Path, dataset: TextDataset, settings: LexicalSe
         settings: N-gram length, minimum document frequency and the grids to search.
         seed: Seed of the logistic regression's solver (recorded with the split's in ``metrics.json``).
         progress: Show a progress bar over the validation encoder pass.
+        cache: Feature cache for that pass (None: encode afresh), for callers that fit many heads on one encoder.
     """
     from finetune.models.classifier import TextClassifier
     from finetune.models.integrity import update_checksums
@@ -81,8 +84,8 @@ def fit_lexical(model_dir: str | Path, dataset: TextDataset, settings: LexicalSe
         raise DataError(f"{dataset.name} has labels the model does not know: {unknown[:5]}; wrong --data or model?")
     texts = [ex.text for ex in dataset.validation]
     y = np.array([labels.index(ex.label) for ex in dataset.validation])
-    head = classifier.head_probabilities(classifier.encode(texts, progress=progress))
-    head_scores = _scores(y, head)
+    head = classifier.head_probabilities(classifier.encode(texts, cache=cache, progress=progress))
+    head_scores = class_scores(y, head)
     best: tuple[float, float, float, LexicalModel] | None = None  # (macro-F1, -weight, -C, model)
     grid: list[dict[str, float]] = []
     for c in settings.c_grid:
@@ -90,7 +93,7 @@ def fit_lexical(model_dir: str | Path, dataset: TextDataset, settings: LexicalSe
                                    ngram_max=settings.ngram_max, min_df=settings.min_df, c=c, seed=seed)
         log_q = lexical.log_probs(texts)
         for weight in settings.weight_grid:
-            scores = _scores(y, fuse_log_probs(head, log_q, weight) if weight else head)
+            scores = class_scores(y, fuse_log_probs(head, log_q, weight) if weight else head)
             grid.append({"c": c, "weight": weight, **scores})
             # Ties go to the smaller weight, then the stronger regularisation.
             key = (scores["macro_f1"], -weight, -c)

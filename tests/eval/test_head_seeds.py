@@ -69,6 +69,10 @@ def test_every_seed_is_trained_with_the_recorded_settings_and_scored_on_test(mod
         float(np.mean([p.label == g for p, g in zip(original.predict(texts), gold)])), 4)
     accuracy = [r["test"]["joined"]["accuracy"] for r in report["runs"]]
     assert report["test_accuracy"]["min"] == min(accuracy) and report["test_accuracy"]["max"] == max(accuracy)
+    head_alone = [r["test"]["head"]["accuracy"] for r in report["runs"]]
+    assert report["head_test_accuracy"]["max"] == max(head_alone)
+    recorded = [load_checkpoint(tmp_path / "out" / f"seed-{seed}").metrics["val_macro_f1"] for seed in (0, 1)]
+    assert report["validation_macro_f1"]["head"]["min"] == min(recorded)
     assert report["target"]["seeds_at_or_above"] == sum(a >= 0.5 for a in accuracy)
     assert json.loads((tmp_path / "out" / "report.json").read_text())["runs"] == report["runs"]
     assert (tmp_path / "out" / "seeds.png").stat().st_size > 0
@@ -97,6 +101,16 @@ def test_a_head_trained_with_its_own_adapter_is_refused(model, tmp_path):
     record_checksums(copy)
     with pytest.raises(ValueError, match="its own adapter"):
         seed_spread(copy, data, [0], tmp_path / "out", cache=cache)
+
+
+def test_a_model_that_learnt_from_more_than_the_training_split_is_refused(model, tmp_path):
+    from finetune.data.loaders import TextDataset, TextExample
+
+    path, data, cache = model
+    more = TextDataset(data.name, data.labels, [*data.train, TextExample("my card is gone again", data.train[0].label)],
+                       data.validation, data.test)
+    with pytest.raises(ValueError, match="added data"):
+        seed_spread(path, more, [0], tmp_path / "out", cache=cache)
 
 
 def test_the_command_says_what_is_wrong_without_a_traceback(tmp_path):

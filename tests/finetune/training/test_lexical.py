@@ -52,6 +52,17 @@ def test_the_part_is_chosen_on_validation_saved_and_read_by_every_path(weak_mode
     assert not (model.probabilities(features, texts=texts) == head_only).all()
 
 
+def test_a_feature_cache_serves_the_validation_pass_and_changes_nothing(weak_model, tmp_path):
+    path, data = weak_model
+    settings = LexicalSettings(min_df=1, c_grid=(10.0,))
+    plain = fit_lexical(path, data, settings)
+    cache = FeatureCache(tmp_path / "lexical-cache")
+    cached = fit_lexical(path, data, settings, cache=cache)
+    assert list((tmp_path / "lexical-cache").glob("*.safetensors"))  # the pass went through the cache
+    assert (cached.c, cached.weight, cached.temperature, cached.joined) == (plain.c, plain.weight, plain.temperature,
+                                                                           plain.joined)
+
+
 def test_no_weight_that_helps_means_no_part_and_an_old_one_is_removed(weak_model):
     path, data = weak_model
     assert fit_lexical(path, data, LexicalSettings(min_df=1, c_grid=(10.0,))).written
