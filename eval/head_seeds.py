@@ -81,7 +81,7 @@ def _score(model_dir: Path, dataset: TextDataset, cache: FeatureCache) -> Scored
 
 def _summary(values: Sequence[float]) -> dict[str, float]:
     return {"mean": round(statistics.fmean(values), 4), "stdev": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0,
-            "min": min(values), "max": max(values)}
+            "min": round(min(values), 4), "max": round(max(values), 4)}
 
 
 def seed_spread(model: str | Path, dataset: TextDataset, seeds: Sequence[int], out: str | Path, *,
